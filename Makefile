@@ -1,0 +1,40 @@
+# allim: the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+STACK := .local/dev
+PYTEST_ARGS ?=
+
+.PHONY: install lint format test up down clean demo bench chaos
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format src tests bench migrations
+	$(BIN)/ruff check --fix src tests bench migrations
+
+test: lint
+	deploy/local/test.sh $(PYTEST_ARGS)
+
+up: install
+	deploy/local/stack.sh up $(STACK)
+	set -a && . $(STACK)/stack.env && set +a && $(BIN)/allim migrate && $(BIN)/allim topics
+
+down:
+	deploy/local/stack.sh down $(STACK)
+
+clean:
+	deploy/local/stack.sh drop $(STACK)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

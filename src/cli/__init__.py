@@ -1,0 +1,1 @@
+"""The `allim` console script."""

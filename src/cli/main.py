@@ -1,0 +1,45 @@
+"""`allim`: one console script, a subcommand per service and per operator task.
+
+Each subcommand lives in the module of its group and registers itself here through
+`COMMAND_GROUPS`: `cli.admin` (migrate, topics), `cli.services` (the long-running
+processes), `cli.operator` (send, watch, import, keys, stats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from cli import admin
+
+# Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
+COMMAND_GROUPS: tuple[ModuleType, ...] = (admin,)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="allim", description="Broadcast public alerts and measure how many read them."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; the exit status is its result."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What allim's services share: settings, database models, topics, events, tokens."""

@@ -1,0 +1,101 @@
+"""CloudEvents 1.0 in Kafka binary mode: attributes in `ce_*` headers, data as JSON value.
+
+Every event allim publishes on `deliveries`, `engagement`, `alerts.lifecycle` and
+`alerts.stats` goes through `CloudEvent`; docs/events.md lists the types and their data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+# event types
+DELIVERY_BATCH = "dev.allim.delivery.batch"
+ALERT_REQUESTED = "dev.allim.alert.requested"
+ALERT_STARTED = "dev.allim.alert.started"
+ALERT_PROGRESS = "dev.allim.alert.progress"
+ALERT_COMPLETED = "dev.allim.alert.completed"
+ALERT_CANCELLED = "dev.allim.alert.cancelled"
+ALERT_FAILED = "dev.allim.alert.failed"
+ALERT_CONTROL = "dev.allim.alert.control"
+LINK_TAPPED = "dev.allim.engagement.tap"
+ALERT_STATS = "dev.allim.alert.stats"
+
+Headers = list[tuple[str, bytes]]
+
+
+class EventError(ValueError):
+    """A Kafka record that is not a valid allim CloudEvent."""
+
+
+@dataclass(frozen=True)
+class CloudEvent:
+    """One CloudEvent; `id` must be stable for the fact it reports (consumers dedupe by it)."""
+
+    type: str
+    source: str
+    data: dict[str, Any]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    subject: str | None = None
+
+    def headers(self) -> Headers:
+        """The `ce_*` Kafka headers of binary content mode."""
+        headers = [
+            ("ce_specversion", SPEC_VERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if self.subject is not None:
+            headers.append(("ce_subject", self.subject.encode()))
+        return headers
+
+    def value(self) -> bytes:
+        """The record value: the event data as JSON."""
+        return orjson.dumps(self.data)
+
+    @classmethod
+    def from_record(
+        cls, headers: Headers | tuple[tuple[str, bytes], ...], value: bytes | None
+    ) -> CloudEvent:
+        """Parse a consumed record; raise `EventError` saying what is wrong."""
+        attrs = {k: v.decode("utf-8", "replace") for k, v in headers}
+        for required in ("ce_specversion", "ce_id", "ce_source", "ce_type"):
+            if not attrs.get(required):
+                raise EventError(f"CloudEvent header '{required}' is missing.")
+        if attrs["ce_specversion"] != SPEC_VERSION:
+            raise EventError(f"CloudEvent specversion '{attrs['ce_specversion']}' is not 1.0.")
+        if value is None:
+            raise EventError("CloudEvent has no data.")
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise EventError(f"CloudEvent data is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise EventError("CloudEvent data is not a JSON object.")
+        try:
+            time = (
+                datetime.fromisoformat(attrs["ce_time"])
+                if attrs.get("ce_time")
+                else datetime.now(UTC)
+            )
+        except ValueError as exc:
+            raise EventError(f"CloudEvent time '{attrs['ce_time']}' is not RFC 3339.") from exc
+        return cls(
+            type=attrs["ce_type"],
+            source=attrs["ce_source"],
+            data=data,
+            id=attrs["ce_id"],
+            time=time,
+            subject=attrs.get("ce_subject"),
+        )

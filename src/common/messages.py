@@ -1,0 +1,133 @@
+"""The payloads that cross Kafka between allim's services.
+
+`alerts.requested` and `alerts.control` carry these models as plain JSON values
+(written by the gateway's outbox); `broadcast.shards*` carry `ShardTask`. The CloudEvents
+on `deliveries`, `alerts.lifecycle`, `engagement` and `alerts.stats` carry
+`DeliveryBatchData`, `AlertLifecycleData`, `TapData` and `AlertStatsData` as their data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Category = Literal["emergency", "public", "promotional"]
+
+
+class Message(BaseModel):
+    """Base of every Kafka payload: strict about unknown fields, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Button(Message):
+    """A button under the message; `link` may hold `#{link}` for the tracked link."""
+
+    name: str = Field(max_length=14)
+    link: str = Field(max_length=500)
+
+
+class Audience(Message):
+    """Who gets the alert: everyone, or the active subscribers matching the filters."""
+
+    all: bool = False
+    districts: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class AlertRequested(Message):
+    """An alert accepted by the gateway, on `alerts.requested` (key: alert id)."""
+
+    alert_id: uuid.UUID
+    title: str
+    body: str
+    category: Category
+    buttons: list[Button]
+    audience: Audience
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    requested_at: datetime
+
+
+class AlertControl(Message):
+    """An operator's command about a running alert, on `alerts.control` (key: alert id)."""
+
+    alert_id: uuid.UUID
+    action: Literal["cancel", "pause", "resume"]
+    requested_at: datetime
+
+
+class ShardTask(Message):
+    """A keyset range of one alert's audience, on `broadcast.shards(.urgent)`."""
+
+    alert_id: uuid.UUID
+    shard_no: int
+    shard_count: int
+    first_id: int
+    last_id: int
+    category: Category
+
+
+class RecipientOutcome(Message):
+    """What the provider said about one recipient of a batch."""
+
+    subscriber_id: int
+    result_code: int
+    delivered: bool
+
+
+class DeliveryBatchData(Message):
+    """Data of a `dev.allim.delivery.batch` event: the settled fate of one batch."""
+
+    alert_id: uuid.UUID
+    batch_id: str
+    shard_no: int
+    seq: int
+    category: Category
+    delivered: int
+    failed: int
+    failed_by_reason: dict[str, int]
+    outcomes: list[RecipientOutcome]
+
+
+class AlertLifecycleData(Message):
+    """Data of `dev.allim.alert.{started,progress,completed,cancelled,failed}` events."""
+
+    alert_id: uuid.UUID
+    status: str
+    category: Category
+    targeted: int
+    delivered: int
+    failed: int
+    pending: int
+    reason: str | None = None
+
+
+class TapData(Message):
+    """Data of a `dev.allim.engagement.tap` event: one tap on a tracked link."""
+
+    alert_id: uuid.UUID
+    subscriber_id: int
+    reader_id: str
+    tapped_at: datetime
+
+
+class AlertStatsData(Message):
+    """Data of a `dev.allim.alert.stats` snapshot on the compacted `alerts.stats` topic."""
+
+    alert_id: uuid.UUID
+    category: str | None
+    targeted: int
+    delivered: int
+    failed: int
+    failed_by_reason: dict[str, int]
+    readers: int
+    first_readers: int
+    forwarded_readers: int
+    taps: int
+    read_rate: float
+    forward_rate: float
+    updated_at: datetime

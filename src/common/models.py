@@ -1,0 +1,284 @@
+"""The database schema, as SQLAlchemy models. Migrations in `migrations/` create it.
+
+Subscribers are streamed by keyset on their primary key (`id > :last ORDER BY id LIMIT n`);
+the partial index `ix_subscribers_active_id` serves that walk for the active ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every allim table."""
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Subscriber(Base):
+    """A channel friend who receives alerts, addressed by their recipient number."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    recipient_no: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    district: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, server_default=text("'{}'")
+    )
+    # active | opted_out
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_subscribers_active_id", "id", postgresql_where=text("status = 'active'")),
+        Index(
+            "ix_subscribers_district_id",
+            "district",
+            "id",
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index("ix_subscribers_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class Alert(Base):
+    """One alert an operator asked to broadcast, with its lifecycle and counters."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(50), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    # emergency | public | promotional
+    category: Mapped[str] = mapped_column(String(16), nullable=False)
+    buttons: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'")
+    )
+    # {"all": true} or {"districts": [...], "tags": [...]}
+    audience: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # scheduled | queued | sending | completed | cancelled | failed
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="queued")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # CAP 1.2 origin, when the alert came as CAP: one alert per (sender, identifier, sent)
+    cap_sender: Mapped[str | None] = mapped_column(String(255))
+    cap_identifier: Mapped[str | None] = mapped_column(String(255))
+    cap_sent: Mapped[str | None] = mapped_column(String(64))
+    targeted: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("cap_sender", "cap_identifier", "cap_sent", name="uq_alerts_cap"),
+        Index("ix_alerts_created_at", "created_at"),
+    )
+
+
+class OutboxEntry(Base):
+    """A Kafka record written in the same transaction as the change it announces."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(128), nullable=False)
+    key: Mapped[str | None] = mapped_column(String(200))
+    headers: Mapped[dict[str, str]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'")
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)
+
+
+class Shard(Base):
+    """A keyset range of subscriber ids of one alert, and how far its sending got."""
+
+    __tablename__ = "shards"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    shard_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_id: Mapped[int] = mapped_column(BigInteger, nullable=False)  # inclusive
+    last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)  # inclusive
+    # pending | sending | done | cancelled
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
+    # highest subscriber id whose batch is settled; the next batch starts after it
+    checkpoint_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_seq: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    sent: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    updated_at: Mapped[datetime] = _now()
+
+
+class Batch(Base):
+    """One provider request: up to 1,000 recipients, with a deterministic id.
+
+    The id (`{alert}:{shard}:{seq}`) is the request's `X-Idempotency-Key` and
+    `senderGroupingKey`. The row is written as `sending` before the request and settled
+    after it, so a sender that restarts knows which batches have an unknown fate.
+    """
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alert_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False
+    )
+    shard_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    # sending | done | held (waiting for quiet hours to end)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="sending")
+    delivered: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    created_at: Mapped[datetime] = _now()
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_batches_alert_shard_status", "alert_id", "shard_no", "status"),)
+
+
+class DeliveryFailure(Base):
+    """A recipient that did not get an alert, and why."""
+
+    __tablename__ = "delivery_failures"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    result_code: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiKey(Base):
+    """An operator API key, stored as a hash of the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # operator | viewer
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AlertStats(Base):
+    """Analytics rollup of one alert: deliveries, readers, forwards."""
+
+    __tablename__ = "alert_stats"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    category: Mapped[str | None] = mapped_column(String(16))
+    targeted: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    failed_by_reason: Mapped[dict[str, int]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'")
+    )
+    readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    first_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    forwarded_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    taps: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    first_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+
+
+class AlertReadsMinute(Base):
+    """Reads of one alert in one minute: the time series behind the read-rate chart."""
+
+    __tablename__ = "alert_reads_minute"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    reads: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    new_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class AlertReader(Base):
+    """A distinct reader of an alert: the exact count of readers is the count of these rows."""
+
+    __tablename__ = "alert_readers"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    reader_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # the subscriber whose token this reader first tapped, and whether they were its first reader
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    forwarded: Mapped[bool] = mapped_column(nullable=False)
+    first_read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TokenFirstReader(Base):
+    """The first reader of each tracking token; a different reader later is a forward."""
+
+    __tablename__ = "token_first_readers"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reader_id: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class ProcessedEvent(Base):
+    """CloudEvents ids already applied by a consumer, so redelivery never double counts."""
+
+    __tablename__ = "processed_events"
+
+    consumer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    processed_at: Mapped[datetime] = _now()
+
+
+class RateBucket(Base):
+    """A token bucket shared by every sender process: the global send-rate budget."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(nullable=False)
+    rate: Mapped[float] = mapped_column(nullable=False)
+    burst: Mapped[float] = mapped_column(nullable=False)
+    # when the bucket may be drawn again after a 429 asked everyone to wait
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refilled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -1,0 +1,70 @@
+import asyncio
+import uuid
+
+import pytest
+
+from common.events import DELIVERY_BATCH, CloudEvent, EventError
+from common.kafka import create_consumer, create_producer, send_event
+from common.topics import DELIVERIES
+
+
+def test_headers_round_trip() -> None:
+    event = CloudEvent(type=DELIVERY_BATCH, source="/test", data={"n": 1}, subject="s")
+    parsed = CloudEvent.from_record(event.headers(), event.value())
+    assert parsed == event
+
+
+@pytest.mark.parametrize(
+    ("headers", "value", "message"),
+    [
+        ([], b"{}", "ce_specversion"),
+        ([("ce_specversion", b"1.0"), ("ce_id", b"x"), ("ce_source", b"s")], b"{}", "ce_type"),
+        (
+            [("ce_specversion", b"0.3"), ("ce_id", b"x"), ("ce_source", b"s"), ("ce_type", b"t")],
+            b"{}",
+            "specversion",
+        ),
+        (
+            [("ce_specversion", b"1.0"), ("ce_id", b"x"), ("ce_source", b"s"), ("ce_type", b"t")],
+            b"{not json",
+            "not JSON",
+        ),
+        (
+            [("ce_specversion", b"1.0"), ("ce_id", b"x"), ("ce_source", b"s"), ("ce_type", b"t")],
+            b"[1]",
+            "object",
+        ),
+    ],
+)
+def test_bad_records_are_refused(
+    headers: list[tuple[str, bytes]], value: bytes, message: str
+) -> None:
+    with pytest.raises(EventError, match=message):
+        CloudEvent.from_record(headers, value)
+
+
+@pytest.mark.integration
+async def test_event_through_the_real_broker(kafka_topics: str) -> None:
+    producer = create_producer(kafka_topics, "test-producer")
+    consumer = create_consumer(
+        kafka_topics, f"test-{uuid.uuid4().hex[:8]}", "test-consumer", DELIVERIES
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        marker = uuid.uuid4().hex
+        event = CloudEvent(type=DELIVERY_BATCH, source="/test", data={"marker": marker})
+        await send_event(producer, DELIVERIES, marker, event)
+        received = None
+        async with asyncio.timeout(30):
+            while received is None:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        parsed = CloudEvent.from_record(record.headers, record.value)
+                        if parsed.data.get("marker") == marker:
+                            received = parsed
+        assert received == event
+    finally:
+        await consumer.stop()
+        await producer.stop()
