@@ -1,0 +1,1 @@
+"""The HTTP gateway: alert intake, subscribers, tracking links, status and stats."""

@@ -1,0 +1,51 @@
+"""The gateway's Prometheus metrics, on one registry per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class GatewayMetrics:
+    """Every metric the gateway exports at `/metrics`."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "allim_gateway_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "allim_gateway_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.outbox_lag = Gauge(
+            "allim_gateway_outbox_lag_seconds", "Age of the oldest unsent outbox row", registry=r
+        )
+        self.outbox_unsent = Gauge(
+            "allim_gateway_outbox_unsent", "Outbox rows not yet published", registry=r
+        )
+        self.outbox_published = Counter(
+            "allim_gateway_outbox_published_total", "Outbox rows published to Kafka", registry=r
+        )
+        self.taps = Counter(
+            "allim_gateway_taps_total",
+            "Taps on tracking links by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.alerts_accepted = Counter(
+            "allim_gateway_alerts_accepted_total",
+            "Alerts accepted by category and format",
+            ["category", "format"],
+            registry=r,
+        )

@@ -1,0 +1,74 @@
+"""RFC 9457 problem details: every error the gateway answers is `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error the gateway answers with a problem+json body."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_
+        self.extra = extra
+
+
+def problem_response(
+    status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # ("body", "buttons", 0, "name") -> "buttons[0].name"
+    parts = [p for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or ".".join(str(p) for p in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+        for e in exc.errors()
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem_response(
+        422, "Invalid request", f"These fields are invalid: {fields}.", errors=errors
+    )
+
+
+async def _problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc.status, exc.title, exc.detail, exc.type, **exc.extra)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(exc.status_code, str(exc.detail), str(exc.detail))
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of `app` as problem+json."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Problem, _problem)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

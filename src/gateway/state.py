@@ -1,0 +1,54 @@
+"""What the gateway's lifespan creates once and every request shares."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from common.tokens import TokenSigner
+from gateway.config import GatewaySettings
+from gateway.metrics import GatewayMetrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class KafkaLink:
+    """The gateway's producer, connected in the background so the gateway starts without Kafka.
+
+    `ready` is set once the producer has started; until then intake still works (the
+    outbox holds the records) and taps are counted as dropped.
+    """
+
+    producer: AIOKafkaProducer
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def connect_forever(self, retry_seconds: float = 1.0) -> None:
+        """Start the producer, retrying until the broker answers."""
+        while True:
+            try:
+                await self.producer.start()
+            except KafkaError:
+                logger.warning("Kafka is not reachable yet; retrying", exc_info=True)
+                await asyncio.sleep(retry_seconds)
+                continue
+            self.ready.set()
+            logger.info("Kafka producer connected")
+            return
+
+
+@dataclass
+class GatewayState:
+    """Shared objects of one gateway process."""
+
+    settings: GatewaySettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    kafka: KafkaLink
+    signer: TokenSigner
+    metrics: GatewayMetrics
