@@ -6,7 +6,7 @@ PYTHON ?= python3
 STACK := .local/dev
 PYTEST_ARGS ?=
 
-.PHONY: install lint format test up down clean demo bench chaos
+.PHONY: install lint format test up down clean demo bench chaos docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,6 @@ down:
 clean:
 	deploy/local/stack.sh drop $(STACK)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+docs: install
+	$(BIN)/allim settings --write-readme README.md

@@ -35,7 +35,6 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
     )
-    kafka_client_id: str = Field("allim", description="Client id prefix reported to Kafka.")
     tracking_secret: SecretStr = Field(
         SecretStr("change-me"), description="HMAC key that signs tracking-link tokens."
     )
