@@ -53,6 +53,9 @@ def upgrade() -> None:
         sa.Column("first_readers", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("forwarded_readers", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("taps", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("first_delivery_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_delivery_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(

@@ -221,6 +221,10 @@ class AlertStats(Base):
     first_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     forwarded_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     taps: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # the latest `alerts.lifecycle` status, and when the broadcast started and ended
+    status: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = _now()
