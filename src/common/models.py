@@ -163,8 +163,11 @@ class Batch(Base):
     first_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
-    # sending | done | held (waiting for quiet hours to end)
+    # sending | done | held (a follow-up not sent yet: waits for `not_before`)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="sending")
+    # a follow-up batch (5000 retry, 3022 hold) lists its recipients; a range batch has none
+    subscriber_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
