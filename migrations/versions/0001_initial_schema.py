@@ -176,6 +176,7 @@ def upgrade() -> None:
         sa.Column("burst", sa.Double(), nullable=False),
         sa.Column("paused_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("refilled_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("adjusted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(

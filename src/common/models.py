@@ -289,3 +289,5 @@ class RateBucket(Base):
     # when the bucket may be drawn again after a 429 asked everyone to wait
     paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refilled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # when the rate was last cut (429 or 5xx); cuts within a cool-down of it count once
+    adjusted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
