@@ -41,3 +41,16 @@ clean:
 
 docs: install
 	$(BIN)/allim settings --write-readme README.md
+
+# Benchmarks and failure scenarios run against their own data stack under .local/bench.
+BENCH_STACK := .local/bench
+BENCH_ENV = set -a && . $(BENCH_STACK)/stack.env && set +a && export ALLIM_BENCH_STATE=$(BENCH_STACK) \
+	&& $(BIN)/allim migrate
+
+bench: install
+	deploy/local/stack.sh up $(BENCH_STACK)
+	$(BENCH_ENV) && $(BIN)/python bench/run.py $(if $(QUICK),--quick) --command "make bench$(if $(QUICK), QUICK=1)"
+
+chaos: install
+	deploy/local/stack.sh up $(BENCH_STACK)
+	$(BENCH_ENV) && $(BIN)/python bench/chaos.py $(if $(QUICK),--quick) --command "make chaos$(if $(QUICK), QUICK=1)"

@@ -1,0 +1,378 @@
+"""bench/results.json and the docs/benchmarks.md written from it, with its PNG charts.
+
+    .venv/bin/python bench/report.py      # re-render the doc from the last results
+
+`bench/run.py` and `bench/chaos.py` fill results.json; this module owns its shape:
+
+- `figures`: every figure under its stable name (the median over the runs), flat;
+- `benchmarks.<script>`: per script its command, runs, and per figure median/min/max/spread
+  and every run's value, plus `data`: the non-numeric output (time series) of one run;
+- `chaos`: the failure scenarios, each with duplicates, missing and time to complete;
+- `machine`, `command`, `quick`, `started_at`, `finished_at`.
+
+Charts come from figures and series that benchmark scripts print:
+`<anything>_seconds_<size>` (size `100k`, `1m`, ...) gives throughput against audience size;
+a `series_send_rate` object `{"t_s": [...], "per_s": [...], "limit_per_s": R}` gives send rate
+against the provider limit; `series_read_rate` `{"t_s": [...], "read_rate": [...]}` gives the
+read rate over time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results.json"
+DOC = ROOT / "docs" / "benchmarks.md"
+CHART_DIR = ROOT / "docs" / "benchmarks"
+
+# the names issue 7 promises; a run that lacks one says so in the doc and fails
+REQUIRED_FIGURES: tuple[str, ...] = (
+    "fanout_seconds_100k",
+    "fanout_seconds_450k",
+    "fanout_seconds_1m",
+    "fanout_ratio_vs_raw",
+    "rate_fidelity",
+    "rate_429_share",
+    "first_delivery_p50_ms",
+    "first_delivery_p99_ms",
+    "sender_peak_rss_mb_1m",
+    "sender_peak_rss_mb_5m",
+    "taps_per_s",
+    "tap_p99_ms",
+    "analytics_events_per_s",
+    "sandbox_recipients_per_s",
+    "chaos_duplicates",
+    "chaos_missing",
+)
+_SIZE = re.compile(r"^(?P<series>.+)_seconds_(?P<size>\d+(?:\.\d+)?)(?P<unit>[km]?)$")
+_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def loads(text: str) -> Any:
+    """Parse JSON."""
+    return json.loads(text)
+
+
+def dumps(value: Any) -> str:
+    """One-line JSON."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def load_results(path: Path = RESULTS) -> dict[str, Any]:
+    """The last results, or an empty skeleton."""
+    if not path.exists():
+        return {"benchmarks": {}, "figures": {}}
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise SystemExit(f"Results file '{path}' does not hold a JSON object.")
+    return value
+
+
+def save_results(results: dict[str, Any], path: Path = RESULTS) -> None:
+    """Write the results (atomically: a reader never sees half a file)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    memory_mb = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_mb = int(line.split()[1]) // 1024
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "memory_mb": memory_mb,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "commit": commit or "unknown",
+    }
+
+
+def flat_figures(results: dict[str, Any]) -> dict[str, float]:
+    """Every figure under its stable name: benchmark medians, then the chaos totals."""
+    figures: dict[str, float] = {}
+    for bench in results.get("benchmarks", {}).values():
+        for name, stats in bench.get("figures", {}).items():
+            figures[name] = stats["median"]
+    chaos = results.get("chaos") or {}
+    for name, value in (chaos.get("figures") or {}).items():
+        figures[name] = value
+    return dict(sorted(figures.items()))
+
+
+def _number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    if abs(value) >= 1:
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def _sizes(figures: dict[str, float]) -> dict[str, list[tuple[int, float]]]:
+    """Throughput (recipients/s) against audience size, per series of `*_seconds_<size>`."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for name, seconds in figures.items():
+        match = _SIZE.match(name)
+        if match is None or seconds <= 0:
+            continue
+        size = int(float(match["size"]) * _UNITS[match["unit"]])
+        series.setdefault(match["series"], []).append((size, size / seconds))
+    return {name: sorted(points) for name, points in series.items() if points}
+
+
+def _find_series(results: dict[str, Any], key: str) -> tuple[str, dict[str, Any]] | None:
+    """The first benchmark that printed the series `key`."""
+    for name, bench in results.get("benchmarks", {}).items():
+        value = bench.get("data", {}).get(key)
+        if isinstance(value, dict) and value.get("t_s"):
+            return name, value
+    chaos = results.get("chaos") or {}
+    value = (chaos.get("data") or {}).get(key)
+    if isinstance(value, dict) and value.get("t_s"):
+        return "chaos", value
+    return None
+
+
+def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
+    """Draw the charts the data allows beside `doc`; {title: path relative to the doc}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = doc.parent / CHART_DIR.name
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn: dict[str, str] = {}
+
+    sizes = _sizes(results.get("figures", {}))
+    if sizes:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name, points in sorted(sizes.items()):
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("subscribers in the audience")
+        ax.set_ylabel("recipients accepted per second")
+        ax.set_title("Throughput against audience size")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        path = folder / "throughput.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        drawn["Throughput against audience size"] = str(path.relative_to(doc.parent))
+
+    found = _find_series(results, "series_send_rate")
+    if found:
+        source, series = found
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(series["t_s"], series["per_s"], label="messages/s accepted")
+        if series.get("limit_per_s"):
+            ax.axhline(series["limit_per_s"], color="red", linestyle="--", label="provider limit")
+        ax.set_xlabel("seconds since the alert was posted")
+        ax.set_ylabel("messages per second")
+        ax.set_title(f"Send rate against the provider limit ({source})")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        path = folder / "send_rate.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        drawn["Send rate against the provider limit"] = str(path.relative_to(doc.parent))
+
+    found = _find_series(results, "series_read_rate")
+    if found:
+        source, series = found
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(series["t_s"], [100 * r for r in series["read_rate"]], label="read rate")
+        ax.set_xlabel("seconds since the alert was posted")
+        ax.set_ylabel("readers / delivered (%)")
+        ax.set_title(f"Read rate over time ({source})")
+        ax.grid(True, alpha=0.3)
+        path = folder / "read_rate.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        drawn["Read rate over time"] = str(path.relative_to(doc.parent))
+    return drawn
+
+
+def _machine_section(results: dict[str, Any]) -> list[str]:
+    m = results.get("machine") or machine()
+    memory = f"{m['memory_mb'] / 1024:.1f} GiB" if m.get("memory_mb") else "unknown"
+    return [
+        "## Machine",
+        "",
+        "| nproc | memory | CPU | Python | system | commit |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {m.get('nproc')} | {memory} | {m.get('cpu')} | {m.get('python')} "
+        f"| {m.get('system')} | `{m.get('commit')}` |",
+        "",
+    ]
+
+
+def _headline(results: dict[str, Any]) -> list[str]:
+    figures = results.get("figures", {})
+    where = {
+        name: script
+        for script, bench in results.get("benchmarks", {}).items()
+        for name in bench.get("figures", {})
+    }
+    lines = [
+        "## The figures issue 7 names",
+        "",
+        "| figure | value | from |",
+        "| --- | --- | --- |",
+    ]
+    for name in REQUIRED_FIGURES:
+        if name in figures:
+            source = where.get(name, "chaos" if name.startswith("chaos_") else "")
+            lines.append(f"| `{name}` | {_number(figures[name])} | {source} |")
+        else:
+            lines.append(f"| `{name}` | **not measured** (its benchmark is missing or failed) | |")
+    return [*lines, ""]
+
+
+def _bench_sections(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Each benchmark",
+        "",
+        "Median, min and max over the runs; spread = (max - min) / median. Figures whose "
+        "name holds `ratio` (or `_vs_`) compare two things measured side by side in the "
+        "same run, against the same stack.",
+        "",
+    ]
+    for name, bench in sorted(results.get("benchmarks", {}).items()):
+        lines += [
+            f"### {name}",
+            "",
+            f"`.venv/bin/python {bench['command']}`: {bench['succeeded']} of "
+            f"{bench['runs']} runs succeeded, wall time per run "
+            f"{', '.join(f'{s:g} s' for s in bench['seconds'])}.",
+            "",
+        ]
+        for error in bench.get("errors", []):
+            lines += [f"- failed: {error}", ""]
+        if bench["figures"]:
+            lines += ["| figure | median | min | max | spread |", "| --- | --- | --- | --- | --- |"]
+            for figure, stats in sorted(bench["figures"].items()):
+                lines.append(
+                    f"| `{figure}` | {_number(stats['median'])} | {_number(stats['min'])} "
+                    f"| {_number(stats['max'])} | {100 * stats['spread']:.1f}% |"
+                )
+            lines.append("")
+    return lines
+
+
+def _chaos_section(results: dict[str, Any]) -> list[str]:
+    chaos = results.get("chaos")
+    lines = ["## Failures survived", ""]
+    if not chaos or not chaos.get("scenarios"):
+        error = (chaos or {}).get("error")
+        reason = f" (last attempt: {error})" if error else ""
+        return [*lines, f"No chaos run recorded yet{reason}: `make chaos`.", ""]
+    lines += [
+        f"`{chaos['command']}` at {chaos.get('finished_at', '?')}: a broadcast to "
+        f"{chaos['audience']:,} active subscribers per scenario; duplicates and missing are "
+        "counted at the sandbox's ledger (missing = active targeted subscribers in PostgreSQL "
+        "that the ledger never accepted). The clean run, with no failure, took "
+        f"{chaos['clean_seconds']:.1f} s.",
+        "",
+        "| scenario | what happened | duplicates | missing | time to complete | vs clean "
+        "| result |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in chaos["scenarios"]:
+        seconds = f"{s['seconds']:.1f} s" if s.get("seconds") is not None else "-"
+        ratio = f"{s['vs_clean']:.2f}x" if s.get("vs_clean") is not None else "-"
+        verdict = "survived" if s["ok"] else f"**FAILED** {s.get('error') or ''}".strip()
+        lines.append(
+            f"| {s['name']} | {s['description']} | {s['duplicates']} | {s['missing']} "
+            f"| {seconds} | {ratio} | {verdict} |"
+        )
+    return [*lines, ""]
+
+
+def write_report(results: dict[str, Any], path: Path = DOC) -> None:
+    """Rewrite docs/benchmarks.md (and its charts) from `results`."""
+    charts = write_charts(results, path)
+    command = results.get("command", "make bench")
+    kind = "short (`--quick`)" if results.get("quick") else "full"
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `bench/report.py` from `bench/results.json`; do not edit by hand.",
+        "Reproduce with `make bench` (or `make bench QUICK=1`, under 10 minutes) and "
+        "`make chaos`; both start the local stack under `.local/bench` first.",
+        "",
+        f"Last run: `{command}`, {kind}, from {results.get('started_at', '?')} to "
+        f"{results.get('finished_at', '?')}.",
+        "",
+        *_machine_section(results),
+        *_headline(results),
+        "## Charts",
+        "",
+    ]
+    if charts:
+        for title, rel in charts.items():
+            lines += [f"### {title}", "", f"![{title}]({rel})", ""]
+    else:
+        lines += ["No benchmark printed the figures or series the charts need yet.", ""]
+    missing = {
+        "Throughput against audience size",
+        "Send rate against the provider limit",
+        "Read rate over time",
+    } - set(charts)
+    for title in sorted(missing):
+        lines += [f"- {title}: not drawn, no benchmark printed its data in this run.", ""]
+    lines += _bench_sections(results)
+    lines += _chaos_section(results)
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    """Re-render the doc from bench/results.json."""
+    results = load_results()
+    results["figures"] = flat_figures(results)
+    write_report(results)
+    print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
