@@ -1,0 +1,1 @@
+"""The analytics consumer: deliveries and taps turned into read rates, forwards and rollups."""

@@ -1,0 +1,189 @@
+"""The consume loop: poll, dead-letter poison, apply in one transaction, then commit offsets.
+
+Offsets are committed only after the database transaction that applied the records has
+committed, so a crash at any point redelivers records; `RollupStore.apply` recognises the
+ones already applied by their CloudEvents id. A rebalance waits for the poll in hand to be
+applied and committed (the listener takes the same lock), so partitions change hands clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from analytics.metrics import AnalyticsMetrics
+from analytics.records import Decoded, Poison, Record, decode
+from analytics.store import Applied, RollupStore
+from common import topics
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SUBSCRIBED = (topics.DELIVERIES, topics.ENGAGEMENT, topics.ALERT_EVENTS)
+# errors after which the same poll is applied again once the database answers
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class ChangeListener(Protocol):
+    """Told which alerts an applied poll changed (the snapshot publisher)."""
+
+    def mark(self, alert_ids: Iterable[Any]) -> None:
+        """Remember that these alerts changed."""
+
+
+class _WaitForPoll(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Holds a rebalance until the poll being applied has been committed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            logger.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        logger.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+
+
+class Aggregator:
+    """Applies every record of `deliveries`, `engagement` and `alerts.lifecycle` exactly once."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        store: RollupStore,
+        metrics: AnalyticsMetrics,
+        changes: ChangeListener,
+        *,
+        max_batch: int = 10_000,
+        poll_seconds: float = 0.2,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._store = store
+        self._metrics = metrics
+        self._changes = changes
+        self._max_batch = max_batch
+        self._poll_ms = max(1, int(poll_seconds * 1000))
+        self._retry_seconds = retry_seconds
+        self._lock = asyncio.Lock()
+
+    def subscribe(self) -> None:
+        """Join the group on the analytics topics, with the rebalance listener."""
+        self._consumer.subscribe(list(SUBSCRIBED), listener=_WaitForPoll(self._lock))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the poll in hand is finished first."""
+        while not stop.is_set():
+            try:
+                polled = await self._consumer.getmany(
+                    timeout_ms=self._poll_ms, max_records=self._max_batch
+                )
+            except KafkaError:
+                logger.warning("polling Kafka failed; retrying", exc_info=True)
+                await _sleep_unless(stop, self._retry_seconds)
+                continue
+            if not polled:
+                continue
+            async with self._lock:
+                await self._handle(polled, stop)
+
+    async def _handle(
+        self, polled: Mapping[TopicPartition, Sequence[Record]], stop: asyncio.Event
+    ) -> None:
+        records = [r for batch in polled.values() for r in batch]
+        decoded = decode(records)
+        if (
+            decoded.poison
+            and await self._retry(lambda: self._dead_letter(decoded.poison), stop) is None
+        ):
+            return
+        started = time.perf_counter()
+        applied = await self._retry(lambda: self._store.apply(decoded), stop)
+        if applied is None:
+            return
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_records.observe(len(records))
+        await self._commit({tp: batch[-1].offset + 1 for tp, batch in polled.items() if batch})
+        self._count(records, decoded, applied)
+        self._changes.mark(applied.alerts)
+
+    async def _retry(self, step: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T | None:
+        """Run `step` until it succeeds, or give up (None) when `stop` is set while it fails."""
+        while True:
+            try:
+                return await step()
+            except (KafkaError, *DATABASE_ERRORS):
+                logger.warning("applying a poll failed; retrying the same poll", exc_info=True)
+            if stop.is_set():
+                return None
+            await _sleep_unless(stop, self._retry_seconds)
+
+    async def _dead_letter(self, poison: list[Poison]) -> int:
+        sent = []
+        for item in poison:
+            record = item.record
+            logger.warning(
+                "dead-lettering %s[%s]@%s: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                item.reason,
+                extra={"topic": record.topic, "partition": record.partition},
+            )
+            headers = [
+                *record.headers,
+                ("dlq_topic", record.topic.encode()),
+                ("dlq_partition", str(record.partition).encode()),
+                ("dlq_offset", str(record.offset).encode()),
+                ("dlq_reason", item.reason.encode()),
+            ]
+            sent.append(
+                await self._producer.send(
+                    topics.DEAD_LETTER, value=record.value, key=record.key, headers=headers
+                )
+            )
+        await asyncio.gather(*sent)
+        return len(sent)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError:
+            # the poll is applied; whoever reads these records again skips them by id
+            logger.warning("committing offsets failed; records will be redelivered", exc_info=True)
+
+    def _count(self, records: list[Record], decoded: Decoded, applied: Applied) -> None:
+        consumed: dict[str, int] = {}
+        for record in records:
+            consumed[record.topic] = consumed.get(record.topic, 0) + 1
+        for topic, n in consumed.items():
+            self._metrics.records.labels(topic).inc(n)
+        outcomes = {
+            "applied": applied.new_events,
+            "duplicate": applied.duplicates,
+            "skipped": decoded.skipped,
+            "dead_letter": len(decoded.poison),
+        }
+        for outcome, n in outcomes.items():
+            if n:
+                self._metrics.events.labels(outcome).inc(n)
+        self._metrics.count(applied)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,96 @@
+"""`allim analytics`: wiring of the consumer, the snapshot publisher and the metrics endpoint.
+
+This is the only place that creates clients; they are closed in reverse order on the way
+out, also when start-up fails half way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import asyncpg
+from prometheus_client import start_http_server
+
+from analytics.config import AnalyticsSettings
+from analytics.consumer import Aggregator
+from analytics.metrics import AnalyticsMetrics
+from analytics.snapshots import SnapshotPublisher
+from analytics.store import RollupStore, prepare_connection
+from common.db import asyncpg_dsn
+from common.kafka import create_consumer, create_producer
+from common.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+
+async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
+    """Consume and publish until `stop` is set."""
+    await ensure_topics(settings.kafka_bootstrap)
+    metrics = AnalyticsMetrics(recent_alerts=settings.analytics_recent_alerts)
+    server, thread = start_http_server(
+        settings.analytics_metrics_port,
+        settings.analytics_metrics_host,
+        registry=metrics.registry,
+    )
+    logger.info(
+        "metrics on http://%s:%s/metrics",
+        settings.analytics_metrics_host,
+        settings.analytics_metrics_port,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(thread.join, 5)
+        stack.callback(server.shutdown)
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(settings.database_url), min_size=1, max_size=2, init=prepare_connection
+        )
+        stack.push_async_callback(pool.close)
+        store = RollupStore(pool, settings.analytics_consumer_name)
+        client_id = "allim-analytics"
+        producer = create_producer(settings.kafka_bootstrap, client_id)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        publisher = SnapshotPublisher(store, producer, metrics, settings.analytics_snapshot_seconds)
+        # after a restart, the recent alerts get their gauges and a fresh snapshot at once
+        publisher.mark(await store.recent(settings.analytics_recent_alerts))
+        consumer = create_consumer(
+            settings.kafka_bootstrap,
+            settings.analytics_group_id,
+            client_id,
+            max_poll_records=settings.analytics_max_batch,
+        )
+        aggregator = Aggregator(
+            consumer,
+            producer,
+            store,
+            metrics,
+            publisher,
+            max_batch=settings.analytics_max_batch,
+            poll_seconds=settings.analytics_poll_seconds,
+        )
+        aggregator.subscribe()
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        logger.info("analytics consuming as group %s", settings.analytics_group_id)
+        publishing = asyncio.create_task(publisher.run(stop))
+        try:
+            await aggregator.run(stop)
+        finally:
+            stop.set()
+            await publishing
+    logger.info("analytics stopped")
+
+
+def serve(settings: AnalyticsSettings) -> None:
+    """Run in the foreground until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(main())

@@ -1,0 +1,351 @@
+"""The rollups in PostgreSQL, and how one poll of events is applied to them exactly once.
+
+`apply` runs in ONE transaction: the poll's event ids are copied into a temporary table and
+inserted into `processed_events` with ON CONFLICT DO NOTHING; only the ids that come back
+(never seen before) are counted. Taps are copied into a second temporary table and turned
+into first readers of tokens (`token_first_readers`), distinct readers (`alert_readers`)
+and per-minute reads with INSERT ... ON CONFLICT DO NOTHING RETURNING, so a reader is
+counted only when its row is new. The per-alert rollup (`alert_stats`) and the time series
+(`alert_reads_minute`) are then upserted with the deltas. Kafka offsets are committed by the
+caller after this transaction, so a crash anywhere redelivers events that either were not
+applied at all or are recognised by their id.
+
+Definitions (per alert):
+- readers: distinct reader ids that tapped any of the alert's links.
+- first_readers: links (one per subscriber) that were opened, i.e. tokens with a first reader.
+- forwarded_readers: readers whose first tap of the alert was on a link whose first reader is
+  someone else: people the alert reached through a forward.
+- read_rate = readers / delivered; forward_rate = forwarded_readers / readers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+import orjson
+
+from analytics.records import Decoded, Delivery, Lifecycle
+from common import events
+from common.messages import AlertStatsData
+
+TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS analytics_ids (event_id text NOT NULL) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS analytics_taps (
+    seq integer NOT NULL,
+    alert_id uuid NOT NULL,
+    subscriber_id bigint NOT NULL,
+    reader_id text NOT NULL,
+    tapped_at timestamptz NOT NULL
+) ON COMMIT DELETE ROWS;
+"""
+
+NEW_EVENT_IDS = """
+INSERT INTO processed_events (consumer, event_id)
+SELECT $1, event_id FROM analytics_ids
+ON CONFLICT DO NOTHING
+RETURNING event_id
+"""
+
+# the first tapper of each token in this poll becomes its first reader, unless one exists
+NEW_TOKEN_READERS = """
+WITH inserted AS (
+    INSERT INTO token_first_readers (alert_id, subscriber_id, reader_id)
+    SELECT DISTINCT ON (alert_id, subscriber_id) alert_id, subscriber_id, reader_id
+    FROM analytics_taps
+    ORDER BY alert_id, subscriber_id, seq
+    ON CONFLICT DO NOTHING
+    RETURNING alert_id
+)
+SELECT alert_id, count(*) AS n FROM inserted GROUP BY alert_id
+"""
+
+# each reader's first tap in this poll; new when the reader had no row for the alert yet
+NEW_READERS = """
+WITH firsts AS (
+    SELECT DISTINCT ON (alert_id, reader_id) alert_id, reader_id, subscriber_id, tapped_at
+    FROM analytics_taps
+    ORDER BY alert_id, reader_id, seq
+), inserted AS (
+    INSERT INTO alert_readers (alert_id, reader_id, subscriber_id, forwarded, first_read_at)
+    SELECT f.alert_id, f.reader_id, f.subscriber_id, t.reader_id <> f.reader_id, f.tapped_at
+    FROM firsts f JOIN token_first_readers t USING (alert_id, subscriber_id)
+    ON CONFLICT DO NOTHING
+    RETURNING alert_id, forwarded, first_read_at
+)
+SELECT alert_id, date_trunc('minute', first_read_at) AS minute,
+       count(*) AS readers, count(*) FILTER (WHERE forwarded) AS forwarded
+FROM inserted GROUP BY 1, 2
+"""
+
+TAPS_BY_MINUTE = """
+SELECT alert_id, date_trunc('minute', tapped_at) AS minute, count(*) AS taps
+FROM analytics_taps GROUP BY 1, 2
+"""
+
+UPSERT_MINUTES = """
+INSERT INTO alert_reads_minute AS m (alert_id, minute, reads, new_readers)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[])
+ON CONFLICT (alert_id, minute) DO UPDATE SET
+    reads = m.reads + EXCLUDED.reads,
+    new_readers = m.new_readers + EXCLUDED.new_readers
+"""
+
+UPSERT_STATS = """
+INSERT INTO alert_stats AS s (
+    alert_id, category, targeted, delivered, failed, failed_by_reason, readers,
+    first_readers, forwarded_readers, taps, status, started_at, completed_at,
+    first_delivery_at, last_delivery_at, updated_at)
+SELECT a, c, tg, d, f, fr::jsonb, r, fi, fw, tp, st, sa, ca, fd, ld, now()
+FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[],
+            $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
+            $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[])
+     AS u(a, c, tg, d, f, fr, r, fi, fw, tp, st, sa, ca, fd, ld)
+ON CONFLICT (alert_id) DO UPDATE SET
+    category = COALESCE(EXCLUDED.category, s.category),
+    targeted = GREATEST(s.targeted, EXCLUDED.targeted),
+    delivered = s.delivered + EXCLUDED.delivered,
+    failed = s.failed + EXCLUDED.failed,
+    failed_by_reason = (
+        SELECT COALESCE(jsonb_object_agg(key, total), '{}'::jsonb)
+        FROM (SELECT key, sum(value::bigint) AS total
+              FROM (SELECT * FROM jsonb_each_text(s.failed_by_reason)
+                    UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.failed_by_reason)) AS both_
+              GROUP BY key) AS summed),
+    readers = s.readers + EXCLUDED.readers,
+    first_readers = s.first_readers + EXCLUDED.first_readers,
+    forwarded_readers = s.forwarded_readers + EXCLUDED.forwarded_readers,
+    taps = s.taps + EXCLUDED.taps,
+    status = COALESCE(EXCLUDED.status, s.status),
+    started_at = LEAST(s.started_at, EXCLUDED.started_at),
+    completed_at = GREATEST(s.completed_at, EXCLUDED.completed_at),
+    first_delivery_at = LEAST(s.first_delivery_at, EXCLUDED.first_delivery_at),
+    last_delivery_at = GREATEST(s.last_delivery_at, EXCLUDED.last_delivery_at),
+    updated_at = now()
+RETURNING alert_id, category
+"""
+
+SNAPSHOT = """
+SELECT alert_id, category, targeted, delivered, failed, failed_by_reason, readers,
+       first_readers, forwarded_readers, taps, updated_at
+FROM alert_stats WHERE alert_id = ANY($1::uuid[])
+"""
+
+RECENT = "SELECT alert_id FROM alert_stats ORDER BY updated_at DESC LIMIT $1"
+
+ENDED = frozenset({events.ALERT_COMPLETED, events.ALERT_CANCELLED, events.ALERT_FAILED})
+UNKNOWN_CATEGORY = "unknown"
+
+
+@dataclass
+class AlertDelta:
+    """What one poll added to one alert's rollup."""
+
+    category: str | None = None
+    targeted: int = 0
+    delivered: int = 0
+    failed: int = 0
+    failed_by_reason: Counter[str] = field(default_factory=Counter)
+    readers: int = 0
+    first_readers: int = 0
+    forwarded_readers: int = 0
+    taps: int = 0
+    status: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    first_delivery_at: datetime | None = None
+    last_delivery_at: datetime | None = None
+
+
+@dataclass
+class Applied:
+    """The outcome of one `apply`: new and duplicate events, and each changed alert's delta."""
+
+    new_events: int = 0
+    duplicates: int = 0
+    alerts: dict[uuid.UUID, AlertDelta] = field(default_factory=dict)
+
+
+def ratio(part: int, whole: int) -> float:
+    """`part / whole`, 0.0 when `whole` is 0."""
+    return part / whole if whole else 0.0
+
+
+async def prepare_connection(connection: asyncpg.Connection) -> None:
+    """Create the session's temporary tables (a pool's `init` callback)."""
+    await connection.execute(TEMP_TABLES)
+
+
+def _earliest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+def _latest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def _add_deliveries(deltas: dict[uuid.UUID, AlertDelta], deliveries: Iterable[Delivery]) -> None:
+    for delivery in deliveries:
+        data = delivery.data
+        delta = deltas.setdefault(data.alert_id, AlertDelta())
+        delta.category = data.category
+        delta.delivered += data.delivered
+        delta.failed += data.failed
+        delta.failed_by_reason.update(data.failed_by_reason)
+        delta.first_delivery_at = _earliest(delta.first_delivery_at, delivery.time)
+        delta.last_delivery_at = _latest(delta.last_delivery_at, delivery.time)
+
+
+def _add_lifecycle(deltas: dict[uuid.UUID, AlertDelta], changes: Iterable[Lifecycle]) -> None:
+    for change in changes:
+        data = change.data
+        delta = deltas.setdefault(data.alert_id, AlertDelta())
+        delta.category = data.category
+        delta.targeted = max(delta.targeted, data.targeted)
+        delta.status = data.status
+        if change.type == events.ALERT_STARTED:
+            delta.started_at = _earliest(delta.started_at, change.time)
+        elif change.type in ENDED:
+            delta.completed_at = _latest(delta.completed_at, change.time)
+
+
+class RollupStore:
+    """Applies polls of events to the rollups and reads snapshots back."""
+
+    def __init__(self, pool: asyncpg.Pool, consumer: str) -> None:
+        self._pool = pool
+        self._consumer = consumer
+
+    async def apply(self, decoded: Decoded) -> Applied:
+        """Count the events of `decoded` not applied before, in one transaction."""
+        ids = decoded.event_ids()
+        applied = Applied(duplicates=decoded.repeated)
+        if not ids:
+            return applied
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.copy_records_to_table(
+                "analytics_ids", records=[(i,) for i in ids], columns=["event_id"]
+            )
+            rows = await connection.fetch(NEW_EVENT_IDS, self._consumer)
+            new_ids = {r["event_id"] for r in rows}
+            applied.new_events = len(new_ids)
+            applied.duplicates += len(ids) - len(new_ids)
+            if not new_ids:
+                return applied
+            fresh = decoded.only(new_ids) if len(new_ids) < len(ids) else decoded
+            deltas: dict[uuid.UUID, AlertDelta] = {}
+            _add_deliveries(deltas, fresh.deliveries)
+            _add_lifecycle(deltas, fresh.lifecycle)
+            minutes: dict[tuple[uuid.UUID, datetime], list[int]] = {}
+            if fresh.taps:
+                await self._apply_taps(connection, fresh, deltas, minutes)
+            if minutes:
+                keys = sorted(minutes)
+                await connection.execute(
+                    UPSERT_MINUTES,
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [minutes[k][0] for k in keys],
+                    [minutes[k][1] for k in keys],
+                )
+            await self._upsert_stats(connection, deltas)
+            applied.alerts = deltas
+        return applied
+
+    async def _apply_taps(
+        self,
+        connection: asyncpg.Connection,
+        fresh: Decoded,
+        deltas: dict[uuid.UUID, AlertDelta],
+        minutes: dict[tuple[uuid.UUID, datetime], list[int]],
+    ) -> None:
+        await connection.copy_records_to_table(
+            "analytics_taps",
+            records=[
+                (seq, t.alert_id, t.subscriber_id, t.reader_id, t.tapped_at)
+                for seq, t in enumerate(fresh.taps)
+            ],
+            columns=["seq", "alert_id", "subscriber_id", "reader_id", "tapped_at"],
+        )
+        for row in await connection.fetch(NEW_TOKEN_READERS):
+            deltas.setdefault(row["alert_id"], AlertDelta()).first_readers += row["n"]
+        for row in await connection.fetch(NEW_READERS):
+            delta = deltas.setdefault(row["alert_id"], AlertDelta())
+            delta.readers += row["readers"]
+            delta.forwarded_readers += row["forwarded"]
+            minutes.setdefault((row["alert_id"], row["minute"]), [0, 0])[1] += row["readers"]
+        for row in await connection.fetch(TAPS_BY_MINUTE):
+            deltas.setdefault(row["alert_id"], AlertDelta()).taps += row["taps"]
+            minutes.setdefault((row["alert_id"], row["minute"]), [0, 0])[0] += row["taps"]
+
+    async def _upsert_stats(
+        self, connection: asyncpg.Connection, deltas: dict[uuid.UUID, AlertDelta]
+    ) -> None:
+        # a fixed order, so two consumers meeting on the same alerts during a rebalance
+        # lock the rows in the same order and cannot deadlock
+        order = sorted(deltas)
+        values = [deltas[a] for a in order]
+        rows = await connection.fetch(
+            UPSERT_STATS,
+            order,
+            [d.category for d in values],
+            [d.targeted for d in values],
+            [d.delivered for d in values],
+            [d.failed for d in values],
+            [_json_counts(d.failed_by_reason) for d in values],
+            [d.readers for d in values],
+            [d.first_readers for d in values],
+            [d.forwarded_readers for d in values],
+            [d.taps for d in values],
+            [d.status for d in values],
+            [d.started_at for d in values],
+            [d.completed_at for d in values],
+            [d.first_delivery_at for d in values],
+            [d.last_delivery_at for d in values],
+        )
+        for row in rows:
+            deltas[row["alert_id"]].category = row["category"]
+
+    async def snapshots(self, alert_ids: Iterable[uuid.UUID]) -> list[AlertStatsData]:
+        """The current rollup of each of `alert_ids` that has one."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(SNAPSHOT, list(alert_ids))
+        return [
+            AlertStatsData(
+                alert_id=r["alert_id"],
+                category=r["category"],
+                targeted=r["targeted"],
+                delivered=r["delivered"],
+                failed=r["failed"],
+                failed_by_reason=_counts(r["failed_by_reason"]),
+                readers=r["readers"],
+                first_readers=r["first_readers"],
+                forwarded_readers=r["forwarded_readers"],
+                taps=r["taps"],
+                read_rate=ratio(r["readers"], r["delivered"]),
+                forward_rate=ratio(r["forwarded_readers"], r["readers"]),
+                updated_at=r["updated_at"],
+            )
+            for r in rows
+        ]
+
+    async def recent(self, limit: int) -> list[uuid.UUID]:
+        """The `limit` most recently changed alerts, newest first."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(RECENT, limit)
+        return [r["alert_id"] for r in rows]
+
+
+def _json_counts(counts: Counter[str]) -> str:
+    return orjson.dumps(dict(counts)).decode()
+
+
+def _counts(value: object) -> dict[str, int]:
+    parsed = orjson.loads(value) if isinstance(value, str | bytes) else value
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): int(v) for k, v in parsed.items()}
