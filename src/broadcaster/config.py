@@ -1,0 +1,99 @@
+"""Broadcaster settings: planner, senders, and the provider adapters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from common.config import CommonSettings
+
+
+class BroadcasterSettings(CommonSettings):
+    """Settings of `allim broadcaster`."""
+
+    broadcaster_provider: Literal["kakao", "webhook"] = Field(
+        "kakao", description="Provider adapter the senders post batches through."
+    )
+    broadcaster_metrics_host: str = Field(
+        "127.0.0.1", description="Address the broadcaster's /metrics listens on."
+    )
+    broadcaster_metrics_port: int = Field(
+        9101, ge=0, le=65535, description="Port of the broadcaster's /metrics (0: none)."
+    )
+    broadcaster_planner_group: str = Field(
+        "allim-planner", description="Kafka consumer group of the planners."
+    )
+    broadcaster_sender_group: str = Field(
+        "allim-senders", description="Kafka consumer group of the senders."
+    )
+    broadcaster_session_timeout_ms: int = Field(
+        10_000,
+        ge=6_000,
+        description="Kafka session timeout: how soon a dead sender's shards move to another.",
+    )
+    broadcaster_shard_size: int = Field(
+        20_000, ge=1, description="Active subscribers per shard (the last one may be smaller)."
+    )
+    broadcaster_batch_size: int = Field(
+        1_000, ge=1, le=1_000, description="Recipients per provider request (provider max 1,000)."
+    )
+    broadcaster_max_in_flight: int = Field(
+        8, ge=1, description="Provider requests in flight at once, per sender process."
+    )
+    broadcaster_shard_concurrency: int = Field(
+        4, ge=1, description="Normal shards a sender process works on at once."
+    )
+    broadcaster_due_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the planner looks for scheduled alerts now due."
+    )
+    broadcaster_control_poll_seconds: float = Field(
+        0.5, gt=0, description="How often senders re-read cancelled alerts from the database."
+    )
+    broadcaster_progress_seconds: float = Field(
+        2.0, gt=0, description="Least seconds between two progress events of one alert."
+    )
+    broadcaster_retry_base_seconds: float = Field(
+        0.2, gt=0, description="First retry delay of a failed request (doubles, with jitter)."
+    )
+    broadcaster_retry_cap_seconds: float = Field(
+        30.0, gt=0, description="Longest delay between two retries of a request."
+    )
+    broadcaster_error_threshold: int = Field(
+        3,
+        ge=1,
+        description="Consecutive refused requests (400/401) after which an alert is failed.",
+    )
+    broadcaster_token_ttl_days: int = Field(
+        30, ge=1, description="Days a tracking link stays valid after the alert was created."
+    )
+    broadcaster_http_timeout_seconds: float = Field(
+        10.0, gt=0, description="Timeout of one provider request (connect, read, write, pool)."
+    )
+    broadcaster_default_button: str = Field(
+        "자세히 보기",
+        max_length=14,
+        description="Name of the button added for the tracked link when an alert has none.",
+    )
+    kakao_base_url: str = Field(
+        "http://127.0.0.1:8100", description="Base URL of the KakaoTalk dealer API."
+    )
+    kakao_send_path: str = Field(
+        "/v1/appkeys/{appkey}/messages", description="Path of the send request."
+    )
+    kakao_lookup_path: str = Field(
+        "/v1/appkeys/{appkey}/messages", description="Path of the results look-up."
+    )
+    kakao_appkey: str = Field("allim-dev", description="Dealer app key (part of the path).")
+    kakao_secret: SecretStr = Field(
+        SecretStr("change-me"), description="Dealer secret, sent as X-Secret-Key."
+    )
+    kakao_sender_key: str = Field("allim-channel", description="The channel's sender key.")
+    kakao_template_code: str = Field(
+        "ALERT_V1", description="AlimTalk template code of alert messages."
+    )
+
+
+def load_settings() -> BroadcasterSettings:
+    """Settings from the environment."""
+    return BroadcasterSettings()

@@ -1,0 +1,107 @@
+"""The broadcaster's Prometheus metrics, on one registry per process."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class RateWindow:
+    """Recipients sent in the last `window` seconds, as a per-second rate."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self._window = window
+        self._events: deque[tuple[float, int]] = deque()
+        self._total = 0
+
+    def add(self, count: int, now: float | None = None) -> None:
+        """Count `count` recipients sent at `now`."""
+        self._events.append((time.monotonic() if now is None else now, count))
+        self._total += count
+
+    def rate(self, now: float | None = None) -> float:
+        """Recipients per second over the window ending at `now`."""
+        now = time.monotonic() if now is None else now
+        while self._events and self._events[0][0] < now - self._window:
+            self._total -= self._events.popleft()[1]
+        return self._total / self._window
+
+
+@dataclass
+class BroadcasterMetrics:
+    """Every metric the broadcaster exports at `/metrics`."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.window = RateWindow()
+        self.sent = Counter(
+            "allim_broadcaster_recipients_sent_total",
+            "Recipients posted to the provider, by category",
+            ["category"],
+            registry=r,
+        )
+        self.delivered = Counter(
+            "allim_broadcaster_recipients_delivered_total",
+            "Recipients the provider accepted, by category",
+            ["category"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "allim_broadcaster_recipients_failed_total",
+            "Recipients that did not get the alert or must be retried, by category and reason",
+            ["category", "reason"],
+            registry=r,
+        )
+        self.batch_latency = Histogram(
+            "allim_broadcaster_batch_seconds",
+            "Provider request latency of one batch",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.send_rate = Gauge(
+            "allim_broadcaster_send_rate",
+            "Recipients posted per second over the last 5 s",
+            registry=r,
+        )
+        self.send_rate.set_function(self.window.rate)
+        self.in_flight = Gauge(
+            "allim_broadcaster_requests_in_flight", "Provider requests in flight", registry=r
+        )
+        self.retries = Counter(
+            "allim_broadcaster_retries_total",
+            "Provider requests retried, by cause",
+            ["cause"],
+            registry=r,
+        )
+        self.throttled = Counter(
+            "allim_broadcaster_throttled_total", "Provider answers 429", registry=r
+        )
+        self.shard_lag = Gauge(
+            "allim_broadcaster_shard_lag",
+            "Shards received and not yet finished by this process, by priority",
+            ["priority"],
+            registry=r,
+        )
+        self.shards = Counter(
+            "allim_broadcaster_shards_total",
+            "Shards finished by this process, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.planned = Counter(
+            "allim_broadcaster_alerts_planned_total",
+            "Alerts planned into shards, by category",
+            ["category"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "allim_broadcaster_dead_letters_total",
+            "Records sent to the dead-letter topic, by source topic",
+            ["topic"],
+            registry=r,
+        )

@@ -1,0 +1,161 @@
+"""The `kakao` adapter: the KakaoTalk business-message dealer API of PROVIDER_API.md."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from broadcaster.backoff import parse_retry_after
+from broadcaster.errors import (
+    AlreadyAcceptedError,
+    PermanentProviderError,
+    RetryableProviderError,
+    ThrottledError,
+)
+from broadcaster.providers.base import BatchResult, OutgoingBatch, RecipientResult
+
+logger = logging.getLogger(__name__)
+
+ALREADY_ACCEPTED = -1005
+LINK_VARIABLE = "#{link}"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class KakaoOptions:
+    """Where the dealer is and who we are to it."""
+
+    base_url: str
+    send_path: str
+    lookup_path: str
+    appkey: str
+    secret: str
+    sender_key: str
+    template_code: str
+    default_button: str
+
+
+class KakaoProvider:
+    """Sends batches to the dealer through one shared `httpx.AsyncClient`."""
+
+    def __init__(self, client: httpx.AsyncClient, options: KakaoOptions) -> None:
+        self._client = client
+        self._options = options
+        base = options.base_url.rstrip("/")
+        self._send_url = base + options.send_path.format(appkey=options.appkey)
+        self._lookup_url = base + options.lookup_path.format(appkey=options.appkey)
+        self._auth = {"X-Secret-Key": options.secret}
+
+    def body(self, batch: OutgoingBatch) -> bytes:
+        """The JSON request body of one batch."""
+        buttons = [{"name": b.name, "linkMo": b.link} for b in batch.buttons]
+        if not any(LINK_VARIABLE in b["linkMo"] for b in buttons) and len(buttons) < 5:
+            buttons.append({"name": self._options.default_button, "linkMo": LINK_VARIABLE})
+        payload: dict[str, Any] = {
+            "senderKey": self._options.sender_key,
+            "messageType": batch.message_type,
+            "title": batch.title,
+            "content": batch.body,
+            "buttons": buttons,
+            "isAd": batch.message_type == "BRAND",
+            "senderGroupingKey": batch.batch_id,
+            "recipientList": [
+                {
+                    "recipientNo": r.recipient_no,
+                    "recipientGroupingKey": str(r.subscriber_id),
+                    "templateParameter": {"link": r.link},
+                }
+                for r in batch.recipients
+            ],
+        }
+        if batch.message_type == "ALIMTALK":
+            payload["templateCode"] = self._options.template_code
+        return orjson.dumps(payload)
+
+    async def send(self, batch: OutgoingBatch) -> BatchResult:
+        """Post one batch; per-recipient codes in the result, request-level answers raised."""
+        headers = {**JSON_HEADERS, **self._auth, "X-Idempotency-Key": batch.batch_id}
+        try:
+            response = await self._client.post(
+                self._send_url, content=self.body(batch), headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise RetryableProviderError(
+                f"Batch '{batch.batch_id}' request failed: {exc!r}"
+            ) from exc
+        document = self._document(response, batch.batch_id)
+        header = document.get("header") or {}
+        code = header.get("resultCode")
+        if code == ALREADY_ACCEPTED:
+            raise AlreadyAcceptedError(f"Batch '{batch.batch_id}' was already accepted.")
+        if code != 0:
+            raise PermanentProviderError(
+                f"Batch '{batch.batch_id}' refused: {code} {header.get('resultMessage')}",
+                response.status_code,
+            )
+        message = document.get("message") or {}
+        return BatchResult(batch.batch_id, _results(message.get("sendResults") or []))
+
+    async def lookup(self, batch_id: str) -> BatchResult | None:
+        """The results of `batch_id`, or None when the dealer has no request with that key."""
+        params = {"senderGroupingKey": batch_id, "pageNum": "1", "pageSize": "1000"}
+        try:
+            response = await self._client.get(self._lookup_url, params=params, headers=self._auth)
+        except httpx.TransportError as exc:
+            raise RetryableProviderError(f"Look-up of '{batch_id}' failed: {exc!r}") from exc
+        document = self._document(response, batch_id)
+        found = document.get("messageSearchResultResponse") or {}
+        messages = found.get("messages") or []
+        if not messages:
+            return None
+        return BatchResult(batch_id, _results(messages))
+
+    def _document(self, response: httpx.Response, batch_id: str) -> dict[str, Any]:
+        status = response.status_code
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise ThrottledError(f"Batch '{batch_id}' throttled (429).", retry_after)
+        if status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise RetryableProviderError(f"Batch '{batch_id}' got HTTP {status}.", retry_after)
+        if status != 200:
+            raise PermanentProviderError(
+                f"Batch '{batch_id}' refused with HTTP {status}: {_message(response)}", status
+            )
+        try:
+            document = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise RetryableProviderError(
+                f"Batch '{batch_id}' got a body that is not JSON: {exc}"
+            ) from exc
+        if not isinstance(document, dict):
+            raise RetryableProviderError(f"Batch '{batch_id}' got a body that is not an object.")
+        return document
+
+
+def _results(entries: list[dict[str, Any]]) -> tuple[RecipientResult, ...]:
+    return tuple(
+        RecipientResult(
+            subscriber_id=int(e["recipientGroupingKey"]),
+            recipient_no=str(e.get("recipientNo", "")),
+            result_code=int(e["resultCode"]),
+            message=str(e.get("resultMessage", "")),
+        )
+        for e in entries
+    )
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        document = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:200]
+    if isinstance(document, dict):
+        header = document.get("header")
+        if isinstance(header, dict):
+            return str(header.get("resultMessage", ""))
+    return response.text[:200]

@@ -1,0 +1,116 @@
+"""What the broadcaster publishes: delivery and lifecycle CloudEvents, dead letters."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+
+from broadcaster.store import Counters
+from common import events, topics
+from common.events import CloudEvent
+from common.kafka import send_event
+from common.messages import AlertLifecycleData, Category, DeliveryBatchData
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "/allim/broadcaster"
+
+LIFECYCLE_TYPES = {
+    "started": events.ALERT_STARTED,
+    "progress": events.ALERT_PROGRESS,
+    "completed": events.ALERT_COMPLETED,
+    "cancelled": events.ALERT_CANCELLED,
+    "failed": events.ALERT_FAILED,
+}
+
+
+class ConsumedRecord(Protocol):
+    """The parts of an aiokafka `ConsumerRecord` a dead letter keeps."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+class Publisher:
+    """Publishes the broadcaster's events through one idempotent producer."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def delivery(self, data: DeliveryBatchData) -> None:
+        """The settled fate of one batch; `ce_id` is the batch id."""
+        event = CloudEvent(
+            type=events.DELIVERY_BATCH,
+            source=SOURCE,
+            id=data.batch_id,
+            subject=str(data.alert_id),
+            data=data.model_dump(mode="json"),
+        )
+        await send_event(self.producer, topics.DELIVERIES, str(data.alert_id), event)
+
+    async def lifecycle(
+        self,
+        kind: str,
+        alert_id: uuid.UUID,
+        category: Category,
+        counters: Counters | None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """An alert lifecycle event; its id is `{alert}:{kind}` (progress: plus the count)."""
+        targeted = counters.targeted if counters else 0
+        delivered = counters.delivered if counters else 0
+        failed = counters.failed if counters else 0
+        status = {"started": "sending", "progress": "sending"}.get(kind, kind)
+        data = AlertLifecycleData(
+            alert_id=alert_id,
+            status=status,
+            category=category,
+            targeted=targeted,
+            delivered=delivered,
+            failed=failed,
+            pending=max(0, targeted - delivered - failed),
+            reason=reason,
+        )
+        event_id = f"{alert_id}:{kind}"
+        if kind == "progress":
+            event_id = f"{alert_id}:progress:{delivered + failed}"
+        event = CloudEvent(
+            type=LIFECYCLE_TYPES[kind],
+            source=SOURCE,
+            id=event_id,
+            subject=str(alert_id),
+            data=data.model_dump(mode="json"),
+        )
+        await send_event(self.producer, topics.ALERT_EVENTS, str(alert_id), event)
+
+    async def dead_letter(self, record: ConsumedRecord, reason: str) -> None:
+        """Park a record the broadcaster cannot process, with why, and move on."""
+        headers = [*list(record.headers or ()), *_dlq_headers(record, reason)]
+        await self.producer.send_and_wait(
+            topics.DEAD_LETTER, value=record.value, key=record.key, headers=headers
+        )
+        logger.warning(
+            "dead-lettered %s[%s]@%s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+
+
+def _dlq_headers(record: ConsumedRecord, reason: str) -> list[tuple[str, bytes]]:
+    return [
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+        ("dlq_reason", reason[:1000].encode()),
+    ]

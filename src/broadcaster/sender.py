@@ -1,0 +1,568 @@
+"""The pipe of one shard: stream its subscribers, send their batches, settle each one.
+
+Exactly once rests on three steps per batch: the batch row is written `sending` (with its
+id range) before the request; the request carries the batch id as idempotency key and
+grouping key; after the answer the delivery event is published and the batch, the shard's
+checkpoint, the counters and the failures are settled in one statement. A shard that starts
+finds every batch whose fate is unknown and looks it up before anything else: found, it is
+settled without sending; not found, the same range goes out again under the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+
+from broadcaster.backoff import backoff_delay
+from broadcaster.control import Control, Priority
+from broadcaster.errors import (
+    AlreadyAcceptedError,
+    PermanentProviderError,
+    RetryableProviderError,
+    ThrottledError,
+)
+from broadcaster.limits import RateLimiter
+from broadcaster.metrics import BroadcasterMetrics
+from broadcaster.providers.base import (
+    BRAND_QUIET_HOURS,
+    DELIVERED,
+    TEMPORARY_FAILURE,
+    BatchResult,
+    OutgoingBatch,
+    Provider,
+    Recipient,
+    RecipientResult,
+)
+from broadcaster.publishing import Publisher
+from broadcaster.store import AlertInfo, BatchRow, FollowUp, Settlement, ShardRow, Store
+from common.messages import Category, DeliveryBatchData, RecipientOutcome, ShardTask
+from common.tokens import AlertTokenSigner, TokenSigner
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["done", "cancelled", "skipped", "stopped", "busy"]
+# when a category may be sent again (None: now), and when BRAND messages are accepted again
+HeldUntil = Callable[[Category, datetime], datetime | None]
+BrandResumeAt = Callable[[datetime], datetime]
+
+
+class ShardConflictError(RuntimeError):
+    """A batch id this shard was about to write exists already: someone else sends it."""
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """The knobs of the sending pipe."""
+
+    batch_size: int = 1000
+    public_base_url: str = "http://127.0.0.1:8000"
+    token_ttl_days: int = 30
+    retry_base: float = 0.2
+    retry_cap: float = 30.0
+    error_threshold: int = 3
+    progress_seconds: float = 2.0
+
+
+@dataclass
+class SenderDeps:
+    """Everything a shard pipe uses; built once per process by `broadcaster.main`."""
+
+    store: Store
+    provider: Provider
+    limiter: RateLimiter
+    publisher: Publisher
+    control: Control
+    priority: Priority
+    metrics: BroadcasterMetrics
+    signer: TokenSigner
+    in_flight: asyncio.Semaphore
+    options: SendOptions
+    held_until: HeldUntil
+    brand_resume_at: BrandResumeAt
+
+    def __post_init__(self) -> None:
+        self.alerts: dict[uuid.UUID, AlertInfo] = {}
+        self._progress_at: dict[uuid.UUID, float] = {}
+
+    async def alert(self, alert_id: uuid.UUID) -> AlertInfo | None:
+        """The alert's content (cached: it does not change once planned)."""
+        info = self.alerts.get(alert_id)
+        if info is None:
+            info = await self.store.alert(alert_id)
+            if info is not None:
+                if len(self.alerts) >= 256:
+                    self.alerts.pop(next(iter(self.alerts)))
+                self.alerts[alert_id] = info
+        return info
+
+    async def progress(self, alert_id: uuid.UUID, category: Category) -> None:
+        """Publish a progress event, at most one per alert every `progress_seconds`."""
+        now = time.monotonic()
+        if now - self._progress_at.get(alert_id, 0.0) < self.options.progress_seconds:
+            return
+        self._progress_at[alert_id] = now
+        counters = await self.store.counters(alert_id)
+        if counters is not None and counters.status == "sending":
+            await self.publisher.lifecycle("progress", alert_id, category, counters)
+
+
+class ShardPipe:
+    """Sends one shard to the end, or until it is stopped or its alert cancelled."""
+
+    def __init__(self, deps: SenderDeps, task: ShardTask, stopping: asyncio.Event) -> None:
+        self.deps = deps
+        self.task = task
+        self.stopping = stopping
+        self.alert_id = task.alert_id
+        self.urgent = task.category == "emergency"
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._seq = 0
+        self._refused = 0
+        self._unsettled = False
+        self._info: AlertInfo
+        self._tokens: AlertTokenSigner
+
+    # -- the shard ------------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        """Send the shard; `stopped` and `busy` leave it for a later (or another) sender."""
+        store = self.deps.store
+        async with store.shard_lock(self.alert_id, self.task.shard_no) as locked:
+            if not locked:
+                return "busy"
+            shard = await store.shard(self.alert_id, self.task.shard_no)
+            info = await self.deps.alert(self.alert_id)
+            if shard is None or info is None:
+                logger.warning(
+                    "shard %s:%s is not planned; skipped",
+                    self.alert_id,
+                    self.task.shard_no,
+                    extra={"alert_id": str(self.alert_id), "shard": self.task.shard_no},
+                )
+                return "skipped"
+            self._info = info
+            if shard.status in ("done", "cancelled"):
+                await self._announce_completed_again(shard)
+                return "skipped"
+            if info.status in ("cancelled", "failed") or self.deps.control.is_cancelled(
+                self.alert_id
+            ):
+                return await self._cancel()
+            self.deps.control.running(self.alert_id)
+            try:
+                return await self._send(shard)
+            finally:
+                self.deps.control.finished(self.alert_id)
+
+    async def _announce_completed_again(self, shard: ShardRow) -> None:
+        # a sender that died between completing the alert and publishing the event gets the
+        # shard again; the event's id is stable, so consumers see it once
+        if shard.status != "done":
+            return
+        counters = await self.deps.store.counters(self.alert_id)
+        if counters is not None and counters.status == "completed":
+            await self.deps.publisher.lifecycle(
+                "completed", self.alert_id, counters.category, counters
+            )
+
+    async def _cancel(self) -> Outcome:
+        counters = await self.deps.store.counters(self.alert_id)
+        await self.deps.store.finish_shard(self.alert_id, self.task.shard_no, "cancelled")
+        if counters is not None and counters.status == "cancelled":
+            await self.deps.publisher.lifecycle(
+                "cancelled", self.alert_id, counters.category, counters
+            )
+        logger.info("shard %s:%s cancelled", self.alert_id, self.task.shard_no)
+        return "cancelled"
+
+    def _halted(self) -> bool:
+        return self.stopping.is_set() or self.deps.control.is_cancelled(self.alert_id)
+
+    async def _send(self, shard: ShardRow) -> Outcome:
+        info = self._info
+        expires = int(info.created_at.timestamp()) + self.deps.options.token_ttl_days * 86400
+        self._tokens = self.deps.signer.signer_for(self.alert_id, expires)
+        self._seq = shard.next_seq
+        for batch in await self.deps.store.unsettled(self.alert_id, shard.shard_no):
+            self._spawn(self._recover(batch))
+        position, exhausted = shard.position, False
+        try:
+            while not self._halted():
+                await self._gate()
+                if self._halted():
+                    break
+                rows = await self.deps.store.page(
+                    info.audience, position, shard.last_id, self.deps.options.batch_size
+                )
+                if not rows:
+                    exhausted = True
+                    break
+                recipients = self._recipients(rows)
+                await self.deps.in_flight.acquire()
+                if self._halted():
+                    self.deps.in_flight.release()
+                    break
+                seq = self._next_seq()
+                batch_id = f"{self.alert_id}:{shard.shard_no}:{seq}"
+                try:
+                    written = await self.deps.store.begin_batch(
+                        batch_id,
+                        self.alert_id,
+                        shard.shard_no,
+                        seq,
+                        recipients[0].subscriber_id,
+                        recipients[-1].subscriber_id,
+                        len(recipients),
+                    )
+                except BaseException:
+                    self.deps.in_flight.release()
+                    raise
+                if not written:
+                    self.deps.in_flight.release()
+                    raise ShardConflictError(f"Batch '{batch_id}' exists already.")
+                position = recipients[-1].subscriber_id
+                self._spawn(self._deliver(batch_id, recipients, holding_slot=True))
+        finally:
+            await self._drain()
+        return await self._finish(exhausted)
+
+    async def _finish(self, exhausted: bool) -> Outcome:
+        if self.deps.control.is_cancelled(self.alert_id):
+            return await self._cancel()
+        if self.stopping.is_set() or not exhausted or self._unsettled:
+            return "stopped"
+        counters = await self.deps.store.finish_shard(self.alert_id, self.task.shard_no, "done")
+        if counters is not None:
+            await self.deps.publisher.lifecycle(
+                "completed", self.alert_id, counters.category, counters
+            )
+            logger.info(
+                "alert %s completed: %s delivered, %s failed of %s",
+                self.alert_id,
+                counters.delivered,
+                counters.failed,
+                counters.targeted,
+                extra={"alert_id": str(self.alert_id)},
+            )
+        return "done"
+
+    async def _gate(self) -> None:
+        """Wait while urgent shards go first, the alert is paused, or quiet hours hold it."""
+        if not self.urgent:
+            await self.deps.priority.wait_for_normal()
+        await self.deps.control.wait_until_sendable(self.alert_id)
+        if self.urgent:
+            return
+        held = self.deps.held_until(self._info.category, datetime.now(UTC))
+        if held is not None:
+            logger.info("alert %s held until %s (quiet hours)", self.alert_id, held.isoformat())
+            await self._sleep_until(held)
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _spawn(self, work: Coroutine[Any, Any, bool]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        """Wait for every batch of this shard that is in flight or waiting to be sent."""
+        while self._tasks:
+            done = await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            for result in done:
+                if isinstance(result, BaseException):
+                    self._unsettled = True
+                    if not isinstance(result, asyncio.CancelledError):
+                        logger.error(
+                            "batch of shard %s:%s failed",
+                            self.alert_id,
+                            self.task.shard_no,
+                            exc_info=result,
+                        )
+                elif result is False:
+                    self._unsettled = True
+
+    async def _sleep_until(self, when: datetime) -> None:
+        await self._sleep((when - datetime.now(UTC)).total_seconds())
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early when the sender stops or the alert is cancelled."""
+        deadline = time.monotonic() + seconds
+        while not self._halted():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, 0.1))
+
+    # -- batches --------------------------------------------------------------------------
+
+    def _recipients(self, rows: Sequence[asyncpg.Record]) -> list[Recipient]:
+        base = self.deps.options.public_base_url.rstrip("/") + "/r/"
+        sign = self._tokens.sign
+        return [Recipient(r[0], r[1], base + sign(r[0])) for r in rows]
+
+    def _outgoing(self, batch_id: str, recipients: Sequence[Recipient]) -> OutgoingBatch:
+        info = self._info
+        return OutgoingBatch(
+            batch_id=batch_id,
+            alert_id=self.alert_id,
+            category=info.category,
+            message_type="BRAND" if info.category == "promotional" else "ALIMTALK",
+            title=info.title,
+            body=info.body,
+            buttons=info.buttons,
+            recipients=tuple(recipients),
+        )
+
+    async def _deliver(
+        self, batch_id: str, recipients: Sequence[Recipient], *, holding_slot: bool = False
+    ) -> bool:
+        """Send a written batch and settle it; False when stopped before its fate was known."""
+        if not holding_slot:
+            await self.deps.in_flight.acquire()
+        try:
+            result = await self._request(self._outgoing(batch_id, recipients))
+        except PermanentProviderError as exc:
+            result = self._refusal(batch_id, recipients, exc)
+        finally:
+            self.deps.in_flight.release()
+        if result is None:
+            return False
+        await self._settle(batch_id, recipients, result)
+        return True
+
+    def _refusal(
+        self, batch_id: str, recipients: Sequence[Recipient], exc: PermanentProviderError
+    ) -> BatchResult:
+        """A refused request: every recipient failed with the HTTP status as their code."""
+        logger.error("batch %s refused: %s", batch_id, exc, extra={"batch_id": batch_id})
+        self._refused += 1
+        return BatchResult(
+            batch_id,
+            tuple(
+                RecipientResult(r.subscriber_id, r.recipient_no, exc.status, str(exc))
+                for r in recipients
+            ),
+        )
+
+    async def _request(self, batch: OutgoingBatch) -> BatchResult | None:
+        """The provider's answer, retrying transient failures; None when stopped first."""
+        deps, attempt = self.deps, 0
+        while True:
+            await deps.limiter.acquire(len(batch.recipients))
+            deps.metrics.in_flight.inc()
+            started = time.perf_counter()
+            try:
+                result = await deps.provider.send(batch)
+                await deps.limiter.succeeded()
+                deps.metrics.sent.labels(batch.category).inc(len(batch.recipients))
+                deps.metrics.window.add(len(batch.recipients))
+                return result
+            except AlreadyAcceptedError:
+                found = await deps.provider.lookup(batch.batch_id)
+                if found is not None:
+                    return found
+                delay, cause = 1.0, "accepted-not-found"
+            except ThrottledError as exc:
+                deps.metrics.throttled.inc()
+                await deps.limiter.throttled(exc.retry_after)
+                delay, cause = exc.retry_after or self._backoff(attempt + 1), "throttled"
+            except RetryableProviderError as exc:
+                await deps.limiter.server_error()
+                delay = max(exc.retry_after or 0.0, self._backoff(attempt + 1))
+                cause = "transient"
+                logger.warning("batch %s: %s; retrying", batch.batch_id, exc)
+            finally:
+                deps.metrics.in_flight.dec()
+                deps.metrics.batch_latency.observe(time.perf_counter() - started)
+            attempt += 1
+            deps.metrics.retries.labels(cause).inc()
+            await self._sleep(delay)
+            if self.stopping.is_set():
+                return None
+
+    def _backoff(self, attempt: int) -> float:
+        o = self.deps.options
+        return backoff_delay(attempt, o.retry_base, o.retry_cap)
+
+    async def _recover(self, batch: BatchRow) -> bool:
+        """Settle a batch of unknown fate from the provider's records, or send it again."""
+        if batch.status == "held":
+            return await self._send_held(batch)
+        result = await self._look_up(batch.id)
+        if result is None and self.stopping.is_set():
+            return False
+        if result is not None:
+            logger.info("batch %s found at the provider; settled without sending", batch.id)
+            recipients = [Recipient(r.subscriber_id, r.recipient_no, "") for r in result.results]
+            await self._settle(batch.id, recipients, result, last_id=batch.last_id)
+            return True
+        logger.info("batch %s unknown to the provider; sending it again", batch.id)
+        recipients = await self._rows_of(batch)
+        if not recipients:
+            # everyone in it opted out meanwhile: nothing to send, nothing was sent
+            await self._settle(batch.id, [], BatchResult(batch.id, ()), last_id=batch.last_id)
+            return True
+        return await self._deliver(batch.id, recipients)
+
+    async def _look_up(self, batch_id: str) -> BatchResult | None:
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                return await self.deps.provider.lookup(batch_id)
+            except RetryableProviderError as exc:
+                attempt += 1
+                self.deps.metrics.retries.labels("lookup").inc()
+                logger.warning("look-up of %s failed: %s", batch_id, exc)
+                await self._sleep(self._backoff(attempt))
+        return None
+
+    async def _rows_of(self, batch: BatchRow) -> list[Recipient]:
+        store = self.deps.store
+        if batch.subscriber_ids is not None:
+            rows = await store.recipients(batch.subscriber_ids)
+        else:
+            rows = await store.page(
+                self._info.audience, batch.first_id - 1, batch.last_id, self.deps.options.batch_size
+            )
+        return self._recipients(rows)
+
+    async def _send_held(self, batch: BatchRow) -> bool:
+        """Send a follow-up batch once its `not_before` has come."""
+        if batch.not_before is not None:
+            await self._sleep_until(batch.not_before)
+        if self._halted():
+            return False
+        recipients = await self._rows_of(batch)
+        await self.deps.store.release_held(batch.id)
+        if not recipients:
+            await self._settle(batch.id, [], BatchResult(batch.id, ()), last_id=batch.last_id)
+            return True
+        return await self._deliver(batch.id, recipients)
+
+    async def _settle(
+        self,
+        batch_id: str,
+        recipients: Sequence[Recipient],
+        result: BatchResult,
+        *,
+        last_id: int | None = None,
+    ) -> None:
+        """Publish the batch's delivery event, then settle it in one statement."""
+        deps, info = self.deps, self._info
+        codes = {r.subscriber_id: (r.result_code, r.message) for r in result.results}
+        delivered, outcomes = 0, []
+        failed_ids: list[int] = []
+        failed_codes: list[int] = []
+        failed_reasons: list[str] = []
+        again: list[int] = []
+        held = False
+        for recipient in recipients:
+            sid = recipient.subscriber_id
+            code, message = codes.get(sid, (TEMPORARY_FAILURE, "missing from the answer"))
+            outcomes.append(
+                RecipientOutcome(subscriber_id=sid, result_code=code, delivered=code == DELIVERED)
+            )
+            if code == DELIVERED:
+                delivered += 1
+            elif code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
+                again.append(sid)
+                held = held or code == BRAND_QUIET_HOURS
+            else:
+                failed_ids.append(sid)
+                failed_codes.append(code)
+                failed_reasons.append(f"{code} {message}"[:200])
+        by_reason: dict[str, int] = {}
+        for code in failed_codes:
+            by_reason[str(code)] = by_reason.get(str(code), 0) + 1
+        follow_up = None
+        if again:
+            now = datetime.now(UTC)
+            not_before = (
+                deps.brand_resume_at(now)
+                if held
+                else now + timedelta(seconds=self._backoff(1) + deps.options.retry_base)
+            )
+            seq = self._next_seq()
+            follow_up = FollowUp(
+                f"{self.alert_id}:{self.task.shard_no}:{seq}", seq, tuple(again), not_before
+            )
+            deps.metrics.retries.labels("quiet-hours" if held else "recipient").inc(len(again))
+        seq_of_batch = int(batch_id.rsplit(":", 1)[1])
+        await deps.publisher.delivery(
+            DeliveryBatchData(
+                alert_id=self.alert_id,
+                batch_id=batch_id,
+                shard_no=self.task.shard_no,
+                seq=seq_of_batch,
+                category=info.category,
+                delivered=delivered,
+                failed=len(failed_ids),
+                failed_by_reason=by_reason,
+                outcomes=outcomes,
+            )
+        )
+        highest = (
+            last_id
+            if last_id is not None
+            else max((r.subscriber_id for r in recipients), default=0)
+        )
+        await deps.store.settle(
+            Settlement(
+                batch_id=batch_id,
+                alert_id=self.alert_id,
+                shard_no=self.task.shard_no,
+                last_id=highest,
+                sent=len(recipients),
+                delivered=delivered,
+                failed_ids=failed_ids,
+                failed_codes=failed_codes,
+                failed_reasons=failed_reasons,
+                follow_up=follow_up,
+            )
+        )
+        deps.metrics.delivered.labels(info.category).inc(delivered)
+        for reason, count in by_reason.items():
+            deps.metrics.failed.labels(info.category, reason).inc(count)
+        if delivered:
+            self._refused = 0
+        if self._refused >= deps.options.error_threshold:
+            await self._fail(f"the provider refused {self._refused} requests in a row")
+        if follow_up is not None:
+            self._spawn(
+                self._send_held(
+                    BatchRow(
+                        follow_up.batch_id,
+                        follow_up.seq,
+                        again[0],
+                        again[-1],
+                        "held",
+                        follow_up.subscriber_ids,
+                        follow_up.not_before,
+                    )
+                )
+            )
+        await deps.progress(self.alert_id, info.category)
+
+    async def _fail(self, reason: str) -> None:
+        """Give up the alert: mark it failed, stop its other shards, announce it."""
+        if self.deps.control.is_cancelled(self.alert_id):
+            return
+        self.deps.control.cancel(self.alert_id)
+        counters = await self.deps.store.fail_alert(self.alert_id, reason)
+        logger.error("alert %s failed: %s", self.alert_id, reason)
+        if counters is not None:
+            await self.deps.publisher.lifecycle(
+                "failed", self.alert_id, counters.category, counters, reason=reason
+            )

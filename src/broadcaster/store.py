@@ -1,0 +1,407 @@
+"""The broadcaster's PostgreSQL access: raw asyncpg with prepared statements, no ORM.
+
+Every statement on the hot path is one round trip: a page of subscribers, the `sending`
+row of a batch, the settlement of a batch (batch, shard, alert counters and failures in
+one statement).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from common.messages import Audience, Button, Category
+
+
+@dataclass(frozen=True)
+class AlertInfo:
+    """What a sender needs of an alert to render and address its batches."""
+
+    id: uuid.UUID
+    title: str
+    body: str
+    category: Category
+    buttons: tuple[Button, ...]
+    audience: Audience
+    status: str
+    created_at: datetime
+    send_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ShardRow:
+    """A shard as recorded by the planner, and how far its sending got."""
+
+    alert_id: uuid.UUID
+    shard_no: int
+    first_id: int
+    last_id: int
+    status: str
+    next_seq: int
+    position: int  # the highest subscriber id already put in a range batch
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """A batch that was written but not settled: its fate is unknown, or it is held."""
+
+    id: str
+    seq: int
+    first_id: int
+    last_id: int
+    status: str
+    subscriber_ids: tuple[int, ...] | None
+    not_before: datetime | None
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Recipients of a settled batch to send again later, in a batch of their own."""
+
+    batch_id: str
+    seq: int
+    subscriber_ids: tuple[int, ...]
+    not_before: datetime
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The settled fate of one batch, written in one statement."""
+
+    batch_id: str
+    alert_id: uuid.UUID
+    shard_no: int
+    last_id: int
+    sent: int
+    delivered: int
+    failed_ids: Sequence[int]
+    failed_codes: Sequence[int]
+    failed_reasons: Sequence[str]
+    follow_up: FollowUp | None
+
+
+@dataclass(frozen=True)
+class Counters:
+    """An alert's status and counters."""
+
+    status: str
+    category: Category
+    targeted: int
+    delivered: int
+    failed: int
+
+
+def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any]]:
+    """SQL conditions (AND-ed, each starting with ' AND') and their parameters."""
+    if audience.all:
+        return "", []
+    sql, params = "", []
+    if audience.districts:
+        params.append(list(audience.districts))
+        sql += f" AND district = ANY(${first_param + len(params) - 1}::varchar[])"
+    if audience.tags:
+        params.append(list(audience.tags))
+        sql += f" AND tags && ${first_param + len(params) - 1}::varchar[]"
+    return sql, params
+
+
+_SETTLE = """
+WITH b AS (
+    UPDATE batches SET status = 'done', delivered = $4, failed = $5, settled_at = now()
+    WHERE id = $1 AND status <> 'done' RETURNING id
+), s AS (
+    UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), $6),
+        sent = sent + $7, delivered = delivered + $4, failed = failed + $5,
+        next_seq = GREATEST(next_seq, $12 + 1), updated_at = now()
+    WHERE alert_id = $2 AND shard_no = $3 AND EXISTS (SELECT 1 FROM b)
+), a AS (
+    UPDATE alerts SET delivered = delivered + $4, failed = failed + $5, updated_at = now()
+    WHERE id = $2 AND EXISTS (SELECT 1 FROM b)
+), f AS (
+    INSERT INTO delivery_failures (alert_id, subscriber_id, batch_id, result_code, reason)
+    SELECT $2, t.sid, $1, t.code, t.reason
+    FROM unnest($8::bigint[], $9::int[], $10::text[]) AS t(sid, code, reason)
+    WHERE EXISTS (SELECT 1 FROM b)
+    ON CONFLICT DO NOTHING
+), n AS (
+    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,
+                         subscriber_ids, not_before)
+    SELECT $11, $2, $3, $12, $13[1], $13[array_length($13, 1)], array_length($13, 1), 'held',
+           $13, $14
+    WHERE $11::text IS NOT NULL AND EXISTS (SELECT 1 FROM b)
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT count(*) FROM b
+"""
+
+_BEGIN_BATCH = """
+WITH b AS (
+    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'sending', 1)
+    ON CONFLICT (id) DO NOTHING RETURNING id
+)
+UPDATE shards SET next_seq = GREATEST(next_seq, $4 + 1), status = 'sending', updated_at = now()
+WHERE alert_id = $2 AND shard_no = $3 AND EXISTS (SELECT 1 FROM b)
+RETURNING shard_no
+"""
+
+
+class Store:
+    """The broadcaster's queries, on one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, size: int) -> Store:
+        """A store with a pool of `size` connections to `dsn` (a plain postgresql:// DSN)."""
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size)
+        return cls(pool)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self.pool.close()
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    async def alert(self, alert_id: uuid.UUID) -> AlertInfo | None:
+        """The alert's content and status, or None when there is no such alert."""
+        row = await self.pool.fetchrow(
+            "SELECT id, title, body, category, buttons::text AS buttons, audience::text AS"
+            " audience, status, created_at, send_at, expires_at FROM alerts WHERE id = $1",
+            alert_id,
+        )
+        return None if row is None else _alert(row)
+
+    async def counters(self, alert_id: uuid.UUID) -> Counters | None:
+        """The alert's status and counters."""
+        row = await self.pool.fetchrow(
+            "SELECT status, category, targeted, delivered, failed FROM alerts WHERE id = $1",
+            alert_id,
+        )
+        if row is None:
+            return None
+        return Counters(
+            row["status"], row["category"], row["targeted"], row["delivered"], row["failed"]
+        )
+
+    async def fail_alert(self, alert_id: uuid.UUID, reason: str) -> Counters | None:
+        """Mark a queued, scheduled or sending alert failed with `reason`; None if it was not."""
+        row = await self.pool.fetchrow(
+            "UPDATE alerts SET status = 'failed', status_reason = $2, updated_at = now()"
+            " WHERE id = $1 AND status IN ('queued', 'scheduled', 'sending')"
+            " RETURNING status, category, targeted, delivered, failed",
+            alert_id,
+            reason,
+        )
+        if row is None:
+            return None
+        return Counters(
+            row["status"], row["category"], row["targeted"], row["delivered"], row["failed"]
+        )
+
+    async def cancelled_among(self, alert_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `alert_ids` that are cancelled (or failed) in the alerts table."""
+        rows = await self.pool.fetch(
+            "SELECT id FROM alerts WHERE id = ANY($1::uuid[])"
+            " AND status IN ('cancelled', 'failed')",
+            list(alert_ids),
+        )
+        return {r["id"] for r in rows}
+
+    # -- shards ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def shard_lock(self, alert_id: uuid.UUID, shard_no: int) -> AsyncIterator[bool]:
+        """Hold the shard's advisory lock while inside; yields False when another holds it.
+
+        The lock lives on a connection of its own, so a sender that dies releases it.
+        """
+        key = f"allim-shard:{alert_id}:{shard_no}"
+        async with self.pool.acquire() as connection:
+            locked = await connection.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key
+            )
+            try:
+                yield bool(locked)
+            finally:
+                if locked:
+                    await connection.execute(
+                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key
+                    )
+
+    async def shard(self, alert_id: uuid.UUID, shard_no: int) -> ShardRow | None:
+        """The shard and the position its range batches reached."""
+        row = await self.pool.fetchrow(
+            "SELECT s.first_id, s.last_id, s.status, s.next_seq,"
+            " (SELECT max(b.last_id) FROM batches b WHERE b.alert_id = s.alert_id"
+            "  AND b.shard_no = s.shard_no AND b.subscriber_ids IS NULL) AS position"
+            " FROM shards s WHERE s.alert_id = $1 AND s.shard_no = $2",
+            alert_id,
+            shard_no,
+        )
+        if row is None:
+            return None
+        position = row["position"] if row["position"] is not None else row["first_id"] - 1
+        return ShardRow(
+            alert_id,
+            shard_no,
+            row["first_id"],
+            row["last_id"],
+            row["status"],
+            row["next_seq"],
+            position,
+        )
+
+    async def unsettled(self, alert_id: uuid.UUID, shard_no: int) -> list[BatchRow]:
+        """The shard's batches that are `sending` (fate unknown) or `held`, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT id, seq, first_id, last_id, status, subscriber_ids, not_before FROM batches"
+            " WHERE alert_id = $1 AND shard_no = $2 AND status IN ('sending', 'held')"
+            " ORDER BY seq",
+            alert_id,
+            shard_no,
+        )
+        return [
+            BatchRow(
+                r["id"],
+                r["seq"],
+                r["first_id"],
+                r["last_id"],
+                r["status"],
+                tuple(r["subscriber_ids"]) if r["subscriber_ids"] is not None else None,
+                r["not_before"],
+            )
+            for r in rows
+        ]
+
+    async def finish_shard(
+        self, alert_id: uuid.UUID, shard_no: int, status: str
+    ) -> Counters | None:
+        """Mark the shard `done` or `cancelled`; the alert's counters when it completed it.
+
+        The alert goes `sending -> completed` in the same transaction when every shard is
+        done. The alert row is locked first, so of two senders finishing the last two shards
+        at once the second sees the first's shard done.
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
+            await connection.execute(
+                "UPDATE shards SET status = $3, updated_at = now()"
+                " WHERE alert_id = $1 AND shard_no = $2",
+                alert_id,
+                shard_no,
+                status,
+            )
+            if status != "done":
+                return None
+            row = await connection.fetchrow(
+                "UPDATE alerts SET status = 'completed', completed_at = now(), updated_at = now()"
+                " WHERE id = $1 AND status = 'sending' AND NOT EXISTS"
+                " (SELECT 1 FROM shards WHERE alert_id = $1 AND status <> 'done')"
+                " RETURNING status, category, targeted, delivered, failed",
+                alert_id,
+            )
+        if row is None:
+            return None
+        return Counters(
+            row["status"], row["category"], row["targeted"], row["delivered"], row["failed"]
+        )
+
+    # -- subscribers ----------------------------------------------------------------------
+
+    async def page(
+        self, audience: Audience, after: int, last: int, limit: int
+    ) -> list[asyncpg.Record]:
+        """Up to `limit` active subscribers of the audience with `after < id <= last`."""
+        conditions, params = audience_filter(audience, 4)
+        rows: list[asyncpg.Record] = await self.pool.fetch(
+            "SELECT id, recipient_no FROM subscribers WHERE id > $1 AND id <= $2"
+            f" AND status = 'active'{conditions} ORDER BY id LIMIT $3",
+            after,
+            last,
+            limit,
+            *params,
+        )
+        return rows
+
+    async def recipients(self, subscriber_ids: Sequence[int]) -> list[asyncpg.Record]:
+        """The listed subscribers that are still active."""
+        rows: list[asyncpg.Record] = await self.pool.fetch(
+            "SELECT id, recipient_no FROM subscribers WHERE id = ANY($1::bigint[])"
+            " AND status = 'active' ORDER BY id",
+            list(subscriber_ids),
+        )
+        return rows
+
+    # -- batches --------------------------------------------------------------------------
+
+    async def begin_batch(
+        self,
+        batch_id: str,
+        alert_id: uuid.UUID,
+        shard_no: int,
+        seq: int,
+        first_id: int,
+        last_id: int,
+        size: int,
+    ) -> bool:
+        """Write the batch as `sending` before its request; False when the id exists."""
+        shard = await self.pool.fetchval(
+            _BEGIN_BATCH, batch_id, alert_id, shard_no, seq, first_id, last_id, size
+        )
+        return shard is not None
+
+    async def release_held(self, batch_id: str) -> None:
+        """A held follow-up batch is about to be sent: its fate becomes unknown."""
+        await self.pool.execute(
+            "UPDATE batches SET status = 'sending', attempts = attempts + 1"
+            " WHERE id = $1 AND status = 'held'",
+            batch_id,
+        )
+
+    async def settle(self, s: Settlement) -> bool:
+        """Settle a batch in one statement; False when it was settled before."""
+        follow = s.follow_up
+        count = await self.pool.fetchval(
+            _SETTLE,
+            s.batch_id,
+            s.alert_id,
+            s.shard_no,
+            s.delivered,
+            len(s.failed_ids),
+            s.last_id,
+            s.sent,
+            list(s.failed_ids),
+            list(s.failed_codes),
+            list(s.failed_reasons),
+            follow.batch_id if follow else None,
+            follow.seq if follow else 0,
+            list(follow.subscriber_ids) if follow else None,
+            follow.not_before if follow else None,
+        )
+        return bool(count)
+
+
+def _alert(row: asyncpg.Record) -> AlertInfo:
+    buttons = orjson.loads(row["buttons"]) or []
+    return AlertInfo(
+        id=row["id"],
+        title=row["title"],
+        body=row["body"],
+        category=row["category"],
+        buttons=tuple(Button.model_validate(b) for b in buttons),
+        audience=Audience.model_validate(orjson.loads(row["audience"])),
+        status=row["status"],
+        created_at=row["created_at"],
+        send_at=row["send_at"],
+        expires_at=row["expires_at"],
+    )
