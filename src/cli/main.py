@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from cli import admin
+from cli import admin, stats
 
 # Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (admin,)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (admin, stats)
 
 Handler = Callable[[argparse.Namespace], int]
 
