@@ -79,7 +79,7 @@ def cap_documents(draw: st.DrawFn) -> bytes:
             st.sampled_from(
                 ["", "<geocode><valueName>adm</valueName><value>41111</value></geocode>"]
             )
-        )  # fmt: skip
+        )
         + "</area>"
     )
     info = "<info>" + elements(INFO_FIELDS) + area * draw(st.integers(0, 2)) + "</info>"
@@ -121,7 +121,10 @@ def test_random_bytes_are_refused(document: bytes) -> None:
 def test_entity_expansion_is_refused() -> None:
     bomb = (
         '<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY a "aaaaaaaaaa">'
-        + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for p, c in zip("abcdefg", "bcdefgh"))
+        + "".join(
+            f'<!ENTITY {c} "{("&" + p + ";") * 10}">'
+            for p, c in zip("abcdefg", "bcdefgh", strict=True)
+        )
         + ']><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><sender>&h;</sender></alert>'
     ).encode()
     try:
