@@ -22,6 +22,15 @@ class GatewaySettings(CommonSettings):
     gateway_outbox_poll_seconds: float = Field(
         0.2, gt=0, description="How often the outbox relay looks for unsent rows."
     )
+    gateway_landing_cache_size: int = Field(
+        1024, ge=1, description="Alerts whose landing-page content is kept in memory."
+    )
+    gateway_landing_cache_seconds: float = Field(
+        30, gt=0, description="Seconds a cached landing page is served before it is re-read."
+    )
+    gateway_tap_max_pending: int = Field(
+        10_000, ge=1, description="Tap events in flight to Kafka before more taps are dropped."
+    )
 
 
 def load_settings() -> GatewaySettings:

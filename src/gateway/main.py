@@ -16,6 +16,7 @@ from common.tokens import TokenSigner
 from gateway import problems
 from gateway.config import GatewaySettings
 from gateway.metrics import GatewayMetrics
+from gateway.routes import subscribers, tracking
 from gateway.state import GatewayState, KafkaLink
 
 
@@ -54,6 +55,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.include_router(subscribers.router)
+    app.include_router(tracking.create_router(settings, metrics))
 
     @app.middleware("http")
     async def measure(

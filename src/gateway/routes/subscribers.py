@@ -1,0 +1,212 @@
+"""Subscriber routes: upsert, opt-out, look-up, counts by district, and bulk import."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from common.db import asyncpg_dsn
+from gateway import subscribers
+from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
+from gateway.importer import (
+    FORMATS,
+    MAX_ERRORS,
+    ImportRefused,
+    UnsupportedFormat,
+    format_of,
+    import_subscribers,
+)
+from gateway.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["subscribers"])
+
+Recipient = Annotated[
+    str,
+    Path(
+        pattern=subscribers.RECIPIENT_PATTERN,
+        description=f"The recipient number: {subscribers.RECIPIENT_RULE}.",
+        examples=["01012345678"],
+    ),
+]
+
+
+class SubscriberUpsert(BaseModel):
+    """The body of a PUT: where the subscriber lives and what they asked to hear about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    district: str | None = Field(
+        None, description="District name (at most 64 characters); blank means none."
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="Interests, at most 32 of 64 characters each."
+    )
+
+    @field_validator("district")
+    @classmethod
+    def _district(cls, value: str | None) -> str | None:
+        return subscribers.check_district(value)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return subscribers.check_tags(value)
+
+
+class SubscriberPublic(BaseModel):
+    """A subscriber as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    recipient_no: str
+    district: str | None
+    tags: list[str]
+    status: str = Field(description="`active` or `opted_out`.")
+    created_at: datetime
+    updated_at: datetime
+    opted_out_at: datetime | None
+
+
+class DistrictCountPublic(BaseModel):
+    """Subscribers of one district; `district` is null for those without one."""
+
+    district: str | None
+    active: int
+    opted_out: int
+
+
+class SubscriberCounts(BaseModel):
+    """Subscribers in all and by district."""
+
+    active: int
+    opted_out: int
+    districts: list[DistrictCountPublic]
+
+
+class RowErrorPublic(BaseModel):
+    """A rejected line of an import."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    line: int
+    reason: str
+
+
+class ImportReportPublic(BaseModel):
+    """What an import did. `errors` lists the first rejections by line; `rejected` counts all."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    accepted: int = Field(description="Rows upserted: created + updated + unchanged.")
+    rejected: int
+    created: int
+    updated: int
+    unchanged: int
+    opted_out: int = Field(description="Accepted rows of subscribers who opted out and stay so.")
+    errors: list[RowErrorPublic] = Field(description=f"At most {MAX_ERRORS}, by line.")
+
+
+def _not_found(recipient: str) -> Problem:
+    return Problem(404, "Not Found", f"No subscriber has the recipient number '{recipient}'.")
+
+
+# Before `/subscribers/{recipient}`, which would otherwise take "counts" for a number.
+@router.get("/subscribers/counts", summary="Subscribers by district and status")
+async def counts(session: SessionDep, _: ViewerDep) -> SubscriberCounts:
+    """Active and opted-out subscribers, in all and per district."""
+    rows = await subscribers.counts_by_district(session)
+    return SubscriberCounts(
+        active=sum(r.active for r in rows),
+        opted_out=sum(r.opted_out for r in rows),
+        districts=[DistrictCountPublic(**vars(r)) for r in rows],
+    )
+
+
+@router.put(
+    "/subscribers/{recipient}",
+    summary="Create or update a subscriber",
+    responses={201: {"model": SubscriberPublic, "description": "Created"}},
+)
+async def put_subscriber(
+    recipient: Recipient,
+    body: SubscriberUpsert,
+    session: SessionDep,
+    response: Response,
+    _: OperatorDep,
+) -> SubscriberPublic:
+    """Upsert one subscriber (201 when new, 200 when updated); lifts an earlier opt-out."""
+    upserted = await subscribers.upsert(session, recipient, body.district, body.tags)
+    await session.commit()
+    response.status_code = status.HTTP_201_CREATED if upserted.created else status.HTTP_200_OK
+    return SubscriberPublic.model_validate(upserted.subscriber)
+
+
+@router.delete("/subscribers/{recipient}", summary="Opt a subscriber out")
+async def delete_subscriber(
+    recipient: Recipient, session: SessionDep, _: OperatorDep
+) -> SubscriberPublic:
+    """Opt out: no further batch includes them, also of broadcasts already running."""
+    subscriber = await subscribers.opt_out(session, recipient)
+    if subscriber is None:
+        raise _not_found(recipient)
+    await session.commit()
+    logger.info("subscriber opted out", extra={"subscriber_id": subscriber.id})
+    return SubscriberPublic.model_validate(subscriber)
+
+
+@router.get("/subscribers/{recipient}", summary="One subscriber")
+async def get_subscriber(
+    recipient: Recipient, session: SessionDep, _: ViewerDep
+) -> SubscriberPublic:
+    """The subscriber with this recipient number; 404 when there is none."""
+    subscriber = await subscribers.find(session, recipient)
+    if subscriber is None:
+        raise _not_found(recipient)
+    return SubscriberPublic.model_validate(subscriber)
+
+
+_IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "CSV with a header `recipient_no,district,tags` (tags separated by `;`), or "
+            'NDJSON lines `{"recipient_no": "...", "district": "...", "tags": [...]}`.'
+        ),
+        "content": {media: {"schema": {"type": "string"}} for media in FORMATS},
+    }
+}
+
+
+@router.post(
+    "/subscribers:import",
+    summary="Import subscribers from a CSV or NDJSON file",
+    openapi_extra=_IMPORT_BODY,
+    responses={400: {"description": "Unusable file"}, 415: {"description": "Not CSV/NDJSON"}},
+)
+async def import_file(request: Request, state: StateDep, _: OperatorDep) -> ImportReportPublic:
+    """Stream the body into `subscribers`; bad lines are rejected by number, the rest kept."""
+    try:
+        fmt = format_of(request.headers.get("content-type"))
+    except UnsupportedFormat as exc:
+        raise Problem(415, "Unsupported Media Type", str(exc)) from exc
+    try:
+        report = await import_subscribers(
+            asyncpg_dsn(state.settings.database_url), request.stream(), fmt
+        )
+    except ImportRefused as exc:
+        raise Problem(400, "Import refused", str(exc)) from exc
+    logger.info(
+        "import: %s accepted (%s created, %s updated), %s rejected",
+        report.accepted,
+        report.created,
+        report.updated,
+        report.rejected,
+    )
+    return ImportReportPublic.model_validate(report)

@@ -1,0 +1,134 @@
+"""Gateway fixtures: the app on the session's database and broker, a client, API keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common.db import session_factory
+from gateway.auth import Role, create_key
+from gateway.config import GatewaySettings
+from gateway.main import create_app
+
+BASE_URL = "http://gateway.test"
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(database_url: str, kafka_topics: str) -> GatewaySettings:
+    """Settings of a gateway on the test database and broker."""
+    return GatewaySettings(
+        environment="test",
+        database_url=database_url,
+        kafka_bootstrap=kafka_topics,
+        tracking_secret=SecretStr("test-tracking-secret-0123456789"),
+        public_base_url=BASE_URL,
+        gateway_outbox_poll_seconds=0.05,
+        gateway_sse_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture(scope="session")
+async def gateway_app(gateway_settings: GatewaySettings) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running and its Kafka producer connected."""
+    app = create_app(gateway_settings)
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app.state.gateway.kafka.ready.wait(), 60)
+        yield app
+
+
+@pytest.fixture
+async def client(gateway_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of the app (cookies kept per test)."""
+    transport = httpx.ASGITransport(app=gateway_app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def api_keys(engine: AsyncEngine) -> dict[Role, str]:
+    """One API key per role."""
+    async with session_factory(engine)() as session:
+        keys: dict[Role, str] = {
+            "operator": await create_key(session, "test operator", "operator"),
+            "viewer": await create_key(session, "test viewer", "viewer"),
+        }
+        await session.commit()
+    return keys
+
+
+@pytest.fixture
+def operator(api_keys: dict[Role, str]) -> dict[str, str]:
+    """Headers of a caller with the operator role."""
+    return {"X-API-Key": api_keys["operator"]}
+
+
+@pytest.fixture
+def viewer(api_keys: dict[Role, str]) -> dict[str, str]:
+    """Headers of a caller with the viewer role."""
+    return {"X-API-Key": api_keys["viewer"]}
+
+
+async def _read_topic(
+    bootstrap: str, topic: str, keys: set[str], *, within: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Records of `topic` keyed by one of `keys`, read from the start until every key was
+    seen (then a short extra read, so a duplicate shows up) or `within` seconds passed."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                found.extend(r for r in records if r.key is not None and r.key.decode() in keys)
+            if {r.key.decode() for r in found if r.key is not None} >= keys:
+                # everything is here; one more short read would reveal duplicates
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    found.extend(r for r in records if r.key is not None and r.key.decode() in keys)
+                break
+    finally:
+        await consumer.stop()
+    return found
+
+
+ReadTopic = Callable[..., Awaitable[list[ConsumerRecord[bytes, bytes]]]]
+
+
+@pytest.fixture
+def read_topic() -> ReadTopic:
+    """`await read_topic(bootstrap, topic, keys)`: the records of `topic` with those keys."""
+    return _read_topic
+
+
+def _alert_json(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": "태풍 링링 대비 안내",
+        "body": "강풍에 대비해 외출을 삼가 주세요.",
+        "category": "emergency",
+        "buttons": [{"name": "대피소", "link": "https://example.org/shelters"}],
+        "audience": {"districts": ["장안구"], "tags": []},
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+def alert_json() -> Callable[..., dict[str, Any]]:
+    """`alert_json(**changes)`: a valid alert body with some fields changed."""
+    return _alert_json
