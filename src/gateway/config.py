@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from common.config import CommonSettings
+
+DEFAULT_CAP_AREAS = Path(__file__).with_name("cap_areas.csv")
 
 
 class GatewaySettings(CommonSettings):
@@ -21,6 +25,22 @@ class GatewaySettings(CommonSettings):
     )
     gateway_outbox_poll_seconds: float = Field(
         0.2, gt=0, description="How often the outbox relay looks for unsent rows."
+    )
+    gateway_outbox_batch: int = Field(
+        500, ge=1, le=10_000, description="Outbox rows the relay claims and publishes at once."
+    )
+    gateway_sse_poll_seconds: float = Field(
+        0.5, gt=0, description="How often an alert's event stream re-reads the alert."
+    )
+    gateway_page_limit: int = Field(
+        50, ge=1, le=1000, description="Alerts a list page holds when the caller sets no limit."
+    )
+    gateway_cap_area_map: Path = Field(
+        DEFAULT_CAP_AREAS,
+        description=(
+            "CSV (columns `area,district`) or JSON object (`{area: district}`) that maps a CAP "
+            "areaDesc, or a geocode written `valueName=value`, to a subscriber district."
+        ),
     )
     gateway_landing_cache_size: int = Field(
         1024, ge=1, description="Alerts whose landing-page content is kept in memory."

@@ -4,46 +4,75 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from common.db import create_engine, session_factory
 from common.kafka import create_producer
 from common.tokens import TokenSigner
 from gateway import problems
+from gateway.cap import AreaTable
 from gateway.config import GatewaySettings
 from gateway.metrics import GatewayMetrics
-from gateway.routes import subscribers, tracking
+from gateway.outbox import OutboxRelay
+from gateway.routes import alerts, health, subscribers, tracking
+from gateway.schemas import AlertCreate
 from gateway.state import GatewayState, KafkaLink
+
+logger = logging.getLogger(__name__)
+
+# bodies a route reads by hand (content negotiation) that OpenAPI still documents
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (AlertCreate, problems.ProblemDetails)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     """The gateway application for `settings`."""
     metrics = GatewayMetrics()
+    # read at build time so a bad table stops the gateway before it serves anything
+    cap_areas = AreaTable.load(settings.gateway_cap_area_map)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, settings.database_pool_size)
+        sessions = session_factory(engine)
         kafka = KafkaLink(create_producer(settings.kafka_bootstrap, "allim-gateway"))
+        relay = OutboxRelay(
+            sessions,
+            kafka,
+            metrics,
+            poll_seconds=settings.gateway_outbox_poll_seconds,
+            batch_size=settings.gateway_outbox_batch,
+        )
         state = GatewayState(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
+            sessions=sessions,
             kafka=kafka,
             signer=TokenSigner(settings.tracking_secret.get_secret_value().encode()),
             metrics=metrics,
+            cap_areas=cap_areas,
+            wake_outbox=relay.wake,
         )
         app.state.gateway = state
-        connecting = asyncio.create_task(kafka.connect_forever())
+        tasks = [
+            asyncio.create_task(kafka.connect_forever(settings.kafka_bootstrap)),
+            asyncio.create_task(relay.run()),
+        ]
         try:
             yield
         finally:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if kafka.ready.is_set():
                 await kafka.producer.stop()
             await engine.dispose()
@@ -51,10 +80,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(
         title="allim gateway",
         version="0.1.0",
-        description="Alert intake, subscribers, tracking links, status and stats.",
+        description=(
+            "Alert intake, subscribers, tracking links, status and stats. Routes that change "
+            "something need an API key with the `operator` role in `X-API-Key`; reads need "
+            "`viewer` or `operator`. Every error is `application/problem+json` (RFC 9457)."
+        ),
         lifespan=lifespan,
     )
     problems.install(app)
+    app.include_router(alerts.router)
+    app.include_router(health.router)
     app.include_router(subscribers.router)
     app.include_router(tracking.create_router(settings, metrics))
 
@@ -74,8 +109,21 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def export_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", tags=["health"], summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in DOCUMENTED_MODELS:
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(model_schema.pop("$defs", {}))
+                components[model.__name__] = model_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
 
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

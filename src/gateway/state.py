@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
@@ -11,6 +12,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.tokens import TokenSigner
+from common.topics import ensure_topics
+from gateway.cap import AreaTable
 from gateway.config import GatewaySettings
 from gateway.metrics import GatewayMetrics
 
@@ -28,12 +31,13 @@ class KafkaLink:
     producer: AIOKafkaProducer
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def connect_forever(self, retry_seconds: float = 1.0) -> None:
-        """Start the producer, retrying until the broker answers."""
+    async def connect_forever(self, bootstrap: str, retry_seconds: float = 1.0) -> None:
+        """Create the missing topics and start the producer, retrying until the broker answers."""
         while True:
             try:
+                await ensure_topics(bootstrap)
                 await self.producer.start()
-            except KafkaError:
+            except (KafkaError, OSError):
                 logger.warning("Kafka is not reachable yet; retrying", exc_info=True)
                 await asyncio.sleep(retry_seconds)
                 continue
@@ -52,3 +56,6 @@ class GatewayState:
     kafka: KafkaLink
     signer: TokenSigner
     metrics: GatewayMetrics
+    cap_areas: AreaTable = field(default_factory=lambda: AreaTable({}))
+    # tells the outbox relay that a row was just committed
+    wake_outbox: Callable[[], None] = lambda: None

@@ -1,0 +1,129 @@
+"""The outbox relay: publishes unsent `outbox` rows to Kafka in id order and marks them sent.
+
+Rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED` inside the transaction that
+marks them sent, so several gateway processes share the work and never publish the same
+row twice while it is locked. A crash between Kafka's acknowledgement and the commit
+publishes that batch again on the next pass (at least once): consumers key their work on
+the alert id and ignore a repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+import orjson
+from aiokafka.errors import KafkaError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.models import OutboxEntry
+from gateway.metrics import GatewayMetrics
+from gateway.state import KafkaLink
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class OutboxRelay:
+    """Moves the outbox to Kafka; `run` is the lifespan's background task."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        kafka: KafkaLink,
+        metrics: GatewayMetrics,
+        *,
+        poll_seconds: float = 0.2,
+        batch_size: int = 500,
+    ) -> None:
+        self._sessions = sessions
+        self._kafka = kafka
+        self._metrics = metrics
+        self._poll_seconds = poll_seconds
+        self._batch_size = max(1, batch_size)
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the outbox now rather than at the next poll (a row was just written)."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Publish until cancelled; Kafka or database errors are logged and backed off."""
+        backoff = self._poll_seconds
+        while True:
+            try:
+                # until Kafka answers, rows wait in the outbox and the gauges show the lag
+                published = await self.publish_once() if self._kafka.ready.is_set() else 0
+                await self.measure()
+            except (KafkaError, SQLAlchemyError, OSError):
+                logger.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            backoff = self._poll_seconds
+            if published < self._batch_size:
+                await self._idle()
+
+    async def publish_once(self) -> int:
+        """Claim, publish and mark one batch of unsent rows; the number published."""
+        producer = self._kafka.producer
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(
+                        OutboxEntry.id,
+                        OutboxEntry.topic,
+                        OutboxEntry.key,
+                        OutboxEntry.headers,
+                        OutboxEntry.payload,
+                    )
+                    .where(OutboxEntry.sent_at.is_(None))
+                    .order_by(OutboxEntry.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            acks = [
+                await producer.send(
+                    row.topic,
+                    value=orjson.dumps(row.payload),
+                    key=row.key.encode() if row.key is not None else None,
+                    headers=[(k, v.encode()) for k, v in row.headers.items()],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*acks)
+            await session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id.in_([row.id for row in rows]))
+                .values(sent_at=func.now())
+            )
+        self._metrics.outbox_published.inc(len(rows))
+        logger.debug("published %d outbox rows up to id %d", len(rows), rows[-1].id)
+        return len(rows)
+
+    async def measure(self) -> None:
+        """Set the unsent-count and lag gauges."""
+        async with self._sessions() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxEntry.created_at)).where(
+                        OutboxEntry.sent_at.is_(None)
+                    )
+                )
+            ).one()
+        self._metrics.outbox_unsent.set(count)
+        lag = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        self._metrics.outbox_lag.set(max(lag, 0.0))
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+        self._wakeup.clear()

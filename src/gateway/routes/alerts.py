@@ -1,0 +1,360 @@
+"""`/v1/alerts`: intake (JSON or CAP 1.2), status, list, cancel and a progress stream."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import ValidationError
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.messages import Audience, Button, Category
+from common.models import Alert, AlertStats
+from gateway import cap, intake
+from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
+from gateway.problems import Problem
+from gateway.schemas import (
+    TERMINAL_STATUSES,
+    AlertAccepted,
+    AlertCreate,
+    AlertPage,
+    AlertPublic,
+    AlertStatus,
+)
+from gateway.state import GatewayState
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+MAX_BODY_BYTES = 256 * 1024
+JSON_TYPES = frozenset({"application/json"})
+CAP_TYPES = frozenset({"application/cap+xml", "application/xml", "text/xml"})
+
+
+def _problem_doc(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+        },
+    }
+
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _problem_doc("No API key, or an unknown or revoked one."),
+    403: _problem_doc("The API key's role may not do this."),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem_doc("No alert has this id.")}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: _problem_doc("A field is invalid; `errors` names each one.")
+}
+
+INTAKE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/AlertCreate"}},
+            "application/cap+xml": {
+                "schema": {"type": "string", "description": "An OASIS CAP 1.2 <alert>."}
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Accept an alert to broadcast (JSON or CAP 1.2)",
+    response_model=AlertAccepted,
+    responses={
+        200: {"model": AlertAccepted, "description": "A repeat of an accepted alert (same id)."},
+        400: _problem_doc("Malformed XML, or XML with DTDs or entities."),
+        **AUTH_ERRORS,
+        404: _problem_doc("A CAP Cancel references no known alert."),
+        409: _problem_doc("Idempotency-Key reused with another request, or not cancellable."),
+        413: _problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+        415: _problem_doc("Neither application/json nor application/cap+xml."),
+        **INVALID,
+    },
+    openapi_extra=INTAKE_BODY,
+)
+async def create_alert(
+    request: Request,
+    response: Response,
+    principal: OperatorDep,
+    state: StateDep,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Makes a retry safe: the same key and body return the first alert.",
+        ),
+    ] = None,
+) -> AlertAccepted:
+    """202 with the new alert's id and status URL; 200 with the same id for a repeat."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES | CAP_TYPES:
+        raise Problem(
+            415,
+            "Unsupported Media Type",
+            f"Content-Type '{media_type}' is not application/json or application/cap+xml.",
+        )
+    body = await _read_body(request)
+    try:
+        if media_type in JSON_TYPES:
+            submitted = await intake.submit(
+                session, _parse_json(body), idempotency_key=idempotency_key
+            )
+            source = "json"
+        else:
+            submitted = await _submit_cap(session, state, body, idempotency_key)
+            source = "cap"
+    except intake.IdempotencyConflict as exc:
+        raise Problem(409, "Conflict", str(exc)) from exc
+    except intake.NotCancellable as exc:
+        raise Problem(409, "Conflict", str(exc)) from exc
+    except intake.AlertNotFound as exc:
+        raise Problem(404, "Not Found", str(exc)) from exc
+    alert = submitted.alert
+    if submitted.created:
+        state.metrics.alerts_accepted.labels(alert.category, source).inc()
+        state.wake_outbox()
+    else:
+        response.status_code = 200
+    status_url = f"{state.settings.public_base_url.rstrip('/')}/v1/alerts/{alert.id}"
+    response.headers["Location"] = status_url
+    return AlertAccepted(id=alert.id, status=cast(AlertStatus, alert.status), status_url=status_url)
+
+
+@router.get(
+    "",
+    summary="List alerts, newest first",
+    response_model=AlertPage,
+    responses={**AUTH_ERRORS, **INVALID},
+)
+async def list_alerts(
+    principal: ViewerDep,
+    state: StateDep,
+    session: SessionDep,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="Alerts per page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> AlertPage:
+    """One page of alerts; keyset pagination on (created_at, id)."""
+    size = limit or state.settings.gateway_page_limit
+    query = _with_stats().order_by(Alert.created_at.desc(), Alert.id.desc()).limit(size + 1)
+    if cursor is not None:
+        created_at, alert_id = _decode_cursor(cursor)
+        query = query.where(tuple_(Alert.created_at, Alert.id) < tuple_(created_at, alert_id))
+    rows = (await session.execute(query)).all()
+    items = [_public(alert, readers, delivered) for alert, readers, delivered in rows[:size]]
+    next_cursor = _encode_cursor(items[-1]) if len(rows) > size else None
+    return AlertPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{alert_id}",
+    summary="An alert's status, counters and read rate",
+    response_model=AlertPublic,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **INVALID},
+)
+async def get_alert(alert_id: uuid.UUID, principal: ViewerDep, session: SessionDep) -> AlertPublic:
+    """The alert with its progress (from the broadcaster) and read rate (from analytics)."""
+    return await _load(session, alert_id)
+
+
+@router.post(
+    "/{alert_id}/cancel",
+    summary="Cancel an alert, also while it is being sent",
+    response_model=AlertPublic,
+    responses={
+        **AUTH_ERRORS,
+        **NOT_FOUND,
+        409: _problem_doc("The alert is completed, failed or was never broadcast."),
+        **INVALID,
+    },
+)
+async def cancel_alert(
+    alert_id: uuid.UUID, principal: OperatorDep, state: StateDep, session: SessionDep
+) -> AlertPublic:
+    """Status `cancelled` and a cancel command on `alerts.control`; repeating it is harmless."""
+    try:
+        await intake.cancel(session, alert_id)
+    except intake.AlertNotFound as exc:
+        raise Problem(404, "Not Found", str(exc)) from exc
+    except intake.NotCancellable as exc:
+        raise Problem(409, "Conflict", str(exc)) from exc
+    state.wake_outbox()
+    return await _load(session, alert_id)
+
+
+async def _existing(alert_id: uuid.UUID, state: StateDep) -> AlertPublic:
+    # loaded before the stream starts, so an unknown id is a plain 404
+    async with state.sessions() as session:
+        return await _load(session, alert_id)
+
+
+@router.get(
+    "/{alert_id}/events",
+    summary="Progress as server-sent events, until the broadcast ends",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": (
+                "`event: progress` with an AlertPublic each time it changes; the last event "
+                "is `event: end` once the status is completed, cancelled, failed or "
+                "not_broadcast."
+            )
+        },
+        **AUTH_ERRORS,
+        **NOT_FOUND,
+        **INVALID,
+    },
+)
+async def alert_events(
+    alert_id: uuid.UUID,
+    principal: ViewerDep,
+    state: StateDep,
+    request: Request,
+    current: Annotated[AlertPublic, Depends(_existing)],
+) -> AsyncIterator[ServerSentEvent]:
+    """Re-read the alert every `gateway_sse_poll_seconds` and send it when it changed."""
+    seq = 0
+    while True:
+        seq += 1
+        ended = current.status in TERMINAL_STATUSES
+        yield ServerSentEvent(event="end" if ended else "progress", id=str(seq), data=current)
+        if ended:
+            return
+        previous = current
+        while current == previous:
+            await asyncio.sleep(state.settings.gateway_sse_poll_seconds)
+            if await request.is_disconnected():
+                return
+            async with state.sessions() as session:
+                current = await _load(session, alert_id)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > MAX_BODY_BYTES:
+            raise _too_large()
+    return bytes(chunks)
+
+
+def _too_large() -> Problem:
+    return Problem(413, "Content Too Large", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+
+
+def _parse_json(body: bytes) -> AlertCreate:
+    try:
+        return AlertCreate.model_validate_json(body)
+    except ValidationError as exc:
+        # the same 422 problem as FastAPI's own body validation, naming each field
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
+
+
+async def _submit_cap(
+    session: AsyncSession, state: GatewayState, body: bytes, idempotency_key: str | None
+) -> intake.Submitted:
+    try:
+        parsed = cap.parse(body, state.cap_areas, datetime.now(UTC))
+    except cap.CapUnsafe as exc:
+        raise Problem(400, "Bad Request", str(exc)) from exc
+    except cap.CapInvalid as exc:
+        raise Problem(422, "Invalid CAP alert", str(exc), errors=exc.errors) from exc
+    if parsed.request is None:
+        cancelled = await intake.cancel_cap(session, parsed.references)
+        return intake.Submitted(cancelled[0], created=False)
+    return await intake.submit(
+        session,
+        parsed.request,
+        idempotency_key=idempotency_key,
+        origin=parsed.origin,
+        hold=parsed.hold,
+    )
+
+
+def _with_stats() -> Select[Alert, int, int]:
+    # the stats columns are NULL until analytics has written the alert's row
+    return select(Alert, AlertStats.readers, AlertStats.delivered).outerjoin(
+        AlertStats, AlertStats.alert_id == Alert.id
+    )
+
+
+async def _load(session: AsyncSession, alert_id: uuid.UUID) -> AlertPublic:
+    row = (await session.execute(_with_stats().where(Alert.id == alert_id))).one_or_none()
+    if row is None:
+        raise Problem(404, "Not Found", f"Alert {alert_id} does not exist.")
+    return _public(row[0], row[1], row[2])
+
+
+def _public(alert: Alert, readers: int | None, stats_delivered: int | None) -> AlertPublic:
+    read_rate = readers / stats_delivered if readers is not None and stats_delivered else None
+    return AlertPublic(
+        id=alert.id,
+        status=cast(AlertStatus, alert.status),
+        status_reason=alert.status_reason,
+        title=alert.title,
+        body=alert.body,
+        category=cast(Category, alert.category),
+        buttons=[Button.model_validate(b) for b in alert.buttons],
+        audience=Audience.model_validate(alert.audience),
+        send_at=alert.send_at,
+        expires_at=alert.expires_at,
+        created_at=alert.created_at,
+        started_at=alert.started_at,
+        completed_at=alert.completed_at,
+        cancelled_at=alert.cancelled_at,
+        targeted=alert.targeted,
+        delivered=alert.delivered,
+        failed=alert.failed,
+        pending=max(alert.targeted - alert.delivered - alert.failed, 0),
+        readers=readers,
+        read_rate=read_rate,
+        cap_identifier=alert.cap_identifier,
+    )
+
+
+def _encode_cursor(alert: AlertPublic) -> str:
+    raw = f"{alert.created_at.isoformat()}|{alert.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created_at, alert_id = (
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+        )
+        return datetime.fromisoformat(created_at), uuid.UUID(alert_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "cursor"),
+                    "msg": "Not a cursor this API gave out.",
+                    "input": cursor,
+                }
+            ]
+        ) from exc

@@ -1,0 +1,167 @@
+"""The alert API's request and response bodies.
+
+Provider limits (PROVIDER_API.md): title <= 50, body <= 1,300, <= 5 buttons with
+name <= 14 and link <= 500. allim appends its own tracked "read more" button
+(`READ_MORE`, whose link is the `#{link}` template variable the sender fills with each
+recipient's tracking link), so an operator may give at most `MAX_OPERATOR_BUTTONS` = 4.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from common.messages import Audience, Button, Category
+
+MAX_BUTTONS = 5
+MAX_OPERATOR_BUTTONS = MAX_BUTTONS - 1
+READ_MORE = Button(name="자세히 보기", link="#{link}")
+
+AlertStatus = Literal[
+    "scheduled", "queued", "sending", "completed", "cancelled", "failed", "not_broadcast"
+]
+# statuses after which nothing about the alert changes any more
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "cancelled", "failed", "not_broadcast"})
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ButtonIn(Strict):
+    """An operator's button: a name and an http(s) link."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=14)]
+    link: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=500, pattern=r"^https?://\S+$"
+        ),
+    ]
+
+
+class AudienceIn(Strict):
+    """`"all"`, or a filter on districts and/or tags (a subscriber matches any listed)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": ["all", {"districts": ["장안구"], "tags": ["bus"]}]},
+    )
+
+    all: bool = Field(False, description='Everyone; the string "all" means the same.')
+    districts: list[Name] = Field(default_factory=list, max_length=500)
+    tags: list[Name] = Field(default_factory=list, max_length=500)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_as_string(cls, value: Any) -> Any:
+        return {"all": True} if value == "all" else value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if self.all and (self.districts or self.tags):
+            raise ValueError("Give either all, or districts/tags, not both.")
+        if not self.all and not self.districts and not self.tags:
+            raise ValueError('Audience is empty: give "all", or districts and/or tags.')
+        return self
+
+    def to_message(self) -> Audience:
+        """The audience as it crosses Kafka."""
+        return Audience(
+            all=self.all, districts=sorted(set(self.districts)), tags=sorted(set(self.tags))
+        )
+
+
+class AlertCreate(Strict):
+    """An alert to broadcast."""
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1300)]
+    category: Category
+    buttons: list[ButtonIn] = Field(
+        default_factory=list,
+        max_length=MAX_OPERATOR_BUTTONS,
+        description="Up to 4: allim adds the tracked 'read more' button as the fifth.",
+    )
+    audience: AudienceIn
+    send_at: AwareDatetime | None = Field(
+        None, description="When to start sending (with a time zone); now when absent."
+    )
+    expires_at: AwareDatetime | None = Field(
+        None, description="After this the alert is not sent any more; must be in the future."
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expires_later(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return value
+        if value <= datetime.now(UTC):
+            raise ValueError("expires_at must be in the future.")
+        send_at = info.data.get("send_at")
+        if send_at is not None and value <= send_at:
+            raise ValueError("expires_at must be after send_at.")
+        return value
+
+    def message_buttons(self) -> list[Button]:
+        """The buttons as sent: the operator's, then allim's tracked 'read more'."""
+        return [Button(name=b.name, link=b.link) for b in self.buttons] + [READ_MORE]
+
+
+class AlertAccepted(BaseModel):
+    """The answer to an accepted alert."""
+
+    id: uuid.UUID
+    status: AlertStatus
+    status_url: str
+
+
+class AlertPublic(BaseModel):
+    """An alert, its progress and its read rate."""
+
+    id: uuid.UUID
+    status: AlertStatus
+    status_reason: str | None
+    title: str
+    body: str
+    category: Category
+    buttons: list[Button]
+    audience: Audience
+    send_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    targeted: int = Field(description="Subscribers the broadcast addresses.")
+    delivered: int = Field(description="Accepted by the provider.")
+    failed: int = Field(description="Refused by the provider for good.")
+    pending: int = Field(description="targeted - delivered - failed.")
+    readers: int | None = Field(description="Distinct readers, from analytics; null before any.")
+    read_rate: float | None = Field(
+        description="readers / delivered (may pass 1.0 through forwards); null when none."
+    )
+    cap_identifier: str | None = Field(description="The CAP identifier, for CAP alerts.")
+
+
+class AlertPage(BaseModel):
+    """One page of alerts, newest first; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[AlertPublic]
+    next_cursor: str | None
