@@ -1,0 +1,57 @@
+"""`allim sandbox`: the sandbox provider and recipient simulator, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import uvicorn
+
+from common.logs import configure_logging
+from sandbox.config import load_settings
+from sandbox.main import create_app
+
+SubParsers = Any  # argparse's private _SubParsersAction
+
+logger = logging.getLogger(__name__)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    overrides = {
+        name: value
+        for name, value in (("sandbox_host", args.host), ("sandbox_port", args.port))
+        if value is not None
+    }
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    logger.info(
+        "sandbox serving appkey %s on %s:%s",
+        settings.sandbox_appkey,
+        settings.sandbox_host,
+        settings.sandbox_port,
+    )
+    # uvicorn stops gracefully on SIGTERM and SIGINT: in-flight requests finish first
+    uvicorn.run(
+        create_app(settings),
+        host=settings.sandbox_host,
+        port=settings.sandbox_port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def register(subparsers: SubParsers) -> None:
+    """Add `sandbox`."""
+    sandbox = subparsers.add_parser(
+        "sandbox", help="run the sandbox KakaoTalk dealer and recipient simulator"
+    )
+    sandbox.add_argument("--host", help="listen address (default ALLIM_SANDBOX_HOST)")
+    sandbox.add_argument("--port", type=int, help="listen port (default ALLIM_SANDBOX_PORT)")
+    sandbox.set_defaults(handler=_run)

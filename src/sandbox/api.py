@@ -1,0 +1,147 @@
+"""The provider contract (PROVIDER_API.md): send a batch, look up results by grouping key."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from sandbox.connections import reset_connection
+from sandbox.dealer import ALREADY_ACCEPTED, Dealer, Fault
+from sandbox.errors import InvalidRequest
+from sandbox.validation import check_idempotency_key, parse_send_request
+
+JSON = "application/json"
+# request-level result codes of refusals (the header of a non-200 answer)
+INVALID_REQUEST = -1001
+UNAUTHORIZED = -1002
+THROTTLED = -1003
+SERVER_ERROR = -1004
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 15
+
+router = APIRouter(prefix="/v1/appkeys/{appkey}", tags=["provider"])
+
+
+def get_dealer(request: Request) -> Dealer:
+    """The process's dealer."""
+    dealer: Dealer = request.app.state.dealer
+    return dealer
+
+
+DealerDep = Annotated[Dealer, Depends(get_dealer)]
+
+
+def _header(code: int, message: str) -> dict[str, Any]:
+    return {"resultCode": code, "resultMessage": message, "isSuccessful": code == 0}
+
+
+def refusal(
+    status: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A non-200 answer whose header says why."""
+    body = orjson.dumps({"header": _header(code, message)})
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+def _authorized(request: Request, appkey: str) -> bool:
+    settings = request.app.state.settings
+    presented = request.headers.get("x-secret-key", "")
+    expected: str = settings.sandbox_secret_key.get_secret_value()
+    return appkey == settings.sandbox_appkey and hmac.compare_digest(
+        presented.encode(), expected.encode()
+    )
+
+
+@router.post("/messages", summary="Send one batch of up to 1,000 recipients")
+async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
+    totals = dealer.stats.totals
+    totals.requests += 1
+    if not _authorized(request, appkey):
+        totals.unauthorized += 1
+        return refusal(401, UNAUTHORIZED, "The appkey or X-Secret-Key is wrong.")
+    try:
+        key = check_idempotency_key(request.headers.get("x-idempotency-key"))
+        batch = parse_send_request(await request.body())
+    except InvalidRequest as exc:
+        totals.bad_requests += 1
+        return refusal(400, INVALID_REQUEST, str(exc))
+    dealer.ledger.of(batch.alert_id).requests += 1
+    if key is not None and dealer.idempotency.seen(key):
+        return _already_accepted(dealer, batch.sender_grouping_key)
+    throttle = dealer.limiter.admit(len(batch.recipients), time.monotonic(), time.time())
+    if throttle is not None:
+        totals.throttled += 1
+        return refusal(
+            429, THROTTLED, "Over the dealer's rate; wait as Retry-After says.", throttle.headers
+        )
+    delay = dealer.latency()
+    if delay > 0:
+        await asyncio.sleep(delay)
+        # a request with the same key may have been accepted while this one waited
+        if key is not None and dealer.idempotency.seen(key):
+            return _already_accepted(dealer, batch.sender_grouping_key)
+    fault = dealer.fault()
+    if fault is Fault.SERVER_ERROR:
+        totals.server_errors += 1
+        return refusal(dealer.server_error_status(), SERVER_ERROR, "Injected server error.")
+    if fault is None or dealer.accepted_before_fault():
+        body = dealer.accept(batch, key)
+    if fault is Fault.TIMEOUT:
+        totals.timeouts += 1
+        await asyncio.sleep(dealer.behaviour.hang_seconds)
+        return refusal(504, SERVER_ERROR, "Injected timeout.")
+    if fault is Fault.RESET:
+        totals.resets += 1
+        await reset_connection(request.scope)
+        return Response(status_code=502)
+    return Response(body, media_type=JSON)
+
+
+def _already_accepted(dealer: Dealer, grouping_key: str) -> Response:
+    dealer.stats.totals.idempotent_replays += 1
+    body = {
+        "header": _header(
+            ALREADY_ACCEPTED,
+            "This X-Idempotency-Key was used in the last 10 minutes; look the batch up.",
+        ),
+        "message": {"senderGroupingKey": grouping_key},
+    }
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+def _page_param(request: Request, name: str, default: int, highest: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+        raise InvalidRequest(name, f"must be a whole number from 1 to {highest}")
+    return int(raw)
+
+
+@router.get("/messages", summary="Look up the results of batches by senderGroupingKey")
+async def look_up_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
+    totals = dealer.stats.totals
+    totals.lookups += 1
+    if not _authorized(request, appkey):
+        totals.unauthorized += 1
+        return refusal(401, UNAUTHORIZED, "The appkey or X-Secret-Key is wrong.")
+    try:
+        grouping_key = request.query_params.get("senderGroupingKey")
+        if not grouping_key:
+            raise InvalidRequest("senderGroupingKey", "is required")
+        page_num = _page_param(request, "pageNum", 1, 1_000_000)
+        page_size = _page_param(request, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    except InvalidRequest as exc:
+        totals.bad_requests += 1
+        return refusal(400, INVALID_REQUEST, str(exc))
+    messages, total = dealer.results.page(grouping_key, page_num, page_size)
+    body = {
+        "header": _header(0, "SUCCESS"),
+        "messageSearchResultResponse": {"messages": messages, "totalCount": total},
+    }
+    return Response(orjson.dumps(body), media_type=JSON)

@@ -1,0 +1,100 @@
+"""Settings of `allim sandbox`; the behaviour settings are only where it starts, the admin
+endpoint (`PATCH /_sandbox/config`) changes them while it runs."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from common.config import CommonSettings
+from sandbox.behaviour import LatencyKind, Profile
+
+
+class SandboxSettings(CommonSettings):
+    """Settings of the sandbox provider and recipient simulator."""
+
+    sandbox_host: str = Field("127.0.0.1", description="Address the sandbox listens on.")
+    sandbox_port: int = Field(8100, ge=0, le=65535, description="Port the sandbox listens on.")
+    sandbox_appkey: str = Field(
+        "allim-sandbox", min_length=1, description="The appkey the sandbox serves in its paths."
+    )
+    sandbox_secret_key: SecretStr = Field(
+        SecretStr("change-me"), description="The X-Secret-Key every send and look-up must carry."
+    )
+    sandbox_idempotency_seconds: float = Field(
+        600.0, gt=0, description="How long an X-Idempotency-Key is remembered (answer -1005)."
+    )
+    sandbox_stats_window_seconds: int = Field(
+        3600, ge=1, description="Seconds of the per-second series of accepted recipients kept."
+    )
+    sandbox_tap_concurrency: int = Field(
+        32, ge=1, description="Taps on tracked links the simulator makes at the same time."
+    )
+    sandbox_tap_timeout_seconds: float = Field(
+        10.0, gt=0, description="Timeout of one simulated tap on a tracked link."
+    )
+    sandbox_max_pending_taps: int = Field(
+        1_000_000, ge=1, description="Scheduled taps kept at most; more are dropped and counted."
+    )
+    # where the behaviour starts (sandbox.behaviour.Behaviour)
+    sandbox_messages_per_second: float = Field(
+        0.0, ge=0, description="Messages (recipients) per second accepted; 0 is unlimited."
+    )
+    sandbox_requests_per_second: float = Field(
+        0.0, ge=0, description="Send requests per second accepted; 0 is unlimited."
+    )
+    sandbox_burst_seconds: float = Field(
+        1.0, gt=0, description="Token-bucket depth, in seconds of the rate limits."
+    )
+    sandbox_retry_after_http_date: bool = Field(
+        False, description="Answer 429 with Retry-After as an HTTP-date instead of seconds."
+    )
+    sandbox_latency: LatencyKind = Field(
+        "fixed", description="Latency distribution of a send: fixed or lognormal."
+    )
+    sandbox_latency_ms: float = Field(
+        0.0, ge=0, description="Fixed latency, or the median of the lognormal latency (ms)."
+    )
+    sandbox_latency_p99_ms: float = Field(
+        0.0, ge=0, description="99th percentile of the lognormal latency (ms)."
+    )
+    sandbox_server_error_share: float = Field(
+        0.0, ge=0, le=1, description="Share of sends answered 500/502/503/504."
+    )
+    sandbox_timeout_share: float = Field(
+        0.0, ge=0, le=1, description="Share of sends that hang for sandbox_hang_seconds."
+    )
+    sandbox_reset_share: float = Field(
+        0.0, ge=0, le=1, description="Share of sends whose connection is reset."
+    )
+    sandbox_fault_after_accept_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of timeouts and resets that happen after the batch was accepted.",
+    )
+    sandbox_hang_seconds: float = Field(
+        60.0, ge=0, description="How long a timed-out send hangs before it answers 504."
+    )
+    sandbox_inactive_share: float = Field(
+        0.0, ge=0, le=1, description="Share of recipients answered 3018 (stable per number)."
+    )
+    sandbox_non_kakao_share: float = Field(
+        0.0, ge=0, le=1, description="Share of recipients answered 3019 (stable per number)."
+    )
+    sandbox_temporary_failure_share: float = Field(
+        0.0, ge=0, le=1, description="Share of recipients answered 5000, drawn per attempt."
+    )
+    sandbox_profile: Profile = Field(
+        "typical", description="Recipient simulator profile: typical, viral, quiet or off."
+    )
+    sandbox_time_scale: float = Field(
+        1.0, gt=0, description="How many times faster than real time simulated people read."
+    )
+    sandbox_seed: int | None = Field(
+        None, description="Seed of the sandbox's random draws; set it for repeatable runs."
+    )
+
+
+def load_settings() -> SandboxSettings:
+    """Settings from the environment."""
+    return SandboxSettings()

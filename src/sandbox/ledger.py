@@ -1,0 +1,86 @@
+"""The ledger: how many times each recipient of each alert was accepted (code 1000).
+
+Duplicates in it are what exactly-once delivery is measured by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# how many recipients accepted more than once a ledger lists by number
+LISTED_DUPLICATES = 100
+
+
+@dataclass(slots=True)
+class AlertLedger:
+    """Acceptances of one alert's recipients."""
+
+    alert_id: str
+    counts: dict[str, int] = field(default_factory=dict)
+    acceptances: int = 0
+    requests: int = 0
+    duplicate_recipients: list[str] = field(default_factory=list)
+    first_accepted_at: float | None = None
+    last_accepted_at: float | None = None
+
+    def accept(self, recipients: Iterable[str], when: float) -> None:
+        """Count one acceptance of each of `recipients` at unix time `when`."""
+        counts = self.counts
+        duplicates = self.duplicate_recipients
+        accepted = 0
+        for number in recipients:
+            count = counts.get(number, 0) + 1
+            counts[number] = count
+            accepted += 1
+            if count == 2 and len(duplicates) < LISTED_DUPLICATES:
+                duplicates.append(number)
+        if not accepted:
+            return
+        self.acceptances += accepted
+        if self.first_accepted_at is None:
+            self.first_accepted_at = when
+        self.last_accepted_at = when
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON document of `GET /_sandbox/ledger/{alert_id}`."""
+        accepted = len(self.counts)
+        return {
+            "alert_id": self.alert_id,
+            "accepted": accepted,
+            "acceptances": self.acceptances,
+            "duplicates": self.acceptances - accepted,
+            "duplicate_recipients": list(self.duplicate_recipients),
+            "requests": self.requests,
+            "first_accepted_at": self.first_accepted_at,
+            "last_accepted_at": self.last_accepted_at,
+        }
+
+    def recipient_lines(self, chunk: int = 10_000) -> Iterator[bytes]:
+        """Every accepted recipientNo, one a line, in chunks of `chunk` numbers."""
+        numbers = list(self.counts)
+        for start in range(0, len(numbers), chunk):
+            yield ("\n".join(numbers[start : start + chunk]) + "\n").encode()
+
+
+class Ledger:
+    """The ledgers of every alert the sandbox has seen, by alert id."""
+
+    def __init__(self) -> None:
+        self._alerts: dict[str, AlertLedger] = {}
+
+    def of(self, alert_id: str) -> AlertLedger:
+        """The ledger of `alert_id`, created empty on first use."""
+        ledger = self._alerts.get(alert_id)
+        if ledger is None:
+            ledger = self._alerts[alert_id] = AlertLedger(alert_id)
+        return ledger
+
+    def get(self, alert_id: str) -> AlertLedger | None:
+        """The ledger of `alert_id`, or None when no request named it."""
+        return self._alerts.get(alert_id)
+
+    def clear(self) -> None:
+        """Forget every alert."""
+        self._alerts.clear()

@@ -1,0 +1,81 @@
+"""The sandbox's app factory; its lifespan is the only place that wires things together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+import httpx
+from fastapi import FastAPI
+
+from gateway import problems
+from sandbox import admin, api
+from sandbox.behaviour import Behaviour
+from sandbox.clock import Clock
+from sandbox.config import SandboxSettings
+from sandbox.connections import SandboxApp
+from sandbox.dealer import Dealer
+from sandbox.simulator import RecipientSimulator
+from sandbox.stats import Stats
+
+
+def create_app(settings: SandboxSettings) -> FastAPI:
+    """The sandbox provider and recipient simulator for `settings`."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits = httpx.Limits(
+            max_connections=settings.sandbox_tap_concurrency,
+            max_keepalive_connections=settings.sandbox_tap_concurrency,
+        )
+        # people keep their own cookies: the shared client must not keep any
+        async with httpx.AsyncClient(
+            timeout=settings.sandbox_tap_timeout_seconds,
+            limits=limits,
+            cookies=_no_cookies(),
+            headers={"User-Agent": "allim-sandbox-reader/1.0"},
+        ) as client:
+            stats = Stats(settings.sandbox_stats_window_seconds)
+            simulator = RecipientSimulator(
+                client,
+                stats,
+                concurrency=settings.sandbox_tap_concurrency,
+                max_pending=settings.sandbox_max_pending_taps,
+            )
+            app.state.dealer = Dealer(
+                Behaviour.from_settings(settings),
+                clock=Clock(),
+                idempotency_seconds=settings.sandbox_idempotency_seconds,
+                stats=stats,
+                simulator=simulator,
+            )
+            tapping = asyncio.create_task(simulator.run())
+            try:
+                yield
+            finally:
+                tapping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tapping
+
+    app = SandboxApp(
+        title="allim sandbox",
+        version="0.1.0",
+        description="A local KakaoTalk dealer and simulated recipients who read and forward.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(api.router)
+    app.include_router(admin.router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _no_cookies() -> httpx.Cookies:
+    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))

@@ -1,0 +1,199 @@
+"""The recipient simulator: taps tracked links on behalf of the people `people` plans for.
+
+Accepted links queue up cheaply on the send path; a background loop draws each one's
+cascade of taps and keeps them in a heap by due time (bounded: past `max_pending` they are
+dropped and counted). Due taps go out through a shared HTTP client, at most `concurrency`
+at a time. Each person keeps one reader identity: the cookies their first tap was given
+are sent back when they tap again; a forwarded friend is a new person with no cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+from collections import deque
+from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
+
+import httpx
+
+from sandbox.people import PROFILES, ReaderModel
+from sandbox.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+# links drawn into cascades per turn of the loop, so the event loop stays responsive
+_DRAW_CHUNK = 2000
+
+# (due loop time, sequence, link, person id or 0 when the person taps only once)
+_Entry = tuple[float, int, str, int]
+
+
+def merge_cookies(previous: str | None, set_cookie_headers: Iterable[str]) -> str | None:
+    """The Cookie header a browser sends after `previous` and the given Set-Cookie headers."""
+    jar: dict[str, str] = {}
+    if previous:
+        for pair in previous.split("; "):
+            name, _, value = pair.partition("=")
+            jar[name] = value
+    for header in set_cookie_headers:
+        parsed: SimpleCookie = SimpleCookie()
+        try:
+            parsed.load(header)
+        except CookieError:
+            logger.warning("ignored a malformed Set-Cookie header %r", header)
+            continue
+        for name, morsel in parsed.items():
+            jar[name] = morsel.value
+    if not jar:
+        return None
+    return "; ".join(f"{name}={value}" for name, value in jar.items())
+
+
+class RecipientSimulator:
+    """Simulated people tapping the tracked links of accepted messages."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, stats: Stats, *, concurrency: int, max_pending: int
+    ) -> None:
+        self._client = client
+        self._stats = stats
+        self._max_pending = max_pending
+        self._slots = asyncio.Semaphore(concurrency)
+        self._delivered: deque[tuple[str, float]] = deque()
+        self._heap: list[_Entry] = []
+        self._seq = 0
+        self._persons = 0
+        # cookies and taps still to come of people who tap more than once, by person id
+        self._cookies: dict[int, str] = {}
+        self._taps_left: dict[int, int] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._model: ReaderModel | None = None
+        self._time_scale = 1.0
+
+    def configure(self, profile: str, time_scale: float, seed: int | None) -> None:
+        """Use `profile` ('off' stops new cascades) at `time_scale`, drawing from `seed`."""
+        self._model = (
+            ReaderModel(PROFILES[profile], random.Random(seed)) if profile in PROFILES else None
+        )
+        self._time_scale = time_scale
+
+    @property
+    def pending(self) -> int:
+        """Taps scheduled and not yet made, plus links waiting for their cascade."""
+        return len(self._heap) + len(self._delivered)
+
+    def delivered(self, links: Iterable[str]) -> None:
+        """Messages with these tracked links were accepted (code 1000) just now."""
+        if self._model is None:
+            return
+        now = asyncio.get_running_loop().time()
+        self._delivered.extend((link, now) for link in links)
+        self._wake.set()
+
+    def clear(self) -> None:
+        """Forget every scheduled tap."""
+        self._delivered.clear()
+        self._heap.clear()
+        self._cookies.clear()
+        self._taps_left.clear()
+
+    async def run(self) -> None:
+        """Draw cascades and make the taps as they fall due, until cancelled."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if self._delivered:
+                    self._draw()
+                    await asyncio.sleep(0)
+                    continue
+                if not self._heap:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                wait = self._heap[0][0] - loop.time()
+                if wait > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._wake.wait()
+                    continue
+                await self._slots.acquire()
+                if not self._heap:  # cleared while we waited for a slot
+                    self._slots.release()
+                    continue
+                _, _, link, person = heapq.heappop(self._heap)
+                task = asyncio.create_task(self._tap(link, person))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _draw(self) -> None:
+        model = self._model
+        heap = self._heap
+        totals = self._stats.totals
+        scale = self._time_scale
+        for _ in range(min(_DRAW_CHUNK, len(self._delivered))):
+            link, accepted_at = self._delivered.popleft()
+            if model is None:
+                continue
+            taps = model.cascade()
+            if not taps:
+                continue
+            if len(heap) + len(taps) > self._max_pending:
+                totals.taps_dropped += len(taps)
+                continue
+            # people who tap more than once get an id under which their cookies are kept
+            counts: dict[int, int] = {}
+            for tap in taps:
+                counts[tap.person] = counts.get(tap.person, 0) + 1
+            ids: dict[int, int] = {}
+            for local, count in counts.items():
+                if count > 1:
+                    self._persons += 1
+                    ids[local] = self._persons
+                    self._taps_left[self._persons] = count
+            for tap in taps:
+                self._seq += 1
+                due = accepted_at + tap.at / scale
+                heapq.heappush(heap, (due, self._seq, link, ids.get(tap.person, 0)))
+
+    async def _tap(self, link: str, person: int) -> None:
+        try:
+            cookie = self._cookies.get(person) if person else None
+            set_cookies = await self._get(link, cookie)
+            if person:
+                left = self._taps_left.pop(person, 1) - 1
+                if left > 0:
+                    self._taps_left[person] = left
+                    merged = merge_cookies(cookie, set_cookies or ())
+                    if merged:
+                        self._cookies[person] = merged
+                else:
+                    self._cookies.pop(person, None)
+        finally:
+            self._slots.release()
+
+    async def _get(self, link: str, cookie: str | None) -> list[str] | None:
+        """Tap `link` sending `cookie`; the Set-Cookie headers, or None when the tap failed."""
+        totals = self._stats.totals
+        headers = {"Cookie": cookie} if cookie else {}
+        try:
+            response = await self._client.get(link, headers=headers)
+        except httpx.HTTPError as exc:
+            totals.taps_failed += 1
+            logger.debug("tap on %s failed: %r", link, exc)
+            return None
+        if response.status_code >= 400:
+            totals.taps_failed += 1
+            logger.debug("tap on %s answered %s", link, response.status_code)
+            return None
+        totals.taps_made += 1
+        return response.headers.get_list("set-cookie")
