@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.requests import ClientDisconnect
 
 from common.db import asyncpg_dsn
 from gateway import subscribers
@@ -202,6 +203,9 @@ async def import_file(request: Request, state: StateDep, _: OperatorDep) -> Impo
         )
     except ImportRefused as exc:
         raise Problem(400, "Import refused", str(exc)) from exc
+    except ClientDisconnect as exc:
+        logger.info("import abandoned: the client went away before the end; nothing changed")
+        raise Problem(400, "Import abandoned", "The body ended early; nothing changed.") from exc
     logger.info(
         "import: %s accepted (%s created, %s updated), %s rejected",
         report.accepted,
