@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -91,6 +92,52 @@ class BroadcasterSettings(CommonSettings):
     kakao_sender_key: str = Field("allim-channel", description="The channel's sender key.")
     kakao_template_code: str = Field(
         "ALERT_V1", description="AlimTalk template code of alert messages."
+    )
+    broadcaster_rate_messages_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="Messages/s all sender processes together may send (0: unlimited).",
+    )
+    broadcaster_rate_requests_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="Provider requests/s all sender processes together may make (0: unlimited).",
+    )
+    broadcaster_rate_bucket: str = Field(
+        "provider",
+        min_length=1,
+        max_length=50,
+        description="Name of the shared rate_buckets rows (one budget per provider contract).",
+    )
+    broadcaster_rate_lease_seconds: float = Field(
+        0.1, gt=0, description="Seconds of budget a sender leases from the shared bucket at once."
+    )
+    broadcaster_rate_burst_seconds: float = Field(
+        0.1, ge=0, description="Seconds of budget an idle bucket saves up for a burst."
+    )
+    broadcaster_rate_recovery_per_second: float = Field(
+        0.1,
+        ge=0,
+        description="Fraction of the configured rate regained per second after a 429 or 5xx cut.",
+    )
+    broadcaster_rate_cooldown_seconds: float = Field(
+        2.0, ge=0, description="429s and 5xx within this many seconds cut the rate once."
+    )
+    broadcaster_quiet_start: time = Field(
+        time(20, 50), description="Start of the quiet hours that hold promotional alerts."
+    )
+    broadcaster_quiet_end: time = Field(
+        time(8, 0), description="End of the quiet hours (equal to the start: no quiet hours)."
+    )
+    broadcaster_quiet_timezone: str = Field(
+        "Asia/Seoul", description="IANA time zone of the quiet hours."
+    )
+    broadcaster_webhook_url: str = Field(
+        "http://127.0.0.1:8200/allim",
+        description="Endpoint the webhook provider posts batches to.",
+    )
+    broadcaster_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC key that signs webhook requests (unset: unsigned)."
     )
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from broadcaster.config import BroadcasterSettings
+
 # categories the operator's quiet hours apply to
 HELD_CATEGORIES = frozenset({"promotional"})
 
@@ -34,6 +36,15 @@ class QuietHours:
     def __post_init__(self) -> None:
         # ZoneInfo raises ZoneInfoNotFoundError (a KeyError) for an unknown zone
         object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
+
+    @classmethod
+    def from_settings(cls, settings: BroadcasterSettings) -> QuietHours:
+        """The operator's quiet hours as configured."""
+        return cls(
+            settings.broadcaster_quiet_start,
+            settings.broadcaster_quiet_end,
+            settings.broadcaster_quiet_timezone,
+        )
 
     def window_end(self, now: datetime) -> datetime | None:
         """The end of the window `now` falls in, in `now`'s zone; None outside the window."""

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.backoff import backoff_delay
+from broadcaster.config import BroadcasterSettings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,19 @@ class RateLimits:
     recovery_per_second: float = 0.1  # fraction of the configured rate regained per second
     floor: float = 0.05  # the rate never drops below this fraction of the configured rate
     cooldown_seconds: float = 2.0  # cuts closer together count once; no recovery meanwhile
+
+    @classmethod
+    def from_settings(cls, settings: BroadcasterSettings) -> RateLimits:
+        """The limits `allim broadcaster` was configured with."""
+        return cls(
+            messages_per_second=settings.broadcaster_rate_messages_per_second,
+            requests_per_second=settings.broadcaster_rate_requests_per_second,
+            bucket=settings.broadcaster_rate_bucket,
+            lease_seconds=settings.broadcaster_rate_lease_seconds,
+            burst_seconds=settings.broadcaster_rate_burst_seconds,
+            recovery_per_second=settings.broadcaster_rate_recovery_per_second,
+            cooldown_seconds=settings.broadcaster_rate_cooldown_seconds,
+        )
 
     def __post_init__(self) -> None:
         if self.messages_per_second < 0 or self.requests_per_second < 0:

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
+from broadcaster.config import BroadcasterSettings
 from broadcaster.quiet import BRAND_QUIET_HOURS, QuietHours, next_brand_window
 
 KST = ZoneInfo("Asia/Seoul")
@@ -108,3 +109,20 @@ def test_next_brand_window(now: datetime, expected: datetime) -> None:
 def test_brand_window_is_the_providers_rule() -> None:
     assert (BRAND_QUIET_HOURS.start, BRAND_QUIET_HOURS.end) == (time(20, 50), time(8, 0))
     assert BRAND_QUIET_HOURS.timezone == "Asia/Seoul"
+
+
+def test_quiet_hours_from_settings() -> None:
+    settings = BroadcasterSettings(
+        environment="development",
+        broadcaster_quiet_start="22:00",
+        broadcaster_quiet_end="06:30",
+        broadcaster_quiet_timezone="Asia/Tokyo",
+    )
+    hours = QuietHours.from_settings(settings)
+    assert hours == QuietHours(time(22, 0), time(6, 30), "Asia/Tokyo")
+    tokyo = ZoneInfo("Asia/Tokyo")
+    # 21:30 in Seoul is 21:30 in Tokyo too (both UTC+9): not yet quiet
+    assert hours.held_until("promotional", kst(25, 21, 30)) is None
+    assert hours.held_until("promotional", kst(25, 22, 0)) == datetime(
+        2026, 11, 26, 6, 30, tzinfo=tokyo
+    )

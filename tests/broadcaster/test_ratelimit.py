@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.backoff import parse_retry_after
+from broadcaster.config import BroadcasterSettings
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
 from common.db import create_engine
 
@@ -212,3 +213,17 @@ def test_limits_refuse_nonsense() -> None:
         RateLimits(throttle_factor=1.5)
     with pytest.raises(ValueError, match="floor"):
         RateLimits(floor=0)
+
+
+def test_limits_from_settings() -> None:
+    settings = BroadcasterSettings(
+        environment="development",
+        broadcaster_rate_messages_per_second=5000,
+        broadcaster_rate_requests_per_second=20,
+        broadcaster_rate_bucket="dealer-a",
+        broadcaster_rate_cooldown_seconds=3,
+    )
+    limits = RateLimits.from_settings(settings)
+    assert (limits.messages_per_second, limits.requests_per_second) == (5000, 20)
+    assert (limits.bucket, limits.cooldown_seconds) == ("dealer-a", 3)
+    assert RateLimits.from_settings(BroadcasterSettings(environment="development")) == RateLimits()

@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from broadcaster.config import BroadcasterSettings
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
 from broadcaster.providers.base import DELIVERED, OutgoingBatch, Recipient
 from broadcaster.providers.webhook import WebhookProvider, signature
@@ -200,3 +201,26 @@ async def test_bad_configuration_is_refused() -> None:
             WebhookProvider(client, "ftp://receiver.example/")
         with pytest.raises(ValueError, match="secret is empty"):
             WebhookProvider(client, URL, "  ")
+
+
+async def test_provider_from_settings_signs_with_the_configured_secret() -> None:
+    settings = BroadcasterSettings(
+        environment="development",
+        broadcaster_webhook_url=URL,
+        broadcaster_webhook_secret="configured-webhook-secret",
+    )
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        await WebhookProvider.from_settings(client, settings).send(make_batch())
+        unsigned = BroadcasterSettings(environment="development", broadcaster_webhook_url=URL)
+        await WebhookProvider.from_settings(client, unsigned).send(make_batch())
+    signed, plain = requests
+    assert signed.headers["X-Allim-Signature"] == signature(
+        "configured-webhook-secret", signed.headers["X-Allim-Timestamp"], signed.content
+    )
+    assert "X-Allim-Signature" not in plain.headers
