@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from analytics.records import Decoded, Delivery, Lifecycle, Tap
 from analytics.store import RollupStore, prepare_connection
+from common import events
 from common.db import asyncpg_dsn
-from common.messages import AlertLifecycleData, DeliveryBatchData, RecipientOutcome
+from common.events import CloudEvent
+from common.kafka import create_producer
+from common.messages import (
+    AlertLifecycleData,
+    DeliveryBatchData,
+    Message,
+    RecipientOutcome,
+    TapData,
+)
+from common.topics import DELIVERIES, ENGAGEMENT
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -104,3 +118,136 @@ class Facts:
 def facts() -> type[Facts]:
     """The fact builders."""
     return Facts
+
+
+@dataclass
+class Expected:
+    """What the rollup of one alert must say once every event of a stream is applied."""
+
+    delivered: int = 0
+    failed: int = 0
+    taps: int = 0
+    readers: int = 0
+    first_readers: int = 0
+    forwarded_readers: int = 0
+
+
+@dataclass
+class Stream:
+    """A random but reproducible stream of delivery and tap events over a few alerts.
+
+    `expected` is computed independently of the consumer, by replaying the taps in log order
+    (all events of an alert share a partition) with the definitions in docs: the first
+    reader of a link is its first tapper; a reader is forwarded when their first tap was on
+    a link whose first reader is someone else.
+    """
+
+    alerts: list[uuid.UUID]
+    events: list[tuple[str, uuid.UUID, CloudEvent]] = field(default_factory=list)
+    expected: dict[uuid.UUID, Expected] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, alerts: int, subscribers: int, taps: int, seed: int) -> Stream:
+        """`taps` taps per alert on links of `subscribers` subscribers, after their deliveries."""
+        rng = random.Random(seed)
+        # fresh alert ids: the topics keep the streams of earlier runs
+        stream = cls([uuid.uuid4() for _ in range(alerts)])
+        for alert in stream.alerts:
+            expected = stream.expected.setdefault(alert, Expected())
+            for seq, first in enumerate(range(1, subscribers + 1, 100)):
+                size = min(100, subscribers + 1 - first)
+                failed = rng.randrange(3)
+                batch = DeliveryBatchData(
+                    alert_id=alert,
+                    batch_id=f"{alert}:0:{seq}",
+                    shard_no=0,
+                    seq=seq,
+                    category="emergency",
+                    delivered=size - failed,
+                    failed=failed,
+                    failed_by_reason={"3019": failed} if failed else {},
+                    outcomes=[],
+                )
+                expected.delivered += size - failed
+                expected.failed += failed
+                stream.add(DELIVERIES, alert, events.DELIVERY_BATCH, batch, batch.batch_id)
+            first_reader: dict[int, str] = {}
+            readers: dict[str, bool] = {}
+            for n in range(taps):
+                subscriber = rng.randrange(1, subscribers + 1)
+                # mostly the subscriber themselves; sometimes a friend they forwarded it to
+                reader = f"u{subscriber}" if rng.random() < 0.7 else f"f{rng.randrange(taps)}"
+                tapped = TapData(
+                    alert_id=alert,
+                    subscriber_id=subscriber,
+                    reader_id=reader,
+                    tapped_at=T0 + timedelta(seconds=n % 600),
+                )
+                stream.add(ENGAGEMENT, alert, events.LINK_TAPPED, tapped, None)
+                first_reader.setdefault(subscriber, reader)
+                readers.setdefault(reader, first_reader[subscriber] != reader)
+            expected.taps = taps
+            expected.readers = len(readers)
+            expected.first_readers = len(first_reader)
+            expected.forwarded_readers = sum(readers.values())
+        return stream
+
+    def add(
+        self, topic: str, alert: uuid.UUID, type_: str, data: Message, event_id: str | None
+    ) -> None:
+        """Append one event of `alert` to the stream."""
+        event = CloudEvent(
+            type=type_, source="/allim/test", data=data.model_dump(mode="json"), subject=str(alert)
+        )
+        if event_id is not None:
+            event = replace(event, id=event_id)
+        self.events.append((topic, alert, event))
+
+    def with_duplicates(self, every: int) -> list[tuple[str, uuid.UUID, CloudEvent]]:
+        """The events with every `every`-th one published a second time a little later."""
+        out: list[tuple[str, uuid.UUID, CloudEvent]] = []
+        for n, item in enumerate(self.events):
+            out.append(item)
+            if n % every == 0 and n >= 5:
+                out.append(self.events[n - 5])
+        return out
+
+    @staticmethod
+    async def publish(
+        producer: AIOKafkaProducer, items: list[tuple[str, uuid.UUID, CloudEvent]]
+    ) -> None:
+        """Publish events in order and wait until the broker has them all."""
+        sent = [
+            await producer.send(
+                topic, value=event.value(), key=str(alert).encode(), headers=event.headers()
+            )
+            for topic, alert, event in items
+        ]
+        await asyncio.gather(*sent)
+
+    @staticmethod
+    async def rollups(pool: asyncpg.Pool, alerts: list[uuid.UUID]) -> dict[uuid.UUID, Expected]:
+        """The rollups of `alerts` as stored, in the shape of `Expected`."""
+        async with pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT alert_id, delivered, failed, taps, readers, first_readers,"
+                " forwarded_readers"
+                " FROM alert_stats WHERE alert_id = ANY($1::uuid[])",
+                alerts,
+            )
+        return {r["alert_id"]: Expected(*list(r.values())[1:]) for r in rows}
+
+
+@pytest.fixture
+async def producer(kafka_topics: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer on the test broker."""
+    producer = create_producer(kafka_topics, "allim-analytics-test")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+def streams() -> type[Stream]:
+    """The stream builder, publisher and rollup reader."""
+    return Stream
