@@ -31,7 +31,6 @@ class Control:
         self._cancelled: set[uuid.UUID] = set()
         self._paused: set[uuid.UUID] = set()
         self._running: Counter[uuid.UUID] = Counter()
-        self._changed = asyncio.Event()
 
     def is_cancelled(self, alert_id: uuid.UUID) -> bool:
         """True once the alert was cancelled (or failed) by anyone."""
@@ -40,7 +39,6 @@ class Control:
     def cancel(self, alert_id: uuid.UUID) -> None:
         """Stop the alert's batches that are not sent yet."""
         self._cancelled.add(alert_id)
-        self._wake()
 
     def apply(self, command: AlertControl) -> None:
         """Apply an operator's command from `alerts.control`."""
@@ -50,12 +48,10 @@ class Control:
             self._paused.add(command.alert_id)
         else:
             self._paused.discard(command.alert_id)
-        self._wake()
 
-    async def wait_until_sendable(self, alert_id: uuid.UUID) -> None:
-        """Return when the alert is not paused (at once if it never was, or is cancelled)."""
-        while alert_id in self._paused and alert_id not in self._cancelled:
-            await self._changed.wait()
+    def is_paused(self, alert_id: uuid.UUID) -> bool:
+        """True while an operator holds the alert paused (and has not cancelled it)."""
+        return alert_id in self._paused and alert_id not in self._cancelled
 
     def running(self, alert_id: uuid.UUID) -> None:
         """A shard of the alert started here: watch it in the database too."""
@@ -66,10 +62,6 @@ class Control:
         self._running[alert_id] -= 1
         if self._running[alert_id] <= 0:
             del self._running[alert_id]
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
 
     async def poll(self, store: Store) -> None:
         """Read once which running alerts the alerts table says are cancelled or failed."""
@@ -106,8 +98,6 @@ class Priority:
 
     def __init__(self) -> None:
         self._urgent = 0
-        self._clear = asyncio.Event()
-        self._clear.set()
 
     @property
     def urgent(self) -> int:
@@ -117,15 +107,7 @@ class Priority:
     def urgent_arrived(self) -> None:
         """An urgent shard was received: hold normal batches from now on."""
         self._urgent += 1
-        self._clear.clear()
 
     def urgent_done(self) -> None:
         """An urgent shard finished or was given up."""
-        self._urgent -= 1
-        if self._urgent <= 0:
-            self._urgent = 0
-            self._clear.set()
-
-    async def wait_for_normal(self) -> None:
-        """Return when no urgent shard is pending or running."""
-        await self._clear.wait()
+        self._urgent = max(0, self._urgent - 1)

@@ -256,10 +256,13 @@ class ShardPipe:
 
     async def _gate(self) -> None:
         """Wait while urgent shards go first, the alert is paused, or quiet hours hold it."""
-        if not self.urgent:
-            await self.deps.priority.wait_for_normal()
-        await self.deps.control.wait_until_sendable(self.alert_id)
-        if self.urgent:
+        control, priority = self.deps.control, self.deps.priority
+        while not self._halted() and (
+            (not self.urgent and priority.urgent) or control.is_paused(self.alert_id)
+        ):
+            # polled, so that a stop or a cancel ends the wait as quickly as the gate opens
+            await self._sleep(0.05)
+        if self.urgent or self._halted():
             return
         held = self.deps.held_until(self._info.category, datetime.now(UTC))
         if held is not None:
@@ -376,8 +379,9 @@ class ShardPipe:
                 delay, cause = 1.0, "accepted-not-found"
             except ThrottledError as exc:
                 deps.metrics.throttled.inc()
+                # the limiter pauses every request for Retry-After; acquire() waits it out
                 await deps.limiter.throttled(exc.retry_after)
-                delay, cause = exc.retry_after or self._backoff(attempt + 1), "throttled"
+                delay, cause = 0.0, "throttled"
             except RetryableProviderError as exc:
                 await deps.limiter.server_error()
                 delay = max(exc.retry_after or 0.0, self._backoff(attempt + 1))

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from cli import admin, sandbox, stats
+from cli import admin, broadcaster, sandbox, stats
 
 # Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (admin, stats, sandbox)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (admin, stats, sandbox, broadcaster)
 
 Handler = Callable[[argparse.Namespace], int]
 

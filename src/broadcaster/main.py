@@ -1,0 +1,230 @@
+"""`allim broadcaster`: the planner, the senders, or both in one process.
+
+This module is the only place that wires things together: settings in, clients created
+once and closed once, SIGTERM turned into a graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import httpx
+import uvloop
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import start_http_server
+
+from broadcaster.config import BroadcasterSettings
+from broadcaster.control import Control, Priority
+from broadcaster.dispatch import Dispatcher
+from broadcaster.metrics import BroadcasterMetrics
+from broadcaster.planner import Planner
+from broadcaster.providers.base import Provider
+from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
+from broadcaster.publishing import Publisher
+from broadcaster.quiet import QuietHours, next_brand_window
+from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
+from broadcaster.sender import SenderDeps, SendOptions
+from broadcaster.store import Store
+from common import topics
+from common.db import asyncpg_dsn, create_engine
+from common.kafka import create_consumer, create_producer
+from common.tokens import TokenSigner
+from common.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["planner", "sender", "all"]
+
+
+def http_client(settings: BroadcasterSettings) -> httpx.AsyncClient:
+    """The one HTTP client every provider request goes through: keep-alive, bounded."""
+    connections = settings.broadcaster_max_in_flight + 2
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.broadcaster_http_timeout_seconds),
+        limits=httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=30.0,
+        ),
+    )
+
+
+def kakao_options(settings: BroadcasterSettings) -> KakaoOptions:
+    """Where the dealer is and who we are to it."""
+    return KakaoOptions(
+        base_url=settings.kakao_base_url,
+        send_path=settings.kakao_send_path,
+        lookup_path=settings.kakao_lookup_path,
+        appkey=settings.kakao_appkey,
+        secret=settings.kakao_secret.get_secret_value(),
+        sender_key=settings.kakao_sender_key,
+        template_code=settings.kakao_template_code,
+        default_button=settings.broadcaster_default_button,
+    )
+
+
+def send_options(settings: BroadcasterSettings) -> SendOptions:
+    """The sending pipe's knobs."""
+    return SendOptions(
+        batch_size=settings.broadcaster_batch_size,
+        public_base_url=settings.public_base_url,
+        token_ttl_days=settings.broadcaster_token_ttl_days,
+        retry_base=settings.broadcaster_retry_base_seconds,
+        retry_cap=settings.broadcaster_retry_cap_seconds,
+        error_threshold=settings.broadcaster_error_threshold,
+        progress_seconds=settings.broadcaster_progress_seconds,
+    )
+
+
+async def run(settings: BroadcasterSettings, role: Role) -> int:
+    """Run the planner and/or senders until SIGTERM or SIGINT; 0 after a clean stop."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    metrics = BroadcasterMetrics()
+    if settings.broadcaster_metrics_port:
+        start_http_server(
+            settings.broadcaster_metrics_port,
+            addr=settings.broadcaster_metrics_host,
+            registry=metrics.registry,
+        )
+    await ensure_topics(settings.kafka_bootstrap)
+    store = await Store.connect(asyncpg_dsn(settings.database_url), settings.database_pool_size + 4)
+    producer = create_producer(settings.kafka_bootstrap, "allim-broadcaster")
+    await producer.start()
+    publisher = Publisher(producer)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            jobs: list[asyncio.Task[None]] = []
+            if role in ("planner", "all"):
+                jobs += await stack.enter_async_context(
+                    _planner(settings, store, publisher, metrics, stopping)
+                )
+            if role in ("sender", "all"):
+                jobs += await stack.enter_async_context(
+                    _senders(settings, store, publisher, metrics, stopping)
+                )
+            logger.info("broadcaster running as %s", role)
+            done, _ = await asyncio.wait(
+                [*jobs, asyncio.create_task(stopping.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            stopping.set()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            failed = [t for t in done if t in jobs and t.exception() is not None]
+            for task in failed:
+                logger.error("broadcaster job failed", exc_info=task.exception())
+    finally:
+        await producer.stop()
+        await store.close()
+    logger.info("broadcaster stopped")
+    return 1 if failed else 0
+
+
+@contextlib.asynccontextmanager
+async def _planner(
+    settings: BroadcasterSettings,
+    store: Store,
+    publisher: Publisher,
+    metrics: BroadcasterMetrics,
+    stopping: asyncio.Event,
+) -> AsyncIterator[list[asyncio.Task[None]]]:
+    planner = Planner(store, publisher, metrics, settings.broadcaster_shard_size)
+    consumer = create_consumer(
+        settings.kafka_bootstrap,
+        settings.broadcaster_planner_group,
+        "allim-planner",
+        topics.ALERTS_REQUESTED,
+        session_timeout_ms=settings.broadcaster_session_timeout_ms,
+    )
+    await consumer.start()
+    try:
+        yield [
+            asyncio.create_task(planner.consume(consumer, stopping)),
+            asyncio.create_task(
+                planner.due_forever(settings.broadcaster_due_poll_seconds, stopping)
+            ),
+        ]
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def _senders(
+    settings: BroadcasterSettings,
+    store: Store,
+    publisher: Publisher,
+    metrics: BroadcasterMetrics,
+    stopping: asyncio.Event,
+) -> AsyncIterator[list[asyncio.Task[None]]]:
+    engine = create_engine(settings.database_url, pool_size=2)
+    client = http_client(settings)
+    provider = make_provider(settings, client)
+    quiet = QuietHours.from_settings(settings)
+    control = Control()
+    deps = SenderDeps(
+        store=store,
+        provider=provider,
+        limiter=GlobalRateLimiter(engine, RateLimits.from_settings(settings)),
+        publisher=publisher,
+        control=control,
+        priority=Priority(),
+        metrics=metrics,
+        signer=TokenSigner(settings.tracking_secret.get_secret_value().encode()),
+        in_flight=asyncio.Semaphore(settings.broadcaster_max_in_flight),
+        options=send_options(settings),
+        held_until=quiet.held_until,
+        brand_resume_at=next_brand_window,
+    )
+    controls = AIOKafkaConsumer(
+        topics.ALERTS_CONTROL,
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="allim-control",
+        group_id=None,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    consumer = create_consumer(
+        settings.kafka_bootstrap,
+        settings.broadcaster_sender_group,
+        "allim-sender",
+        session_timeout_ms=settings.broadcaster_session_timeout_ms,
+        max_poll_interval_ms=600_000,
+    )
+    await controls.start()
+    await consumer.start()
+    dispatcher = Dispatcher(consumer, deps, settings.broadcaster_shard_concurrency, stopping)
+    background = [
+        asyncio.create_task(control.consume_forever(controls, publisher)),
+        asyncio.create_task(control.poll_forever(store, settings.broadcaster_control_poll_seconds)),
+    ]
+    try:
+        yield [asyncio.create_task(dispatcher.run())]
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await consumer.stop()
+        await controls.stop()
+        await client.aclose()
+        await engine.dispose()
+
+
+def make_provider(settings: BroadcasterSettings, client: httpx.AsyncClient) -> Provider:
+    """The provider adapter the settings name."""
+    if settings.broadcaster_provider == "webhook":
+        from broadcaster.providers.webhook import WebhookProvider
+
+        return WebhookProvider.from_settings(client, settings)
+    return KakaoProvider(client, kakao_options(settings))
+
+
+def serve(settings: BroadcasterSettings, role: Role) -> int:
+    """Run the broadcaster in the foreground (uvloop); the process's exit status."""
+    return uvloop.run(run(settings, role))
