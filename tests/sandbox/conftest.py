@@ -1,0 +1,109 @@
+"""The sandbox served in-process over real HTTP, reset to its settings after every test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from sandbox.behaviour import Behaviour
+from sandbox.client import SandboxClient
+from sandbox.config import SandboxSettings
+from sandbox.dealer import Dealer
+from sandbox.main import create_app
+from sandbox.server import serving
+
+APPKEY = "test-appkey"
+SECRET = "sandbox-test-secret-0123456789"
+
+BatchBuilder = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def sandbox_settings() -> SandboxSettings:
+    """Settings of the test sandbox: known appkey and secret, no simulated readers."""
+    return SandboxSettings(
+        environment="test",
+        tracking_secret=SecretStr("test-tracking-secret-0123456789"),
+        sandbox_appkey=APPKEY,
+        sandbox_secret_key=SecretStr(SECRET),
+        sandbox_profile="off",
+        sandbox_seed=7,
+        sandbox_hang_seconds=1.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def sandbox_app(sandbox_settings: SandboxSettings) -> AsyncIterator[tuple[FastAPI, str]]:
+    """The sandbox app and its base URL, for the whole session."""
+    app = create_app(sandbox_settings)
+    async with serving(app) as url:
+        yield app, url
+
+
+@pytest.fixture
+def dealer(sandbox_app: tuple[FastAPI, str]) -> Dealer:
+    """The running sandbox's dealer, for what only the process itself can see."""
+    found: Dealer = sandbox_app[0].state.dealer
+    return found
+
+
+@pytest.fixture
+async def sandbox(
+    sandbox_app: tuple[FastAPI, str], sandbox_settings: SandboxSettings, dealer: Dealer
+) -> AsyncIterator[SandboxClient]:
+    """A client of the session's sandbox, which is put back to its settings after the test."""
+    async with httpx.AsyncClient(base_url=sandbox_app[1], timeout=5.0) as http:
+        yield SandboxClient(http, APPKEY, SECRET)
+    dealer.apply(Behaviour.from_settings(sandbox_settings))
+    dealer.reset()
+    dealer.clock.offset = 0.0
+
+
+@pytest.fixture
+def make_batch() -> BatchBuilder:
+    """Builds a valid send body: `make_batch(batch_id, numbers, message_type=..., link=...)`."""
+
+    def build(
+        batch_id: str,
+        numbers: list[str],
+        message_type: str = "ALIMTALK",
+        link: str = "http://127.0.0.1:9/r/",
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "senderKey": "suwon-channel",
+            "messageType": message_type,
+            "title": "태풍 링링 대비 안내",
+            "content": "태풍이 옵니다. #{name}님, 창문을 단단히 고정하세요.",
+            "buttons": [{"name": "자세히 보기", "linkMo": "#{link}"}],
+            "isAd": False,
+            "senderGroupingKey": batch_id,
+            "recipientList": [
+                {
+                    "recipientNo": number,
+                    "recipientGroupingKey": str(i),
+                    "templateParameter": {"link": f"{link}{number}", "name": "시민"},
+                }
+                for i, number in enumerate(numbers, 1)
+            ],
+        }
+        if message_type == "ALIMTALK":
+            body["templateCode"] = "ALERT_V1"
+        return body
+
+    return build
+
+
+def numbers(count: int, start: int = 0) -> list[str]:
+    """`count` distinct phone numbers."""
+    return [f"010{start + i:08d}" for i in range(count)]
+
+
+@pytest.fixture
+def phone_numbers() -> Callable[..., list[str]]:
+    """`phone_numbers(count, start=0)`: distinct phone numbers."""
+    return numbers
