@@ -22,7 +22,7 @@ from gateway.cap import AreaTable
 from gateway.config import GatewaySettings
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import OutboxRelay
-from gateway.routes import alerts, health, subscribers, tracking
+from gateway.routes import alerts, health, stats, subscribers, tracking
 from gateway.schemas import AlertCreate
 from gateway.state import GatewayState, KafkaLink
 
@@ -73,8 +73,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if kafka.ready.is_set():
-                await kafka.producer.stop()
+            # also when it never connected: an unclosed producer leaks its client
+            await kafka.producer.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -91,6 +91,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(health.router)
     app.include_router(subscribers.router)
+    app.include_router(stats.router)
     app.include_router(tracking.create_router(settings, metrics))
 
     @app.middleware("http")

@@ -2,7 +2,9 @@
 
 Rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED` inside the transaction that
 marks them sent, so several gateway processes share the work and never publish the same
-row twice while it is locked. A crash between Kafka's acknowledgement and the commit
+row twice while it is locked. Each relay publishes its batch in id order; across relays,
+a row is claimed only once every earlier row with the same key (alert) is sent, so an
+alert's `AlertRequested` always precedes its `AlertControl`. A crash between Kafka's acknowledgement and the commit
 publishes that batch again on the next pass (at least once): consumers key their work on
 the alert id and ignore a repeat.
 """
@@ -16,9 +18,10 @@ from datetime import UTC, datetime
 
 import orjson
 from aiokafka.errors import KafkaError
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from common.models import OutboxEntry
 from gateway.metrics import GatewayMetrics
@@ -72,6 +75,7 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         """Claim, publish and mark one batch of unsent rows; the number published."""
         producer = self._kafka.producer
+        earlier = aliased(OutboxEntry)
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
@@ -82,7 +86,16 @@ class OutboxRelay:
                         OutboxEntry.headers,
                         OutboxEntry.payload,
                     )
-                    .where(OutboxEntry.sent_at.is_(None))
+                    .where(
+                        OutboxEntry.sent_at.is_(None),
+                        # a row waits until every earlier row of its key is sent, so one
+                        # alert's records keep their order even across relays
+                        ~exists().where(
+                            earlier.key == OutboxEntry.key,
+                            earlier.sent_at.is_(None),
+                            earlier.id < OutboxEntry.id,
+                        ),
+                    )
                     .order_by(OutboxEntry.id)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)

@@ -1,0 +1,187 @@
+"""The outbox relay against the real broker: Kafka down at POST time, several relays at once.
+
+These tests use a database of their own, so the session gateway's relay cannot publish
+the rows they expect to stay unsent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cli.admin import run_migrations
+from common.db import asyncpg_dsn, create_engine, session_factory
+from common.kafka import create_producer
+from common.messages import AlertControl
+from common.models import OutboxEntry
+from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
+from gateway.config import GatewaySettings
+from gateway.main import create_app
+from gateway.metrics import GatewayMetrics
+from gateway.outbox import OutboxRelay
+from gateway.state import KafkaLink
+
+pytestmark = pytest.mark.integration
+
+DEAD_BOOTSTRAP = "127.0.0.1:9"  # the discard port: nothing speaks Kafka there
+
+
+@pytest.fixture(scope="module")
+async def own_database(database_url: str) -> AsyncIterator[str]:
+    """A second migrated database beside the session's, dropped after the module."""
+    url = make_url(database_url)
+    name = f"allim_outbox_{uuid.uuid4().hex[:10]}"
+    admin_dsn = asyncpg_dsn(url.set(database="postgres").render_as_string(hide_password=False))
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    own = url.set(database=name).render_as_string(hide_password=False)
+    await asyncio.to_thread(run_migrations, own)
+    yield own
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+async def own_engine(own_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the module's database."""
+    engine = create_engine(own_database, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+async def _unsent(engine: AsyncEngine) -> int:
+    async with session_factory(engine)() as session:
+        query = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.sent_at.is_(None))
+        return int(await session.scalar(query) or 0)
+
+
+async def _wait_until_sent(engine: AsyncEngine, seconds: float = 30.0) -> None:
+    async with asyncio.timeout(seconds):
+        while await _unsent(engine):
+            await asyncio.sleep(0.05)
+
+
+async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_back(
+    gateway_settings: GatewaySettings,
+    own_database: str,
+    own_engine: AsyncEngine,
+    api_keys: dict[str, str],
+    alert_json: Callable[..., dict[str, Any]],
+    kafka_topics: str,
+    read_topic: Any,
+    engine: AsyncEngine,
+) -> None:
+    from gateway.auth import create_key
+
+    async with session_factory(own_engine)() as session:
+        key = await create_key(session, "outage operator", "operator")
+        await session.commit()
+    headers = {"X-API-Key": key}
+    down = create_app(
+        gateway_settings.model_copy(
+            update={"database_url": own_database, "kafka_bootstrap": DEAD_BOOTSTRAP}
+        )
+    )
+    async with (
+        down.router.lifespan_context(down),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=down), base_url="http://down") as http,
+    ):
+        response = await http.post("/v1/alerts", json=alert_json(), headers=headers)
+        assert response.status_code == 202, response.text
+        alert_id = response.json()["id"]
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["down"] == ["kafka"]
+        await asyncio.sleep(1.0)
+        assert await _unsent(own_engine) == 1
+        metrics = (await http.get("/metrics")).text
+        assert "allim_gateway_outbox_unsent 1.0" in metrics
+
+    # Kafka is back: a gateway that reaches it publishes what the outbox holds
+    up = create_app(gateway_settings.model_copy(update={"database_url": own_database}))
+    async with up.router.lifespan_context(up):
+        await _wait_until_sent(own_engine)
+    records = await read_topic(kafka_topics, ALERTS_REQUESTED, {alert_id})
+    assert len(records) == 1
+
+
+async def test_relays_in_several_processes_publish_each_row_once(
+    own_database: str, own_engine: AsyncEngine, kafka_topics: str, read_topic: Any
+) -> None:
+    keys = [str(uuid.uuid4()) for _ in range(150)]
+    async with session_factory(own_engine)() as session, session.begin():
+        # pause then resume for each alert, interleaved with the other alerts' rows
+        for action in ("pause", "resume"):
+            for key in keys:
+                control = AlertControl(
+                    alert_id=uuid.UUID(key), action=action, requested_at=datetime.now(UTC)
+                )
+                session.add(
+                    OutboxEntry(
+                        topic=ALERTS_CONTROL, key=key, payload=control.model_dump(mode="json")
+                    )
+                )
+            await session.flush()
+
+    relays: list[tuple[OutboxRelay, KafkaLink, AsyncEngine]] = []
+    for n in range(3):
+        relay_engine = create_engine(own_database, pool_size=2)
+        link = KafkaLink(create_producer(kafka_topics, f"relay-test-{n}"))
+        await link.producer.start()
+        link.ready.set()
+        relay = OutboxRelay(
+            session_factory(relay_engine), link, GatewayMetrics(), poll_seconds=0.02, batch_size=25
+        )
+        relays.append((relay, link, relay_engine))
+    slow = keys[:10]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        # a relay that claimed the first alerts' pause rows and has not published them yet
+        async with session_factory(own_engine)() as holder, holder.begin():
+            await holder.execute(
+                select(OutboxEntry.id)
+                .where(OutboxEntry.key.in_(slow), OutboxEntry.sent_at.is_(None))
+                .order_by(OutboxEntry.id)
+                .limit(len(slow))
+                .with_for_update()
+            )
+            tasks = [asyncio.create_task(relay.run()) for relay, _, _ in relays]
+            async with asyncio.timeout(30):
+                while await _unsent(own_engine) > 2 * len(slow):
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            # the other relays skipped the claimed rows, and held back their alerts' resumes
+            assert await _unsent(own_engine) == 2 * len(slow)
+        await _wait_until_sent(own_engine)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, link, relay_engine in relays:
+            await link.producer.stop()
+            await relay_engine.dispose()
+
+    records = await read_topic(kafka_topics, ALERTS_CONTROL, set(keys))
+    published = [AlertControl.model_validate_json(r.value) for r in records if r.value]
+    assert len(published) == 2 * len(keys)
+    actions: dict[str, list[str]] = {}
+    for control in published:
+        actions.setdefault(str(control.alert_id), []).append(control.action)
+    # each row exactly once, and each alert's rows in the order they were written
+    assert actions == {key: ["pause", "resume"] for key in keys}
