@@ -1,0 +1,801 @@
+"""`make chaos`: failure scenarios during a broadcast, counted at the sandbox's ledger.
+
+    .venv/bin/python bench/chaos.py [--quick] [--only NAME ...] [--audience N] [--rate R]
+
+One database of its own (`allim_chaos` on the server of ALLIM_DATABASE_URL, created fresh and
+migrated), filled with the audience, and the whole system as child processes (sandbox,
+gateway, a planner, sender processes, analytics). Each scenario posts one alert to everyone
+and breaks something while it is sent; at the end it counts, at the sandbox's ledger,
+duplicates (recipients accepted more than once) and missing recipients (active subscribers
+in PostgreSQL the ledger never accepted), and the time from POST to the alert's end against
+the clean run. The sandbox is rate-limited (`--rate`) so the broadcast lasts long enough to
+break things in the middle of it. Restarting Kafka and PostgreSQL needs the stack's state
+folder (ALLIM_BENCH_STATE, which `make chaos` sets). Results go into bench/results.json
+("chaos") and docs/benchmarks.md ("Failures survived"); the exit status is 1 when a scenario
+found a duplicate or a missing recipient, or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+import report
+from cli.admin import run_migrations
+from cli.processes import Service, ServiceGroup, free_port
+from common.db import asyncpg_dsn
+
+logger = logging.getLogger("chaos")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy" / "local"
+LOG_DIR = ROOT / ".local" / "chaos-logs"
+SANDBOX_APPKEY = "allim-chaos"
+# the sandbox and the broadcaster share this secret; the chaos run is its only user
+PROVIDER_SECRET = "chaos-provider-secret-0123456789"
+TRACKING_SECRET = "chaos-tracking-secret-0123456789"
+TERMINAL = frozenset({"completed", "cancelled", "failed", "not_broadcast"})
+
+
+# --- the data stack and the database -------------------------------------------------------
+
+
+async def fresh_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server of `server_url` (dropped first), migrated; its URL."""
+    server = make_url(server_url)
+    admin = asyncpg_dsn(server.set(database="postgres").render_as_string(hide_password=False))
+    connection = await asyncpg.connect(admin)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    url = server.set(database=name).render_as_string(hide_password=False)
+    await asyncio.to_thread(run_migrations, url)
+    return url
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drop database `name` on the server of `server_url`."""
+    server = make_url(server_url)
+    admin = asyncpg_dsn(server.set(database="postgres").render_as_string(hide_password=False))
+    connection = await asyncpg.connect(admin)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def seed_subscribers(database_url: str, count: int) -> None:
+    """`count` active subscribers with distinct recipient numbers (one INSERT ... SELECT)."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await connection.execute(
+            "INSERT INTO subscribers (recipient_no, district) "
+            "SELECT '010' || lpad(g::text, 8, '0'), 'district-' || (g % 10) "
+            "FROM generate_series(1, $1::bigint) AS g",
+            count,
+        )
+        await connection.execute("ANALYZE subscribers")
+    finally:
+        await connection.close()
+
+
+async def create_operator_key(database_url: str) -> str:
+    """A new operator API key in the database (what `allim keys create` does)."""
+    from common.db import create_engine, session_factory
+    from gateway.auth import create_key
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session:
+            key = await create_key(session, "chaos", "operator")
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return key
+
+
+def stack_script(kind: str, action: str, state: Path) -> None:
+    """Run deploy/local/{kind}/{kind}.sh `action` on the stack's state folder."""
+    subprocess.run(
+        [str(DEPLOY / kind / f"{kind}.sh"), action, str(state)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=180,
+    )
+
+
+# --- the system under test ------------------------------------------------------------------
+
+
+@dataclass
+class System:
+    """Sandbox, gateway, one planner, `senders` sender processes and analytics, as children."""
+
+    database_url: str
+    kafka_bootstrap: str
+    log_dir: Path
+    senders: int = 2
+    analytics: bool = True
+    sandbox_settings: dict[str, str] = field(default_factory=dict)
+    group: ServiceGroup = field(default_factory=ServiceGroup)
+    api_key: str = ""
+    sandbox_url: str = ""
+    gateway_url: str = ""
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "ALLIM_ENVIRONMENT": "development",
+            "ALLIM_DATABASE_URL": self.database_url,
+            "ALLIM_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "ALLIM_TRACKING_SECRET": TRACKING_SECRET,
+            "ALLIM_PUBLIC_BASE_URL": self.gateway_url,
+            "ALLIM_LOG_LEVEL": "INFO",
+            "ALLIM_SANDBOX_APPKEY": SANDBOX_APPKEY,
+            "ALLIM_SANDBOX_SECRET_KEY": PROVIDER_SECRET,
+            "ALLIM_KAKAO_APPKEY": SANDBOX_APPKEY,
+            "ALLIM_KAKAO_SECRET": PROVIDER_SECRET,
+            "ALLIM_KAKAO_BASE_URL": self.sandbox_url,
+        }
+        return env | extra
+
+    def _service(self, name: str, args: list[str], ready: str | None, **env: str) -> Service:
+        return Service(name, args, self._env(**env), ready, self.log_dir / f"{name}.log")
+
+    @property
+    def sender_services(self) -> list[Service]:
+        """The sender processes."""
+        return [s for s in self.group.services if s.name.startswith("sender-")]
+
+    def service(self, name: str) -> Service:
+        """The service called `name`."""
+        for candidate in self.group.services:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"No service named '{name}' runs in this system.")
+
+    async def start(self) -> None:
+        """Start every process and wait until each answers."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.api_key = await create_operator_key(self.database_url)
+        sandbox_port, gateway_port = free_port(), free_port()
+        self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
+        sandbox_env = {"ALLIM_SANDBOX_PORT": str(sandbox_port), "ALLIM_SANDBOX_PROFILE": "off"}
+        services = [
+            self._service(
+                "sandbox",
+                ["sandbox"],
+                f"{self.sandbox_url}/healthz",
+                **(sandbox_env | self.sandbox_settings),
+            ),
+            self._service(
+                "gateway",
+                ["gateway"],
+                f"{self.gateway_url}/readyz",
+                ALLIM_GATEWAY_PORT=str(gateway_port),
+            ),
+            self._broadcaster("planner", "planner"),
+            *(self._broadcaster(f"sender-{n + 1}", "sender") for n in range(self.senders)),
+        ]
+        if self.analytics:
+            port = free_port()
+            services.append(
+                self._service(
+                    "analytics",
+                    ["analytics"],
+                    f"http://127.0.0.1:{port}/metrics",
+                    ALLIM_ANALYTICS_METRICS_PORT=str(port),
+                )
+            )
+        for service in services:
+            await asyncio.to_thread(self.group.start, service, 90.0)
+
+    def _broadcaster(self, name: str, role: str) -> Service:
+        port = free_port()
+        return self._service(
+            name,
+            ["broadcaster", "--role", role],
+            f"http://127.0.0.1:{port}/metrics",
+            ALLIM_BROADCASTER_METRICS_PORT=str(port),
+        )
+
+    def stop(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL)."""
+        self.group.stop_all()
+
+    async def kill_and_restart(self, service: Service) -> None:
+        """SIGKILL `service`, then start it again and wait until it answers."""
+        logger.info("SIGKILL %s (pid %s)", service.name, service.pid)
+        await asyncio.to_thread(service.kill)
+        await asyncio.to_thread(service.start)
+        await asyncio.to_thread(service.wait_ready, 90.0)
+
+    def check_alive(self) -> None:
+        """Raise when a process died that nobody killed."""
+        for service in self.group.services:
+            if not service.alive():
+                raise RuntimeError(
+                    f"Service '{service.name}' died; its log {service.log_path}:\n{service.tail()}"
+                )
+
+    # the sandbox
+
+    async def configure_sandbox(self, **patch: Any) -> None:
+        """Change the sandbox's behaviour at once (PATCH /_sandbox/config)."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.patch(f"{self.sandbox_url}/_sandbox/config", json=patch)
+            answer.raise_for_status()
+
+    async def ledger(self, alert_id: str) -> dict[str, Any]:
+        """The sandbox's ledger of one alert."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.get(f"{self.sandbox_url}/_sandbox/ledger/{alert_id}")
+            answer.raise_for_status()
+            summary: dict[str, Any] = answer.json()
+            return summary
+
+    async def ledger_recipients(self, alert_id: str) -> set[str]:
+        """Every recipientNo the sandbox accepted for one alert."""
+        async with httpx.AsyncClient(timeout=120) as client:
+            answer = await client.get(f"{self.sandbox_url}/_sandbox/ledger/{alert_id}/recipients")
+            answer.raise_for_status()
+            return {line for line in answer.text.splitlines() if line}
+
+    async def stats(self) -> dict[str, Any]:
+        """The sandbox's totals and per-second series."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.get(f"{self.sandbox_url}/_sandbox/stats")
+            answer.raise_for_status()
+            document: dict[str, Any] = answer.json()
+            return document
+
+    # the gateway
+
+    async def post_alert(self, title: str) -> str:
+        """POST an emergency-free public alert to everyone; its id."""
+        body = {
+            "title": title,
+            "body": f"{title}: allim chaos run. 이 메시지는 시험용입니다.",
+            "category": "public",
+            "audience": "all",
+        }
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(
+                f"{self.gateway_url}/v1/alerts", json=body, headers={"X-API-Key": self.api_key}
+            )
+            if answer.status_code != 202:
+                raise RuntimeError(f"POST /v1/alerts answered {answer.status_code}: {answer.text}")
+            alert_id: str = answer.json()["id"]
+            return alert_id
+
+    async def cancel(self, alert_id: str) -> None:
+        """POST /v1/alerts/{id}/cancel and wait for its answer."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(
+                f"{self.gateway_url}/v1/alerts/{alert_id}/cancel",
+                headers={"X-API-Key": self.api_key},
+            )
+            if answer.status_code != 200:
+                raise RuntimeError(f"cancel answered {answer.status_code}: {answer.text}")
+
+    # PostgreSQL
+
+    async def alert_status(self, alert_id: str) -> tuple[str, int, int]:
+        """(status, targeted, delivered) of an alert, read from PostgreSQL."""
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url), timeout=5)
+        try:
+            row = await connection.fetchrow(
+                "SELECT status, targeted, delivered FROM alerts WHERE id = $1",
+                uuid.UUID(alert_id),
+            )
+        finally:
+            await connection.close()
+        if row is None:
+            raise RuntimeError(f"Alert {alert_id} is not in the database.")
+        return str(row["status"]), int(row["targeted"]), int(row["delivered"])
+
+    async def wait_terminal(self, alert_id: str, limit: float) -> str:
+        """Poll until the alert ends; its final status. Survives a database restart."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                status, _, _ = await self.alert_status(alert_id)
+            except (TimeoutError, OSError, asyncpg.PostgresError):
+                status = "unreachable"
+            if status in TERMINAL:
+                return status
+            await asyncio.sleep(0.25)
+        raise TimeoutError(f"Alert {alert_id} did not end within {limit:.0f} s.")
+
+    async def analytics_delivered(self, alert_id: str) -> int | None:
+        """`alert_stats.delivered` of an alert, or None before analytics saw it."""
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url), timeout=5)
+        try:
+            value = await connection.fetchval(
+                "SELECT delivered FROM alert_stats WHERE alert_id = $1", uuid.UUID(alert_id)
+            )
+        finally:
+            await connection.close()
+        return None if value is None else int(value)
+
+    async def missing(self, alert_id: str) -> int:
+        """Active subscribers in PostgreSQL that the ledger never accepted for `alert_id`."""
+        accepted = await self.ledger_recipients(alert_id)
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            missing = 0
+            async with connection.transaction():
+                cursor = connection.cursor(
+                    "SELECT recipient_no FROM subscribers WHERE status = 'active'"
+                )
+                async for row in cursor:
+                    if row["recipient_no"] not in accepted:
+                        missing += 1
+        finally:
+            await connection.close()
+        return missing
+
+
+@contextlib.asynccontextmanager
+async def running_system(system: System) -> AsyncIterator[System]:
+    """Start `system`, and stop it on the way out, also on errors."""
+    try:
+        await system.start()
+        yield system
+    finally:
+        await asyncio.to_thread(system.stop)
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+@dataclass
+class Broadcast:
+    """One alert being sent during a scenario."""
+
+    alert_id: str
+    posted: float  # time.monotonic() when POST returned
+    expected_seconds: float  # how long the clean run took (or an estimate)
+    notes: list[str] = field(default_factory=list)
+    cancel_returned_at: float | None = None  # unix time
+
+    async def at(self, share: float) -> None:
+        """Sleep until `share` of the expected duration after the POST."""
+        delay = self.posted + share * self.expected_seconds - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+Disrupt = Callable[[System, Broadcast, random.Random], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named failure and what it does during a broadcast."""
+
+    name: str
+    description: str
+    disrupt: Disrupt | None
+    needs_state: bool = False
+    checks_analytics: bool = False
+    cancels: bool = False
+
+
+async def _kill_senders(system: System, run: Broadcast, rng: random.Random, times: int) -> None:
+    moments = sorted(rng.uniform(0.15, 0.75) for _ in range(times))
+    for moment in moments:
+        await run.at(moment)
+        victim = rng.choice(system.sender_services)
+        await system.kill_and_restart(victim)
+        run.notes.append(f"killed {victim.name} at {time.monotonic() - run.posted:.1f} s")
+
+
+async def kill_sender_three_times(system: System, run: Broadcast, rng: random.Random) -> None:
+    """SIGKILL a random sender at three random moments, restarting it each time."""
+    await _kill_senders(system, run, rng, 3)
+
+
+async def kill_sender_once(system: System, run: Broadcast, rng: random.Random) -> None:
+    """SIGKILL a random sender once, mid-broadcast, and restart it."""
+    await _kill_senders(system, run, rng, 1)
+
+
+async def kill_planner(system: System, run: Broadcast, rng: random.Random) -> None:
+    """SIGKILL the planner in the first second after the POST (while it plans), restart it."""
+    await asyncio.sleep(rng.uniform(0.05, 1.0))
+    await system.kill_and_restart(system.service("planner"))
+    run.notes.append(f"killed the planner at {time.monotonic() - run.posted:.2f} s")
+
+
+async def kill_analytics(system: System, run: Broadcast, rng: random.Random) -> None:
+    """SIGKILL analytics mid-broadcast and restart it."""
+    await run.at(rng.uniform(0.2, 0.7))
+    await system.kill_and_restart(system.service("analytics"))
+    run.notes.append(f"killed analytics at {time.monotonic() - run.posted:.1f} s")
+
+
+def _restart(kind: str, pause: float) -> Disrupt:
+    async def disrupt(system: System, run: Broadcast, rng: random.Random) -> None:
+        state = bench_state()
+        assert state is not None  # scenarios that need it are skipped without it
+        await run.at(rng.uniform(0.2, 0.5))
+        began = time.monotonic()
+        await asyncio.to_thread(stack_script, kind, "stop", state)
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(stack_script, kind, "start", state)
+        run.notes.append(
+            f"{kind} down from {began - run.posted:.1f} s for {time.monotonic() - began:.1f} s"
+        )
+
+    return disrupt
+
+
+async def provider_errors_then_429(system: System, run: Broadcast, rng: random.Random) -> None:
+    """30% 5xx for 20 s, then 10 s of 429 storms (1 request/s allowed) with Retry-After."""
+    await run.at(0.1)
+    baseline = system.sandbox_settings
+    await system.configure_sandbox(server_error_share=0.3)
+    await asyncio.sleep(20)
+    await system.configure_sandbox(
+        server_error_share=0.0, requests_per_second=1.0, burst_seconds=1.0
+    )
+    await asyncio.sleep(10)
+    await system.configure_sandbox(
+        requests_per_second=float(baseline.get("ALLIM_SANDBOX_REQUESTS_PER_SECOND", "0"))
+    )
+    run.notes.append("30% 5xx for 20 s, then 429 storm for 10 s")
+
+
+async def resets_and_stalls(system: System, run: Broadcast, rng: random.Random) -> None:
+    """For 20 s: 10% of sends reset the connection, 5% stall 10 s (half after acceptance)."""
+    await run.at(0.1)
+    await system.configure_sandbox(
+        reset_share=0.10, timeout_share=0.05, hang_seconds=10.0, fault_after_accept_share=0.5
+    )
+    await asyncio.sleep(20)
+    await system.configure_sandbox(reset_share=0.0, timeout_share=0.0)
+    run.notes.append("10% resets and 5% 10-second stalls for 20 s")
+
+
+async def cancel_midway(system: System, run: Broadcast, rng: random.Random) -> None:
+    """Cancel through the gateway at a random moment mid-broadcast."""
+    await run.at(rng.uniform(0.3, 0.6))
+    await system.cancel(run.alert_id)
+    run.cancel_returned_at = time.time()
+    run.notes.append(f"cancel returned at {time.monotonic() - run.posted:.1f} s")
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("clean", "no failure: the reference run", None),
+    Scenario(
+        "sender_sigkill_x3",
+        "SIGKILL of a sender at three random moments (restarted each time)",
+        kill_sender_three_times,
+    ),
+    Scenario("planner_sigkill", "SIGKILL of the planner while it plans", kill_planner),
+    Scenario(
+        "analytics_sigkill",
+        "SIGKILL of analytics mid-broadcast; its delivered count must still be exact",
+        kill_analytics,
+        checks_analytics=True,
+    ),
+    Scenario(
+        "kafka_restart",
+        "Kafka broker stopped and started again mid-broadcast",
+        _restart("kafka", 2.0),
+        needs_state=True,
+    ),
+    Scenario(
+        "postgres_restart",
+        "PostgreSQL stopped and started again mid-broadcast",
+        _restart("postgres", 2.0),
+        needs_state=True,
+    ),
+    Scenario(
+        "provider_5xx_then_429",
+        "provider answers 30% 5xx for 20 s, then 429 storms with Retry-After",
+        provider_errors_then_429,
+    ),
+    Scenario(
+        "resets_and_stalls",
+        "provider resets 10% of connections and stalls 5% for 10 s, for 20 s",
+        resets_and_stalls,
+    ),
+    Scenario(
+        "cancel",
+        "cancel mid-broadcast: nothing accepted later than 1 s after the cancel returned",
+        cancel_midway,
+        cancels=True,
+    ),
+)
+QUICK_SCENARIOS: tuple[Scenario, ...] = (
+    SCENARIOS[0],
+    Scenario("sender_sigkill", "SIGKILL of a sender once mid-broadcast", kill_sender_once),
+)
+
+
+def bench_state() -> Path | None:
+    """The data stack's state folder (for restarting Kafka and PostgreSQL), when known."""
+    value = os.environ.get("ALLIM_BENCH_STATE")
+    return Path(value) if value else None
+
+
+@dataclass
+class Outcome:
+    """What one scenario measured."""
+
+    name: str
+    description: str
+    duplicates: int = 0
+    missing: int | None = 0
+    accepted: int = 0
+    seconds: float | None = None
+    vs_clean: float | None = None
+    status: str = ""
+    ok: bool = False
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """A line for the terminal."""
+        missing = "n/a" if self.missing is None else str(self.missing)
+        took = f"{self.seconds:.1f} s" if self.seconds is not None else "-"
+        ratio = f" ({self.vs_clean:.2f}x clean)" if self.vs_clean is not None else ""
+        verdict = "ok" if self.ok else f"FAILED: {self.error}"
+        return (
+            f"{self.name}: duplicates {self.duplicates}, missing {missing}, "
+            f"accepted {self.accepted}, {took}{ratio}, {self.status}: {verdict}"
+        )
+
+
+async def run_scenario(
+    system: System,
+    scenario: Scenario,
+    audience: int,
+    expected_seconds: float,
+    rng: random.Random,
+    limit: float,
+) -> Outcome:
+    """Post one alert, break what the scenario breaks, and count at the ledger."""
+    outcome = Outcome(scenario.name, scenario.description)
+    try:
+        system.check_alive()
+        started = time.monotonic()
+        alert_id = await system.post_alert(f"chaos {scenario.name}")
+        run = Broadcast(alert_id, time.monotonic(), expected_seconds)
+        disruption: asyncio.Task[None] | None = None
+        if scenario.disrupt is not None:
+            disruption = asyncio.create_task(scenario.disrupt(system, run, rng))
+        try:
+            outcome.status = await system.wait_terminal(alert_id, limit)
+            outcome.seconds = time.monotonic() - started
+            if disruption is not None:
+                await disruption  # it may still be restoring what it broke
+        finally:
+            if disruption is not None and not disruption.done():
+                disruption.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await disruption
+        outcome.notes = run.notes
+        await asyncio.sleep(1.0)  # late answers of requests still in flight reach the ledger
+        ledger = await system.ledger(alert_id)
+        outcome.duplicates = int(ledger["duplicates"])
+        outcome.accepted = int(ledger["accepted"])
+        problems: list[str] = []
+        if scenario.cancels:
+            outcome.missing = None
+            if outcome.status != "cancelled":
+                problems.append(f"ended {outcome.status}, not cancelled")
+            last = ledger.get("last_accepted_at")
+            if run.cancel_returned_at is None:
+                problems.append("the cancel was never sent")
+            elif last is not None and last > run.cancel_returned_at + 1.0:
+                late = last - run.cancel_returned_at
+                problems.append(f"accepted a batch {late:.2f} s after the cancel returned")
+        else:
+            outcome.missing = await system.missing(alert_id)
+            if outcome.status != "completed":
+                problems.append(f"ended {outcome.status}")
+            if outcome.accepted != audience:
+                problems.append(f"ledger accepted {outcome.accepted} of {audience}")
+        if scenario.checks_analytics:
+            counted = await _analytics_catch_up(system, alert_id, outcome.accepted)
+            if counted != outcome.accepted:
+                problems.append(f"analytics counts {counted} delivered, ledger {outcome.accepted}")
+        if outcome.duplicates:
+            problems.append(f"{outcome.duplicates} duplicates: {ledger['duplicate_recipients']}")
+        if outcome.missing:
+            problems.append(f"{outcome.missing} missing")
+        outcome.ok = not problems
+        outcome.error = "; ".join(problems) or None
+    except Exception as exc:  # a scenario that breaks is reported, and the next one runs
+        logger.exception("scenario %s failed", scenario.name)
+        outcome.ok = False
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    return outcome
+
+
+async def _analytics_catch_up(system: System, alert_id: str, expected: int) -> int | None:
+    deadline = time.monotonic() + 60
+    counted = None
+    while time.monotonic() < deadline:
+        counted = await system.analytics_delivered(alert_id)
+        if counted == expected:
+            break
+        await asyncio.sleep(0.5)
+    return counted
+
+
+async def send_rate_series(system: System, since: float, limit: float) -> dict[str, Any]:
+    """Recipients the sandbox accepted per second since unix time `since`, for the chart."""
+    points = [(s, n) for s, n in (await system.stats())["accepted_per_second"] if s >= since]
+    start = int(since)
+    return {
+        "t_s": [s - start for s, _ in points],
+        "per_s": [n for _, n in points],
+        "limit_per_s": limit,
+    }
+
+
+@dataclass
+class ChaosConfig:
+    """How big the broadcast is, how fast the sandbox lets it go, and what to break."""
+
+    audience: int
+    rate: float
+    senders: int
+    scenarios: tuple[Scenario, ...]
+    database: str = "allim_chaos"
+    seed: int = 7
+    keep_database: bool = False
+
+
+async def run_chaos(
+    config: ChaosConfig, server_url: str, kafka: str, log_dir: Path
+) -> dict[str, Any]:
+    """Every scenario of `config`, in order; the "chaos" section of results.json."""
+    state = bench_state()
+    rng = random.Random(config.seed)
+    database_url = await fresh_database(server_url, config.database)
+    outcomes: list[Outcome] = []
+    data: dict[str, Any] = {}
+    try:
+        await seed_subscribers(database_url, config.audience)
+        system = System(
+            database_url,
+            kafka,
+            log_dir,
+            senders=config.senders,
+            analytics=any(s.checks_analytics for s in config.scenarios),
+            sandbox_settings={"ALLIM_SANDBOX_MESSAGES_PER_SECOND": f"{config.rate:g}"},
+        )
+        expected = config.audience / config.rate
+        clean: float | None = None
+        async with running_system(system):
+            for scenario in config.scenarios:
+                if scenario.needs_state and state is None:
+                    skipped = Outcome(scenario.name, scenario.description, missing=None)
+                    skipped.error = "skipped: ALLIM_BENCH_STATE (the stack's folder) is not set"
+                    outcomes.append(skipped)
+                    print(skipped.line(), flush=True)
+                    continue
+                since = time.time()
+                outcome = await run_scenario(
+                    system, scenario, config.audience, clean or expected, rng, 20 * expected + 300
+                )
+                if scenario.name == "clean" and outcome.seconds is not None:
+                    clean = outcome.seconds
+                    data["series_send_rate"] = await send_rate_series(system, since, config.rate)
+                if clean and outcome.seconds is not None:
+                    outcome.vs_clean = outcome.seconds / clean
+                outcomes.append(outcome)
+                print(outcome.line(), flush=True)
+                # a scenario may leave a process dead (a failed restart): bring it back
+                for service in system.group.services:
+                    if not service.alive():
+                        await asyncio.to_thread(service.start)
+                        await asyncio.to_thread(service.wait_ready, 90.0)
+    finally:
+        if not config.keep_database:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await drop_database(server_url, config.database)
+    counted = [o for o in outcomes if not (o.error or "").startswith("skipped")]
+    figures: dict[str, float] = {
+        "chaos_duplicates": sum(o.duplicates for o in counted),
+        "chaos_missing": sum(o.missing or 0 for o in counted),
+        "chaos_failed_scenarios": sum(1 for o in counted if not o.ok),
+    }
+    for outcome in counted:
+        if outcome.seconds is not None:
+            figures[f"chaos_{outcome.name}_seconds"] = round(outcome.seconds, 2)
+    clean_outcome = next((o for o in outcomes if o.name == "clean"), None)
+    return {
+        "audience": config.audience,
+        "rate_per_s": config.rate,
+        "senders": config.senders,
+        "clean_seconds": clean_outcome.seconds if clean_outcome else None,
+        "scenarios": [
+            {
+                "name": o.name,
+                "description": o.description,
+                "duplicates": o.duplicates,
+                "missing": o.missing,
+                "accepted": o.accepted,
+                "seconds": o.seconds,
+                "vs_clean": o.vs_clean,
+                "status": o.status,
+                "ok": o.ok,
+                "error": o.error,
+                "notes": o.notes,
+            }
+            for o in outcomes
+        ],
+        "figures": figures,
+        "data": data,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenarios, record them; 1 when one found a duplicate or a missing recipient."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 subscribers, one SIGKILL")
+    parser.add_argument("--audience", type=int, help="subscribers (default 450,000; quick 20,000)")
+    parser.add_argument(
+        "--rate", type=float, help="sandbox messages/s (default 10,000; quick 4,000)"
+    )
+    parser.add_argument("--senders", type=int, default=2, help="sender processes (default 2)")
+    names = [s.name for s in SCENARIOS + QUICK_SCENARIOS]
+    parser.add_argument("--only", nargs="+", choices=names, help="run these scenarios only")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the random moments")
+    parser.add_argument("--command", help="the command to print in the report")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos %(message)s")
+    server_url = os.environ.get("ALLIM_DATABASE_URL")
+    kafka = os.environ.get("ALLIM_KAFKA_BOOTSTRAP")
+    if not server_url or not kafka:
+        raise SystemExit("ALLIM_DATABASE_URL and ALLIM_KAFKA_BOOTSTRAP must be set: `make chaos`.")
+    audience = args.audience or (20_000 if args.quick else 450_000)
+    rate = args.rate or (4_000.0 if args.quick else 10_000.0)
+    if audience < 1 or rate <= 0 or args.senders < 1:
+        raise SystemExit("--audience, --rate and --senders must be positive.")
+    scenarios = QUICK_SCENARIOS if args.quick else SCENARIOS
+    if args.only:
+        chosen = {s.name: s for s in SCENARIOS + QUICK_SCENARIOS}
+        scenarios = tuple(chosen[name] for name in ["clean", *args.only] if name in chosen)
+        scenarios = tuple(dict.fromkeys(scenarios))
+    config = ChaosConfig(audience, rate, args.senders, scenarios, seed=args.seed)
+    chaos = asyncio.run(run_chaos(config, server_url, kafka, LOG_DIR))
+    chaos["command"] = args.command or " ".join(["python", "bench/chaos.py", *sys.argv[1:]])
+    chaos["quick"] = args.quick
+    chaos["finished_at"] = report.utc_now()
+    results = report.load_results()
+    results["chaos"] = chaos
+    results["figures"] = report.flat_figures(results)
+    results.setdefault("machine", report.machine())
+    report.save_results(results)
+    report.write_report(results)
+    print(report.dumps(chaos["figures"]))
+    return 0 if chaos["figures"]["chaos_failed_scenarios"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
