@@ -1,0 +1,125 @@
+"""An alert's rollup as operators read it: the numbers, the rates and the reads per minute.
+
+`load_rollup` is what `GET /v1/alerts/{id}/stats` answers and what `allim stats ID
+--database` prints; it reads `alert_stats` (written by the analytics consumer) and falls
+back on `alerts` (written by the gateway and the broadcaster) for what analytics has not
+seen yet, so an alert that was just accepted already has a rollup of zeros.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analytics.store import ratio
+from common.models import Alert, AlertReadsMinute, AlertStats
+
+# the series covers the first day of an alert: that is when it is read
+MAX_SERIES_MINUTES = 24 * 60
+
+
+class MinuteReads(BaseModel):
+    """Taps and new readers of an alert in one minute (UTC, the minute's start)."""
+
+    minute: datetime
+    reads: int
+    new_readers: int
+
+
+class AlertRollup(BaseModel):
+    """Everything known about how an alert was delivered and read."""
+
+    alert_id: uuid.UUID
+    title: str | None = Field(None, description="The alert's title, when the gateway has it.")
+    category: str | None
+    status: str | None = Field(None, description="Latest broadcast status.")
+    targeted: int = Field(description="Subscribers the broadcast was planned for.")
+    delivered: int = Field(description="Recipients the provider accepted the message for.")
+    failed: int = Field(description="Recipients the message could not be delivered to.")
+    failed_by_reason: dict[str, int] = Field(description="Failed recipients by provider code.")
+    readers: int = Field(description="Distinct readers (reader cookies) who opened a link.")
+    first_readers: int = Field(description="Links opened: tracked links with a first reader.")
+    forwarded_readers: int = Field(
+        description="Readers whose first tap was on a link someone else had opened first."
+    )
+    taps: int = Field(description="Every tap on the alert's links.")
+    read_rate: float = Field(description="readers / delivered; passes 1.0 through forwards.")
+    forward_rate: float = Field(description="forwarded_readers / readers.")
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None = Field(
+        None, description="From the start of the broadcast to its end (or its last delivery)."
+    )
+    messages_per_second: float | None = Field(
+        None, description="(delivered + failed) / duration_seconds."
+    )
+    updated_at: datetime | None = Field(None, description="When analytics last changed it.")
+    series: list[MinuteReads] = Field(
+        description=f"Reads per minute, the first {MAX_SERIES_MINUTES} minutes with reads."
+    )
+
+
+def _duration(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup | None:
+    """The rollup of `alert_id`, or None when neither analytics nor the gateway knows it."""
+    stats = await session.get(AlertStats, alert_id)
+    alert = await session.get(Alert, alert_id)
+    if stats is None and alert is None:
+        return None
+    rows = await session.scalars(
+        select(AlertReadsMinute)
+        .where(AlertReadsMinute.alert_id == alert_id)
+        .order_by(AlertReadsMinute.minute)
+        .limit(MAX_SERIES_MINUTES)
+    )
+    series = [MinuteReads(minute=r.minute, reads=r.reads, new_readers=r.new_readers) for r in rows]
+    if stats is None:
+        assert alert is not None
+        stats = AlertStats(
+            alert_id=alert_id,
+            category=alert.category,
+            targeted=alert.targeted,
+            delivered=alert.delivered,
+            failed=alert.failed,
+            failed_by_reason={},
+            readers=0,
+            first_readers=0,
+            forwarded_readers=0,
+            taps=0,
+        )
+    # the alerts row is written by the broadcaster itself: it wins over the lifecycle events
+    started = (alert.started_at if alert else None) or stats.started_at or stats.first_delivery_at
+    completed = (alert.completed_at if alert else None) or stats.completed_at
+    duration = _duration(started, completed or stats.last_delivery_at)
+    sent = stats.delivered + stats.failed
+    return AlertRollup(
+        alert_id=alert_id,
+        title=alert.title if alert else None,
+        category=stats.category or (alert.category if alert else None),
+        status=alert.status if alert else stats.status,
+        targeted=max(stats.targeted, alert.targeted if alert else 0),
+        delivered=stats.delivered,
+        failed=stats.failed,
+        failed_by_reason={str(k): int(v) for k, v in stats.failed_by_reason.items()},
+        readers=stats.readers,
+        first_readers=stats.first_readers,
+        forwarded_readers=stats.forwarded_readers,
+        taps=stats.taps,
+        read_rate=ratio(stats.readers, stats.delivered),
+        forward_rate=ratio(stats.forwarded_readers, stats.readers),
+        started_at=started,
+        completed_at=completed,
+        duration_seconds=duration,
+        messages_per_second=sent / duration if duration else None,
+        updated_at=stats.updated_at,
+        series=series,
+    )
