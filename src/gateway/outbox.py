@@ -4,9 +4,10 @@ Rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED` inside the transaction
 marks them sent, so several gateway processes share the work and never publish the same
 row twice while it is locked. Each relay publishes its batch in id order; across relays,
 a row is claimed only once every earlier row with the same key (alert) is sent, so an
-alert's `AlertRequested` always precedes its `AlertControl`. A crash between Kafka's acknowledgement and the commit
-publishes that batch again on the next pass (at least once): consumers key their work on
-the alert id and ignore a repeat.
+alert's `AlertRequested` always precedes its `AlertControl`.
+
+A crash between Kafka's acknowledgement and the commit publishes that batch again on the
+next pass (at least once): consumers key their work on the alert id and ignore a repeat.
 """
 
 from __future__ import annotations
