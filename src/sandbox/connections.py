@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -19,13 +19,26 @@ TRANSPORT_KEY = "sandbox.transport"
 _LINGER_ABORT = struct.pack("ii", 1, 0)
 
 
+class Transport(Protocol):
+    """The part of an asyncio (or uvloop) transport a reset needs."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The socket, among others."""
+        ...
+
+    def abort(self) -> None:
+        """Close at once, dropping buffered data."""
+        ...
+
+
 class SandboxApp(FastAPI):
     """A FastAPI app that keeps the server's transport in the scope of each HTTP request."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             transport = getattr(getattr(send, "__self__", None), "transport", None)
-            if isinstance(transport, asyncio.Transport):
+            # uvloop's transports are not asyncio.Transport subclasses: look for the methods
+            if callable(getattr(transport, "abort", None)):
                 scope[TRANSPORT_KEY] = transport
         await super().__call__(scope, receive, send)
 
@@ -36,8 +49,8 @@ async def reset_connection(scope: dict[str, Any] | Scope) -> None:
     Without a transport (an in-process ASGI client) this raises `ConnectionResetError`,
     which such clients see as the failure of the request.
     """
-    transport = scope.get(TRANSPORT_KEY)
-    if not isinstance(transport, asyncio.Transport):
+    transport: Transport | None = scope.get(TRANSPORT_KEY)
+    if transport is None:
         raise ConnectionResetError("The sandbox reset the connection.")
     sock = transport.get_extra_info("socket")
     if sock is not None:
