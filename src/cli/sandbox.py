@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -15,6 +17,10 @@ from sandbox.main import create_app
 SubParsers = Any  # argparse's private _SubParsersAction
 
 logger = logging.getLogger(__name__)
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    logger.info("sandbox stopped by signal %s", signum)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -33,7 +39,9 @@ def _run(args: argparse.Namespace) -> int:
         settings.sandbox_host,
         settings.sandbox_port,
     )
-    # uvicorn stops gracefully on SIGTERM and SIGINT: in-flight requests finish first
+    # uvicorn stops gracefully on SIGTERM (in-flight requests finish first) and then raises
+    # the signal again with the handler it found: let that one end the process with status 0
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         create_app(settings),
         host=settings.sandbox_host,
