@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from cli import admin, broadcaster, sandbox, stats
+from cli import admin, broadcaster, sandbox, stats, subscribers
 
 # Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (admin, stats, sandbox, broadcaster)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (admin, stats, sandbox, broadcaster, subscribers)
 
 Handler = Callable[[argparse.Namespace], int]
 
