@@ -1,0 +1,365 @@
+"""What the broadcaster benchmarks share: a fresh database with subscribers loaded by COPY, the
+sandbox and the broadcaster as child processes on free loopback ports, alerts handed to the
+planner, and the sandbox's ledger and stats read back.
+
+Timing comes from the sandbox's own clock: the ledger of an alert holds the unix times of its
+first and last accepted batch, so a figure is "from the moment the alert was handed over to
+the moment the sandbox accepted its last batch", with no polling delay in it.
+
+Alerts go in the way the gateway's outbox relay puts them in: a row in `alerts` (status
+`queued`), then an `AlertRequested` record on `alerts.requested`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from sqlalchemy.engine import make_url
+
+from cli.admin import run_migrations
+from cli.processes import Service, ServiceGroup, free_port
+from common import topics
+from common.db import asyncpg_dsn
+from common.kafka import create_producer
+from common.messages import AlertRequested, Audience, Category
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP_TAG = "bench-warmup"
+SMALL_TAG = "bench-small"
+
+
+def log(message: str, *args: object) -> None:
+    """Progress on stderr, so stdout's last line stays the figures."""
+    print(
+        f"[{time.strftime('%H:%M:%S')}] " + (message % args if args else message), file=sys.stderr
+    )
+
+
+def report(figures: dict[str, Any]) -> None:
+    """Print the figures as the last line of stdout."""
+    print(json.dumps(figures, sort_keys=True))
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    """`--quick`, the option every benchmark takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes)")
+    return parser.parse_args()
+
+
+def recipient_no(subscriber_id: int) -> str:
+    """The phone number of a benchmark subscriber."""
+    return f"010{subscriber_id:08d}"
+
+
+@dataclass
+class Stack:
+    """A fresh database on the data stack, and what the services need to find each other."""
+
+    name: str
+    server_url: str
+    kafka: str
+    database_url: str = ""
+    workdir: Path = field(default_factory=Path)
+    tracking_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    sandbox_appkey: str = "allim-bench"
+    sandbox_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    sandbox_url: str = ""
+    subscribers: int = 0  # active subscribers loaded, ids 1..subscribers
+    group: ServiceGroup = field(default_factory=ServiceGroup)
+
+    @property
+    def dsn(self) -> str:
+        """The database as a plain asyncpg DSN."""
+        return asyncpg_dsn(self.database_url)
+
+    def common_env(self) -> dict[str, str]:
+        """Environment every allim child process gets."""
+        return {
+            "ALLIM_ENVIRONMENT": "test",
+            "ALLIM_DATABASE_URL": self.database_url,
+            "ALLIM_KAFKA_BOOTSTRAP": self.kafka,
+            "ALLIM_TRACKING_SECRET": self.tracking_secret,
+            "ALLIM_LOG_LEVEL": "INFO",
+        }
+
+    def broadcaster_env(self, **settings: object) -> dict[str, str]:
+        """Environment of `allim broadcaster` pointed at this stack's sandbox."""
+        env = self.common_env() | {
+            "ALLIM_KAKAO_BASE_URL": self.sandbox_url,
+            "ALLIM_KAKAO_APPKEY": self.sandbox_appkey,
+            "ALLIM_KAKAO_SECRET": self.sandbox_secret,
+        }
+        env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
+        return env
+
+    def start_sandbox(self, **behaviour: object) -> Service:
+        """`allim sandbox` on a free port, simulator off unless `behaviour` says otherwise."""
+        port = free_port()
+        self.sandbox_url = f"http://127.0.0.1:{port}"
+        env = self.common_env() | {
+            "ALLIM_SANDBOX_PORT": str(port),
+            "ALLIM_SANDBOX_APPKEY": self.sandbox_appkey,
+            "ALLIM_SANDBOX_SECRET_KEY": self.sandbox_secret,
+            "ALLIM_SANDBOX_PROFILE": "off",
+            "ALLIM_LOG_LEVEL": "WARNING",
+        }
+        env |= {f"ALLIM_SANDBOX_{k.upper()}": str(v) for k, v in behaviour.items()}
+        service = Service(
+            "sandbox",
+            ["sandbox"],
+            env,
+            f"{self.sandbox_url}/_sandbox/stats",
+            self.workdir / "sandbox.log",
+        )
+        return self.group.start(service)
+
+    def start_broadcaster(self, role: str = "all", index: int = 0, **settings: object) -> Service:
+        """`allim broadcaster --role <role>` with its metrics on a free port."""
+        port = free_port()
+        env = self.broadcaster_env(broadcaster_metrics_port=port, **settings)
+        service = Service(
+            f"broadcaster-{role}-{index}",
+            ["broadcaster", "--role", role],
+            env,
+            f"http://127.0.0.1:{port}/metrics",
+            self.workdir / f"broadcaster-{role}-{index}.log",
+        )
+        return self.group.start(service)
+
+
+@contextlib.asynccontextmanager
+async def stack(name: str) -> AsyncIterator[Stack]:
+    """A fresh, migrated database for one benchmark run; services stopped, database dropped."""
+    server_url = os.environ.get("ALLIM_DATABASE_URL")
+    kafka = os.environ.get("ALLIM_KAFKA_BOOTSTRAP")
+    if not server_url or not kafka:
+        raise SystemExit(
+            "ALLIM_DATABASE_URL and ALLIM_KAFKA_BOOTSTRAP must point at the data stack "
+            "(deploy/local/stack.sh up <dir>, then source <dir>/stack.env)."
+        )
+    database = f"allim_bench_{name}_{uuid.uuid4().hex[:8]}"
+    server = make_url(server_url)
+    admin_dsn = asyncpg_dsn(server.set(database="postgres").render_as_string(hide_password=False))
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await connection.close()
+    url = server.set(database=database).render_as_string(hide_password=False)
+    workdir = ROOT / ".local" / "bench" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = Stack(name, server_url, kafka, url, workdir)
+    try:
+        await asyncio.to_thread(run_migrations, url)
+        await topics.ensure_topics(kafka)
+        log("database %s, logs in %s", database, workdir)
+        yield bench
+    finally:
+        await asyncio.to_thread(bench.group.stop_all)
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+def _rows(first: int, count: int, tags: list[str]) -> Iterator[tuple[int, str, list[str]]]:
+    for subscriber_id in range(first, first + count):
+        yield (subscriber_id, recipient_no(subscriber_id), tags)
+
+
+async def load_subscribers(bench: Stack, count: int, tags: tuple[str, ...] = ()) -> range:
+    """Append `count` active subscribers with COPY (ids follow the last one); their ids."""
+    first = bench.subscribers + 1
+    started = time.perf_counter()
+    connection = await asyncpg.connect(bench.dsn)
+    try:
+        step = 200_000
+        for offset in range(0, count, step):
+            await connection.copy_records_to_table(
+                "subscribers",
+                records=_rows(first + offset, min(step, count - offset), list(tags)),
+                columns=["id", "recipient_no", "tags"],
+            )
+        await connection.execute(
+            "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), $1)", first + count - 1
+        )
+        # the keyset walk is an index-only scan once the visibility map is set
+        await connection.execute("VACUUM ANALYZE subscribers")
+    finally:
+        await connection.close()
+    bench.subscribers += count
+    log("loaded %d subscribers in %.1f s", count, time.perf_counter() - started)
+    return range(first, first + count)
+
+
+@dataclass
+class Alerts:
+    """Hands alerts to the planner: the `alerts` row, then the `alerts.requested` record."""
+
+    bench: Stack
+    connection: asyncpg.Connection
+    producer: Any  # AIOKafkaProducer
+
+    async def post(
+        self,
+        audience: Audience,
+        category: Category = "public",
+        title: str = "벤치마크 안내",
+        body: str = "allim benchmark alert: please ignore.",
+    ) -> tuple[uuid.UUID, float]:
+        """Create and request one alert; its id and the unix time it was handed over."""
+        alert_id = uuid.uuid4()
+        handed_over = time.time()
+        now = datetime.now(UTC)
+        await self.connection.execute(
+            "INSERT INTO alerts (id, title, body, category, buttons, audience, status)"
+            " VALUES ($1, $2, $3, $4, '[]'::jsonb, $5::jsonb, 'queued')",
+            alert_id,
+            title,
+            body,
+            category,
+            audience.model_dump_json(),
+        )
+        request = AlertRequested(
+            alert_id=alert_id,
+            title=title,
+            body=body,
+            category=category,
+            buttons=[],
+            audience=audience,
+            requested_at=now,
+        )
+        await self.producer.send_and_wait(
+            topics.ALERTS_REQUESTED,
+            value=request.model_dump_json().encode(),
+            key=str(alert_id).encode(),
+        )
+        return alert_id, handed_over
+
+
+@contextlib.asynccontextmanager
+async def alerts(bench: Stack) -> AsyncIterator[Alerts]:
+    """An `Alerts` with its own database connection and Kafka producer."""
+    connection = await asyncpg.connect(bench.dsn)
+    producer = create_producer(bench.kafka, "allim-bench")
+    await producer.start()
+    try:
+        yield Alerts(bench, connection, producer)
+    finally:
+        await producer.stop()
+        await connection.close()
+
+
+class Sandbox:
+    """Reads the sandbox's ledger and stats, and changes its behaviour."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client = client
+        self._url = url
+
+    async def ledger(self, alert_id: uuid.UUID | str) -> dict[str, Any]:
+        """`GET /_sandbox/ledger/{alert}`: accepted, duplicates, first/last accepted times."""
+        response = await self._client.get(f"{self._url}/_sandbox/ledger/{alert_id}")
+        response.raise_for_status()
+        document: dict[str, Any] = orjson.loads(response.content)
+        return document
+
+    async def stats(self) -> dict[str, Any]:
+        """`GET /_sandbox/stats`: totals and accepted recipients per second."""
+        response = await self._client.get(f"{self._url}/_sandbox/stats")
+        response.raise_for_status()
+        document: dict[str, Any] = orjson.loads(response.content)
+        return document
+
+    async def configure(self, **behaviour: object) -> None:
+        """`PATCH /_sandbox/config`."""
+        response = await self._client.patch(f"{self._url}/_sandbox/config", json=behaviour)
+        response.raise_for_status()
+
+    async def reset(self) -> None:
+        """`POST /_sandbox/reset`: forget ledger, stats and keys."""
+        response = await self._client.post(f"{self._url}/_sandbox/reset")
+        response.raise_for_status()
+
+    async def wait_for(
+        self,
+        alert_id: uuid.UUID | str,
+        expected: int,
+        deadline_s: float,
+        services: tuple[Service, ...] = (),
+        poll: float = 0.2,
+    ) -> dict[str, Any]:
+        """Poll the ledger until `expected` recipients were accepted; its summary."""
+        loop = asyncio.get_running_loop()
+        stop = loop.time() + deadline_s
+        while True:
+            ledger = await self.ledger(alert_id)
+            if ledger["accepted"] >= expected:
+                return ledger
+            for service in services:
+                if not service.alive():
+                    raise RuntimeError(f"{service.name} died; its log:\n{service.tail()}")
+            if loop.time() > stop:
+                raise TimeoutError(
+                    f"Alert {alert_id}: {ledger['accepted']} of {expected} accepted "
+                    f"after {deadline_s} s."
+                )
+            await asyncio.sleep(poll)
+
+
+@contextlib.asynccontextmanager
+async def sandbox_client(bench: Stack) -> AsyncIterator[Sandbox]:
+    """A `Sandbox` reader for the stack's running sandbox."""
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        yield Sandbox(client, bench.sandbox_url)
+
+
+async def warm_up(
+    bench: Stack, posting: Alerts, sandbox: Sandbox, services: tuple[Service, ...]
+) -> None:
+    """Send one tiny alert end to end, so consumer groups have joined before timing starts."""
+    if bench.subscribers == 0:
+        raise RuntimeError("Load subscribers (with the warm-up tag) before warming up.")
+    alert_id, _ = await posting.post(Audience(tags=[WARMUP_TAG]))
+    ledger = await sandbox.wait_for(alert_id, 1, 120.0, services)
+    log("warmed up: %d recipients of the warm-up alert accepted", ledger["accepted"])
+
+
+def vm_kib(pid: int, field_name: str) -> int:
+    """A `VmRSS`/`VmHWM`-style field of /proc/<pid>/status, in KiB (0 if the process is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile (0..1) of `values`, nearest-rank."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("No values to take a percentile of.")
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
