@@ -85,7 +85,7 @@ class BroadcasterSettings(CommonSettings):
     kakao_lookup_path: str = Field(
         "/v1/appkeys/{appkey}/messages", description="Path of the results look-up."
     )
-    kakao_appkey: str = Field("allim-dev", description="Dealer app key (part of the path).")
+    kakao_appkey: str = Field("allim-sandbox", description="Dealer app key (part of the path).")
     kakao_secret: SecretStr = Field(
         SecretStr("change-me"), description="Dealer secret, sent as X-Secret-Key."
     )

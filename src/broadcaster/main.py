@@ -83,6 +83,8 @@ def send_options(settings: BroadcasterSettings) -> SendOptions:
 
 async def run(settings: BroadcasterSettings, role: Role) -> int:
     """Run the planner and/or senders until SIGTERM or SIGINT; 0 after a clean stop."""
+    # one line per provider request would drown everything else
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -176,8 +176,9 @@ class Planner:
         )
         status = "sending" if ranges else "completed"
         await connection.execute(
-            "UPDATE alerts SET status = $2, targeted = $3, started_at = now(), updated_at = now(),"
-            " completed_at = CASE WHEN $2 = 'completed' THEN now() END WHERE id = $1",
+            "UPDATE alerts SET status = $2::varchar, targeted = $3, started_at = now(),"
+            " updated_at = now(), completed_at = CASE WHEN $2::varchar = 'completed' THEN now()"
+            " END WHERE id = $1",
             alert_id,
             status,
             targeted,

@@ -134,9 +134,10 @@ WITH b AS (
 ), n AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,
                          subscriber_ids, not_before)
-    SELECT $11, $2, $3, $12, $13[1], $13[array_length($13, 1)], array_length($13, 1), 'held',
-           $13, $14
-    WHERE $11::text IS NOT NULL AND EXISTS (SELECT 1 FROM b)
+    SELECT $11::varchar, $2, $3, $12, ($13::bigint[])[1],
+           ($13::bigint[])[cardinality($13::bigint[])], cardinality($13::bigint[]), 'held',
+           $13::bigint[], $14::timestamptz
+    WHERE $11::varchar IS NOT NULL AND EXISTS (SELECT 1 FROM b)
     ON CONFLICT (id) DO NOTHING
 )
 SELECT count(*) FROM b
