@@ -123,8 +123,32 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    _document_errors(operation)
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+        },
+    }
+
+
+def _document_errors(operation: dict[str, Any]) -> None:
+    """Every route answers errors as problem+json: say so in its OpenAPI operation."""
+    responses = operation.setdefault("responses", {})
+    if "422" in responses:
+        responses["422"] = _problem("A field is invalid; `errors` names each one.")
+    if operation.get("security"):
+        responses.setdefault("401", _problem("No API key, or an unknown or revoked one."))
+        responses.setdefault("403", _problem("The API key's role may not do this."))
