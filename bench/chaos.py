@@ -34,67 +34,16 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
+import _stack
 import report
-from cli.admin import run_migrations
 from cli.processes import Service, ServiceGroup, free_port
-from common.db import asyncpg_dsn
 
 logger = logging.getLogger("chaos")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "local"
-LOG_DIR = ROOT / ".local" / "chaos-logs"
-SANDBOX_APPKEY = "allim-chaos"
-# the sandbox and the broadcaster share this secret; the chaos run is its only user
-PROVIDER_SECRET = "chaos-provider-secret-0123456789"
-TRACKING_SECRET = "chaos-tracking-secret-0123456789"
 TERMINAL = frozenset({"completed", "cancelled", "failed", "not_broadcast"})
-
-
-# --- the data stack and the database -------------------------------------------------------
-
-
-async def fresh_database(server_url: str, name: str) -> str:
-    """Create database `name` on the server of `server_url` (dropped first), migrated; its URL."""
-    server = make_url(server_url)
-    admin = asyncpg_dsn(server.set(database="postgres").render_as_string(hide_password=False))
-    connection = await asyncpg.connect(admin)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = server.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(run_migrations, url)
-    return url
-
-
-async def drop_database(server_url: str, name: str) -> None:
-    """Drop database `name` on the server of `server_url`."""
-    server = make_url(server_url)
-    admin = asyncpg_dsn(server.set(database="postgres").render_as_string(hide_password=False))
-    connection = await asyncpg.connect(admin)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
-async def seed_subscribers(database_url: str, count: int) -> None:
-    """`count` active subscribers with distinct recipient numbers (one INSERT ... SELECT)."""
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await connection.execute(
-            "INSERT INTO subscribers (recipient_no, district) "
-            "SELECT '010' || lpad(g::text, 8, '0'), 'district-' || (g % 10) "
-            "FROM generate_series(1, $1::bigint) AS g",
-            count,
-        )
-        await connection.execute("ANALYZE subscribers")
-    finally:
-        await connection.close()
 
 
 async def create_operator_key(database_url: str) -> str:
@@ -110,6 +59,16 @@ async def create_operator_key(database_url: str) -> str:
     finally:
         await engine.dispose()
     return key
+
+
+def start_gateway(bench: _stack.Stack, **settings: object) -> tuple[Service, str]:
+    """`allim gateway` on a free port of `bench`'s stack (ready when /readyz answers); its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = bench.common_env() | {"ALLIM_GATEWAY_PORT": str(port), "ALLIM_PUBLIC_BASE_URL": url}
+    env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
+    service = Service("gateway", ["gateway"], env, f"{url}/readyz", bench.workdir / "gateway.log")
+    return bench.group.start(service), url
 
 
 def stack_script(kind: str, action: str, state: Path) -> None:
@@ -128,42 +87,30 @@ def stack_script(kind: str, action: str, state: Path) -> None:
 
 @dataclass
 class System:
-    """Sandbox, gateway, one planner, `senders` sender processes and analytics, as children."""
+    """On `bench`'s stack: sandbox, gateway, a planner, `senders` senders and analytics.
 
-    database_url: str
-    kafka_bootstrap: str
-    log_dir: Path
+    `rate` is the dealer's contract (messages/s): the sandbox enforces it and the senders are
+    configured to keep to it; 0 means unlimited.
+    """
+
+    bench: _stack.Stack
     senders: int = 2
     analytics: bool = True
-    sandbox_settings: dict[str, str] = field(default_factory=dict)
-    group: ServiceGroup = field(default_factory=ServiceGroup)
+    rate: float = 0.0
     api_key: str = ""
-    sandbox_url: str = ""
     gateway_url: str = ""
+    sandbox: _stack.Sandbox | None = None
+    _client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=120))
 
-    def _env(self, **extra: str) -> dict[str, str]:
-        env = {
-            "ALLIM_ENVIRONMENT": "development",
-            "ALLIM_DATABASE_URL": self.database_url,
-            "ALLIM_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "ALLIM_TRACKING_SECRET": TRACKING_SECRET,
-            "ALLIM_PUBLIC_BASE_URL": self.gateway_url,
-            "ALLIM_LOG_LEVEL": "INFO",
-            "ALLIM_SANDBOX_APPKEY": SANDBOX_APPKEY,
-            "ALLIM_SANDBOX_SECRET_KEY": PROVIDER_SECRET,
-            "ALLIM_KAKAO_APPKEY": SANDBOX_APPKEY,
-            "ALLIM_KAKAO_SECRET": PROVIDER_SECRET,
-            "ALLIM_KAKAO_BASE_URL": self.sandbox_url,
-        }
-        return env | extra
-
-    def _service(self, name: str, args: list[str], ready: str | None, **env: str) -> Service:
-        return Service(name, args, self._env(**env), ready, self.log_dir / f"{name}.log")
+    @property
+    def group(self) -> ServiceGroup:
+        """The services, in start order."""
+        return self.bench.group
 
     @property
     def sender_services(self) -> list[Service]:
         """The sender processes."""
-        return [s for s in self.group.services if s.name.startswith("sender-")]
+        return [s for s in self.group.services if s.name.startswith("broadcaster-sender-")]
 
     def service(self, name: str) -> Service:
         """The service called `name`."""
@@ -172,55 +119,40 @@ class System:
                 return candidate
         raise KeyError(f"No service named '{name}' runs in this system.")
 
-    async def start(self) -> None:
-        """Start every process and wait until each answers."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.api_key = await create_operator_key(self.database_url)
-        sandbox_port, gateway_port = free_port(), free_port()
-        self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
-        sandbox_env = {"ALLIM_SANDBOX_PORT": str(sandbox_port), "ALLIM_SANDBOX_PROFILE": "off"}
-        services = [
-            self._service(
-                "sandbox",
-                ["sandbox"],
-                f"{self.sandbox_url}/healthz",
-                **(sandbox_env | self.sandbox_settings),
-            ),
-            self._service(
-                "gateway",
-                ["gateway"],
-                f"{self.gateway_url}/readyz",
-                ALLIM_GATEWAY_PORT=str(gateway_port),
-            ),
-            self._broadcaster("planner", "planner"),
-            *(self._broadcaster(f"sender-{n + 1}", "sender") for n in range(self.senders)),
-        ]
+    def _start(self) -> None:
+        bench = self.bench
+        bench.start_sandbox(messages_per_second=self.rate)
+        _, self.gateway_url = start_gateway(bench)
+        limits = {
+            "public_base_url": self.gateway_url,
+            "broadcaster_rate_messages_per_second": self.rate,
+        }
+        bench.start_broadcaster("planner", 0, **limits)
+        for index in range(self.senders):
+            bench.start_broadcaster("sender", index + 1, **limits)
         if self.analytics:
             port = free_port()
-            services.append(
-                self._service(
+            env = bench.common_env() | {"ALLIM_ANALYTICS_METRICS_PORT": str(port)}
+            bench.group.start(
+                Service(
                     "analytics",
                     ["analytics"],
+                    env,
                     f"http://127.0.0.1:{port}/metrics",
-                    ALLIM_ANALYTICS_METRICS_PORT=str(port),
+                    bench.workdir / "analytics.log",
                 )
             )
-        for service in services:
-            await asyncio.to_thread(self.group.start, service, 90.0)
 
-    def _broadcaster(self, name: str, role: str) -> Service:
-        port = free_port()
-        return self._service(
-            name,
-            ["broadcaster", "--role", role],
-            f"http://127.0.0.1:{port}/metrics",
-            ALLIM_BROADCASTER_METRICS_PORT=str(port),
-        )
+    async def start(self) -> None:
+        """Start every process and wait until each answers."""
+        self.api_key = await create_operator_key(self.bench.database_url)
+        await asyncio.to_thread(self._start)
+        self.sandbox = _stack.Sandbox(self._client, self.bench.sandbox_url)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL)."""
-        self.group.stop_all()
+        await asyncio.to_thread(self.group.stop_all)
+        await self._client.aclose()
 
     async def kill_and_restart(self, service: Service) -> None:
         """SIGKILL `service`, then start it again and wait until it answers."""
@@ -237,88 +169,62 @@ class System:
                     f"Service '{service.name}' died; its log {service.log_path}:\n{service.tail()}"
                 )
 
-    # the sandbox
-
-    async def configure_sandbox(self, **patch: Any) -> None:
-        """Change the sandbox's behaviour at once (PATCH /_sandbox/config)."""
-        async with httpx.AsyncClient(timeout=10) as client:
-            answer = await client.patch(f"{self.sandbox_url}/_sandbox/config", json=patch)
-            answer.raise_for_status()
-
-    async def ledger(self, alert_id: str) -> dict[str, Any]:
-        """The sandbox's ledger of one alert."""
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.get(f"{self.sandbox_url}/_sandbox/ledger/{alert_id}")
-            answer.raise_for_status()
-            summary: dict[str, Any] = answer.json()
-            return summary
+    @property
+    def provider(self) -> _stack.Sandbox:
+        """The sandbox's ledger, stats and behaviour; the system must have started."""
+        if self.sandbox is None:
+            raise RuntimeError("The system has not been started.")
+        return self.sandbox
 
     async def ledger_recipients(self, alert_id: str) -> set[str]:
         """Every recipientNo the sandbox accepted for one alert."""
-        async with httpx.AsyncClient(timeout=120) as client:
-            answer = await client.get(f"{self.sandbox_url}/_sandbox/ledger/{alert_id}/recipients")
-            answer.raise_for_status()
-            return {line for line in answer.text.splitlines() if line}
-
-    async def stats(self) -> dict[str, Any]:
-        """The sandbox's totals and per-second series."""
-        async with httpx.AsyncClient(timeout=10) as client:
-            answer = await client.get(f"{self.sandbox_url}/_sandbox/stats")
-            answer.raise_for_status()
-            document: dict[str, Any] = answer.json()
-            return document
+        url = f"{self.bench.sandbox_url}/_sandbox/ledger/{alert_id}/recipients"
+        answer = await self._client.get(url)
+        answer.raise_for_status()
+        return {line for line in answer.text.splitlines() if line}
 
     # the gateway
 
     async def post_alert(self, title: str) -> str:
-        """POST an emergency-free public alert to everyone; its id."""
+        """POST a public alert to everyone through the gateway; its id."""
         body = {
             "title": title,
             "body": f"{title}: allim chaos run. 이 메시지는 시험용입니다.",
             "category": "public",
             "audience": "all",
         }
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(
-                f"{self.gateway_url}/v1/alerts", json=body, headers={"X-API-Key": self.api_key}
-            )
-            if answer.status_code != 202:
-                raise RuntimeError(f"POST /v1/alerts answered {answer.status_code}: {answer.text}")
-            alert_id: str = answer.json()["id"]
-            return alert_id
+        answer = await self._client.post(
+            f"{self.gateway_url}/v1/alerts", json=body, headers={"X-API-Key": self.api_key}
+        )
+        if answer.status_code != 202:
+            raise RuntimeError(f"POST /v1/alerts answered {answer.status_code}: {answer.text}")
+        alert_id: str = answer.json()["id"]
+        return alert_id
 
     async def cancel(self, alert_id: str) -> None:
         """POST /v1/alerts/{id}/cancel and wait for its answer."""
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(
-                f"{self.gateway_url}/v1/alerts/{alert_id}/cancel",
-                headers={"X-API-Key": self.api_key},
-            )
-            if answer.status_code != 200:
-                raise RuntimeError(f"cancel answered {answer.status_code}: {answer.text}")
+        answer = await self._client.post(
+            f"{self.gateway_url}/v1/alerts/{alert_id}/cancel", headers={"X-API-Key": self.api_key}
+        )
+        if answer.status_code != 200:
+            raise RuntimeError(f"cancel answered {answer.status_code}: {answer.text}")
 
     # PostgreSQL
 
-    async def alert_status(self, alert_id: str) -> tuple[str, int, int]:
-        """(status, targeted, delivered) of an alert, read from PostgreSQL."""
-        connection = await asyncpg.connect(asyncpg_dsn(self.database_url), timeout=5)
+    async def _fetch(self, query: str, alert_id: str) -> Any:
+        connection = await asyncpg.connect(self.bench.dsn, timeout=5)
         try:
-            row = await connection.fetchrow(
-                "SELECT status, targeted, delivered FROM alerts WHERE id = $1",
-                uuid.UUID(alert_id),
-            )
+            return await connection.fetchrow(query, uuid.UUID(alert_id))
         finally:
             await connection.close()
-        if row is None:
-            raise RuntimeError(f"Alert {alert_id} is not in the database.")
-        return str(row["status"]), int(row["targeted"]), int(row["delivered"])
 
     async def wait_terminal(self, alert_id: str, limit: float) -> str:
         """Poll until the alert ends; its final status. Survives a database restart."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             try:
-                status, _, _ = await self.alert_status(alert_id)
+                row = await self._fetch("SELECT status FROM alerts WHERE id = $1", alert_id)
+                status = "unknown" if row is None else str(row["status"])
             except (TimeoutError, OSError, asyncpg.PostgresError):
                 status = "unreachable"
             if status in TERMINAL:
@@ -328,19 +234,13 @@ class System:
 
     async def analytics_delivered(self, alert_id: str) -> int | None:
         """`alert_stats.delivered` of an alert, or None before analytics saw it."""
-        connection = await asyncpg.connect(asyncpg_dsn(self.database_url), timeout=5)
-        try:
-            value = await connection.fetchval(
-                "SELECT delivered FROM alert_stats WHERE alert_id = $1", uuid.UUID(alert_id)
-            )
-        finally:
-            await connection.close()
-        return None if value is None else int(value)
+        row = await self._fetch("SELECT delivered FROM alert_stats WHERE alert_id = $1", alert_id)
+        return None if row is None else int(row["delivered"])
 
     async def missing(self, alert_id: str) -> int:
         """Active subscribers in PostgreSQL that the ledger never accepted for `alert_id`."""
         accepted = await self.ledger_recipients(alert_id)
-        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        connection = await asyncpg.connect(self.bench.dsn)
         try:
             missing = 0
             async with connection.transaction():
@@ -362,7 +262,7 @@ async def running_system(system: System) -> AsyncIterator[System]:
         await system.start()
         yield system
     finally:
-        await asyncio.to_thread(system.stop)
+        await system.stop()
 
 
 # --- scenarios ------------------------------------------------------------------------------
@@ -422,7 +322,7 @@ async def kill_sender_once(system: System, run: Broadcast, rng: random.Random) -
 async def kill_planner(system: System, run: Broadcast, rng: random.Random) -> None:
     """SIGKILL the planner in the first second after the POST (while it plans), restart it."""
     await asyncio.sleep(rng.uniform(0.05, 1.0))
-    await system.kill_and_restart(system.service("planner"))
+    await system.kill_and_restart(system.service("broadcaster-planner-0"))
     run.notes.append(f"killed the planner at {time.monotonic() - run.posted:.2f} s")
 
 
@@ -452,27 +352,24 @@ def _restart(kind: str, pause: float) -> Disrupt:
 async def provider_errors_then_429(system: System, run: Broadcast, rng: random.Random) -> None:
     """30% 5xx for 20 s, then 10 s of 429 storms (1 request/s allowed) with Retry-After."""
     await run.at(0.1)
-    baseline = system.sandbox_settings
-    await system.configure_sandbox(server_error_share=0.3)
+    await system.provider.configure(server_error_share=0.3)
     await asyncio.sleep(20)
-    await system.configure_sandbox(
+    await system.provider.configure(
         server_error_share=0.0, requests_per_second=1.0, burst_seconds=1.0
     )
     await asyncio.sleep(10)
-    await system.configure_sandbox(
-        requests_per_second=float(baseline.get("ALLIM_SANDBOX_REQUESTS_PER_SECOND", "0"))
-    )
+    await system.provider.configure(requests_per_second=0.0)
     run.notes.append("30% 5xx for 20 s, then 429 storm for 10 s")
 
 
 async def resets_and_stalls(system: System, run: Broadcast, rng: random.Random) -> None:
     """For 20 s: 10% of sends reset the connection, 5% stall 10 s (half after acceptance)."""
     await run.at(0.1)
-    await system.configure_sandbox(
+    await system.provider.configure(
         reset_share=0.10, timeout_share=0.05, hang_seconds=10.0, fault_after_accept_share=0.5
     )
     await asyncio.sleep(20)
-    await system.configure_sandbox(reset_share=0.0, timeout_share=0.0)
+    await system.provider.configure(reset_share=0.0, timeout_share=0.0)
     run.notes.append("10% resets and 5% 10-second stalls for 20 s")
 
 
@@ -597,7 +494,7 @@ async def run_scenario(
                     await disruption
         outcome.notes = run.notes
         await asyncio.sleep(1.0)  # late answers of requests still in flight reach the ledger
-        ledger = await system.ledger(alert_id)
+        ledger = await system.provider.ledger(alert_id)
         outcome.duplicates = int(ledger["duplicates"])
         outcome.accepted = int(ledger["accepted"])
         problems: list[str] = []
@@ -647,7 +544,9 @@ async def _analytics_catch_up(system: System, alert_id: str, expected: int) -> i
 
 async def send_rate_series(system: System, since: float, limit: float) -> dict[str, Any]:
     """Recipients the sandbox accepted per second since unix time `since`, for the chart."""
-    points = [(s, n) for s, n in (await system.stats())["accepted_per_second"] if s >= since]
+    points = [
+        (s, n) for s, n in (await system.provider.stats())["accepted_per_second"] if s >= since
+    ]
     start = int(since)
     return {
         "t_s": [s - start for s, _ in points],
@@ -664,29 +563,22 @@ class ChaosConfig:
     rate: float
     senders: int
     scenarios: tuple[Scenario, ...]
-    database: str = "allim_chaos"
     seed: int = 7
-    keep_database: bool = False
 
 
-async def run_chaos(
-    config: ChaosConfig, server_url: str, kafka: str, log_dir: Path
-) -> dict[str, Any]:
-    """Every scenario of `config`, in order; the "chaos" section of results.json."""
+async def run_chaos(config: ChaosConfig) -> dict[str, Any]:
+    """Every scenario of `config`, in order, on a fresh database; results.json's "chaos"."""
     state = bench_state()
     rng = random.Random(config.seed)
-    database_url = await fresh_database(server_url, config.database)
     outcomes: list[Outcome] = []
     data: dict[str, Any] = {}
-    try:
-        await seed_subscribers(database_url, config.audience)
+    async with _stack.stack("chaos") as bench:
+        await _stack.load_subscribers(bench, config.audience)
         system = System(
-            database_url,
-            kafka,
-            log_dir,
+            bench,
             senders=config.senders,
             analytics=any(s.checks_analytics for s in config.scenarios),
-            sandbox_settings={"ALLIM_SANDBOX_MESSAGES_PER_SECOND": f"{config.rate:g}"},
+            rate=config.rate,
         )
         expected = config.audience / config.rate
         clean: float | None = None
@@ -714,10 +606,6 @@ async def run_chaos(
                     if not service.alive():
                         await asyncio.to_thread(service.start)
                         await asyncio.to_thread(service.wait_ready, 90.0)
-    finally:
-        if not config.keep_database:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                await drop_database(server_url, config.database)
     counted = [o for o in outcomes if not (o.error or "").startswith("skipped")]
     figures: dict[str, float] = {
         "chaos_duplicates": sum(o.duplicates for o in counted),
@@ -769,10 +657,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", help="the command to print in the report")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos %(message)s")
-    server_url = os.environ.get("ALLIM_DATABASE_URL")
-    kafka = os.environ.get("ALLIM_KAFKA_BOOTSTRAP")
-    if not server_url or not kafka:
-        raise SystemExit("ALLIM_DATABASE_URL and ALLIM_KAFKA_BOOTSTRAP must be set: `make chaos`.")
     audience = args.audience or (20_000 if args.quick else 450_000)
     rate = args.rate or (4_000.0 if args.quick else 10_000.0)
     if audience < 1 or rate <= 0 or args.senders < 1:
@@ -783,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = tuple(chosen[name] for name in ["clean", *args.only] if name in chosen)
         scenarios = tuple(dict.fromkeys(scenarios))
     config = ChaosConfig(audience, rate, args.senders, scenarios, seed=args.seed)
-    chaos = asyncio.run(run_chaos(config, server_url, kafka, LOG_DIR))
+    chaos = asyncio.run(run_chaos(config))
     chaos["command"] = args.command or " ".join(["python", "bench/chaos.py", *sys.argv[1:]])
     chaos["quick"] = args.quick
     chaos["finished_at"] = report.utc_now()

@@ -1,0 +1,8 @@
+"""The fuzz tests reuse bench/chaos.py's helpers (fresh database, operator key)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
