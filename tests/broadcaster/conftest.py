@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -176,9 +175,7 @@ class Sandbox:
 
     def configure(self, **behaviour: Any) -> None:
         """Change the sandbox's behaviour at once (latency, shares, rates)."""
-        response = httpx.patch(
-            f"{self.url}/_sandbox/config", content=orjson.dumps(behaviour), timeout=10
-        )
+        response = httpx.patch(f"{self.url}/_sandbox/config", json=behaviour, timeout=10)
         response.raise_for_status()
 
 
