@@ -42,6 +42,7 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(thread.join, 5)
+        stack.callback(server.server_close)
         stack.callback(server.shutdown)
         pool = await asyncpg.create_pool(
             asyncpg_dsn(settings.database_url), min_size=1, max_size=2, init=prepare_connection

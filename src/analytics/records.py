@@ -22,6 +22,7 @@ from common.messages import AlertLifecycleData, DeliveryBatchData, TapData
 # widths of the columns these values are stored in
 MAX_EVENT_ID = 100
 MAX_READER_ID = 64
+MAX_SUBSCRIBER_ID = 2**63 - 1  # bigint
 
 LIFECYCLE_TYPES = frozenset(
     {
@@ -136,9 +137,11 @@ def decode(records: Iterable[Record]) -> Decoded:
         if event.type not in COUNTED_TYPES.get(record.topic, frozenset()):
             decoded.skipped += 1
             continue
-        if len(event.id) > MAX_EVENT_ID:
+        if len(event.id) > MAX_EVENT_ID or "\x00" in event.id:
             decoded.poison.append(
-                Poison(record, f"CloudEvent id is longer than {MAX_EVENT_ID} characters.")
+                Poison(
+                    record, f"CloudEvent id is longer than {MAX_EVENT_ID} characters or holds NUL."
+                )
             )
             continue
         if event.id in seen:
@@ -161,8 +164,12 @@ def decode(records: Iterable[Record]) -> Decoded:
 def _add(decoded: Decoded, event: CloudEvent) -> None:
     if event.type == events.LINK_TAPPED:
         tap = TapData.model_validate(event.data)
-        if not tap.reader_id or len(tap.reader_id) > MAX_READER_ID:
-            raise ValueError(f"Tap reader_id must be 1 to {MAX_READER_ID} characters long.")
+        if not 0 <= tap.subscriber_id <= MAX_SUBSCRIBER_ID:
+            raise ValueError(f"Tap subscriber_id {tap.subscriber_id} is out of range.")
+        if not tap.reader_id or len(tap.reader_id) > MAX_READER_ID or "\x00" in tap.reader_id:
+            raise ValueError(
+                f"Tap reader_id must be 1 to {MAX_READER_ID} characters long, without NUL."
+            )
         if tap.tapped_at.tzinfo is None:
             raise ValueError("Tap tapped_at has no time zone.")
         decoded.taps.append(

@@ -6,7 +6,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -26,7 +26,7 @@ from common.messages import (
     RecipientOutcome,
     TapData,
 )
-from common.topics import DELIVERIES, ENGAGEMENT
+from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -124,6 +124,7 @@ def facts() -> type[Facts]:
 class Expected:
     """What the rollup of one alert must say once every event of a stream is applied."""
 
+    targeted: int = 0
     delivered: int = 0
     failed: int = 0
     taps: int = 0
@@ -153,7 +154,17 @@ class Stream:
         # fresh alert ids: the topics keep the streams of earlier runs
         stream = cls([uuid.uuid4() for _ in range(alerts)])
         for alert in stream.alerts:
-            expected = stream.expected.setdefault(alert, Expected())
+            expected = stream.expected.setdefault(alert, Expected(targeted=subscribers))
+            started = AlertLifecycleData(
+                alert_id=alert,
+                status="sending",
+                category="emergency",
+                targeted=subscribers,
+                delivered=0,
+                failed=0,
+                pending=subscribers,
+            )
+            stream.add(ALERT_EVENTS, alert, events.ALERT_STARTED, started, None)
             for seq, first in enumerate(range(1, subscribers + 1, 100)):
                 size = min(100, subscribers + 1 - first)
                 failed = rng.randrange(3)
@@ -230,12 +241,10 @@ class Stream:
         """The rollups of `alerts` as stored, in the shape of `Expected`."""
         async with pool.acquire() as connection:
             rows = await connection.fetch(
-                "SELECT alert_id, delivered, failed, taps, readers, first_readers,"
-                " forwarded_readers"
-                " FROM alert_stats WHERE alert_id = ANY($1::uuid[])",
-                alerts,
+                "SELECT * FROM alert_stats WHERE alert_id = ANY($1::uuid[])", alerts
             )
-        return {r["alert_id"]: Expected(*list(r.values())[1:]) for r in rows}
+        names = [f.name for f in fields(Expected)]
+        return {r["alert_id"]: Expected(**{n: r[n] for n in names}) for r in rows}
 
 
 @pytest.fixture

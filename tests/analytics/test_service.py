@@ -1,0 +1,141 @@
+"""The analytics service in-process on the real broker and database: snapshots on
+`alerts.stats`, dead letters, metrics, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from analytics.config import AnalyticsSettings
+from analytics.main import run
+from cli.processes import free_port
+from common import events, topics
+from common.events import CloudEvent
+from common.messages import AlertStatsData
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+async def _read(
+    bootstrap: str, topic: str, keys: set[str], enough: Any, within: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Records of `topic` keyed by one of `keys`, read from the start until `enough(found)`."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(within):
+            while not enough(found):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    found.extend(r for r in records if r.key and r.key.decode() in keys)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_the_service_publishes_snapshots_dead_letters_poison_and_stops_cleanly(
+    database_url: str,
+    kafka_topics: str,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    streams: Any,
+) -> None:
+    group = f"analytics-svc-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    settings = AnalyticsSettings(
+        environment="test",
+        database_url=database_url,
+        kafka_bootstrap=kafka_topics,
+        tracking_secret="test-tracking-secret-0123456789",
+        analytics_group_id=group,
+        analytics_consumer_name=group,
+        analytics_metrics_port=port,
+        analytics_snapshot_seconds=0.5,
+        analytics_recent_alerts=2,
+    )
+    stop = asyncio.Event()
+    service = asyncio.create_task(run(settings, stop))
+    try:
+        stream = streams.build(alerts=3, subscribers=300, taps=400, seed=11)
+        poison_key = f"poison-{uuid.uuid4()}"
+        await producer.send_and_wait(
+            topics.ENGAGEMENT,
+            value=b"{not json",
+            key=poison_key.encode(),
+            headers=CloudEvent(events.LINK_TAPPED, "/allim/test", {}).headers(),
+        )
+        await streams.publish(producer, stream.with_duplicates(every=7))
+
+        async def settled() -> bool:
+            return bool(await streams.rollups(pool, stream.alerts) == stream.expected)
+
+        async with asyncio.timeout(60):
+            while not await settled():  # noqa: ASYNC110 (polling the database)
+                await asyncio.sleep(0.1)
+
+        # the newest snapshot of each alert on alerts.stats says what the rollup says
+        keys = {str(a) for a in stream.alerts}
+
+        def final(found: list[ConsumerRecord[bytes, bytes]]) -> bool:
+            latest = _latest(found)
+            return set(latest) == keys and all(
+                latest[k].taps == stream.expected[uuid.UUID(k)].taps for k in keys
+            )
+
+        # within 2 s of the rollup settling (plus the time it takes to read the topic)
+        found = await _read(kafka_topics, topics.ALERTS_STATS, keys, final, within=10)
+        for key, snapshot in _latest(found).items():
+            expected = stream.expected[uuid.UUID(key)]
+            assert (snapshot.readers, snapshot.forwarded_readers) == (
+                expected.readers,
+                expected.forwarded_readers,
+            )
+            assert snapshot.read_rate == pytest.approx(expected.readers / expected.delivered)
+        headers = dict(found[-1].headers)
+        assert headers["ce_type"] == events.ALERT_STATS.encode()
+
+        dead = await _read(kafka_topics, topics.DEAD_LETTER, {poison_key}, lambda f: bool(f))
+        assert len(dead) == 1
+        dead_headers = dict(dead[0].headers)
+        assert dead_headers["dlq_topic"] == topics.ENGAGEMENT.encode()
+        assert b"not JSON" in dead_headers["dlq_reason"]
+        assert dead[0].value == b"{not json"
+
+        # the poll holding the poison may still be applying; counters follow its commit
+        taps = sum(e.taps for e in stream.expected.values())
+        async with httpx.AsyncClient() as http, asyncio.timeout(10):
+            while True:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                if _sample(text, 'allim_analytics_events_total{outcome="dead_letter"}') >= 1:
+                    break
+                await asyncio.sleep(0.1)
+        gauges = [line for line in text.splitlines() if line.startswith("allim_alert_readers{")]
+        assert 1 <= len(gauges) <= 2, gauges
+        assert _sample(text, 'allim_analytics_events_total{outcome="duplicate"}') >= 1
+        assert _sample(text, 'allim_analytics_taps_total{category="emergency"}') >= taps
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 30)
+
+
+def _latest(found: list[ConsumerRecord[bytes, bytes]]) -> dict[str, AlertStatsData]:
+    latest: dict[str, AlertStatsData] = {}
+    for record in found:
+        assert record.key is not None and record.value is not None
+        latest[record.key.decode()] = AlertStatsData.model_validate_json(record.value)
+    return latest
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
