@@ -12,10 +12,18 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from cli import admin, broadcaster, sandbox, stats, subscribers
+from cli import admin, broadcaster, gateway, operator, sandbox, stats, subscribers
 
 # Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
-COMMAND_GROUPS: tuple[ModuleType, ...] = (admin, stats, sandbox, broadcaster, subscribers)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (
+    admin,
+    stats,
+    sandbox,
+    broadcaster,
+    subscribers,
+    gateway,
+    operator,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -19,7 +19,7 @@ from common.kafka import create_producer
 from common.tokens import TokenSigner
 from gateway import problems
 from gateway.cap import AreaTable
-from gateway.config import GatewaySettings
+from gateway.config import GatewaySettings, load_settings
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import OutboxRelay
 from gateway.routes import alerts, health, stats, subscribers, tracking
@@ -152,3 +152,8 @@ def _document_errors(operation: dict[str, Any]) -> None:
     if operation.get("security"):
         responses.setdefault("401", _problem("No API key, or an unknown or revoked one."))
         responses.setdefault("403", _problem("The API key's role may not do this."))
+
+
+def app_from_environment() -> FastAPI:
+    """The app from the environment's settings: the factory each uvicorn worker calls."""
+    return create_app(load_settings())
