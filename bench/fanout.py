@@ -1,0 +1,73 @@
+"""Fan-out throughput end to end, beside the raw limit in the same run.
+
+For each audience size: the alert is handed to the planner (its `alerts` row, then
+`alerts.requested`), and the figure is the time until the sandbox accepted its last batch,
+with no rate limit anywhere. Right after, the raw loop of `raw_limit.py` posts the same
+subscribers to the same sandbox with no Kafka and no bookkeeping; the ratio of the two is how
+close the broadcaster gets to what the machine can do.
+
+    .venv/bin/python bench/fanout.py [--quick]     # quick: 100k and 450k; else also 1M
+
+Figures: fanout_seconds_<size>, raw_limit_seconds_<size>, fanout_recipients_per_s_<size>,
+fanout_ratio_vs_raw_<size>, fanout_ratio_vs_raw (at the largest size), fanout_duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from _stack import (
+    WARMUP_TAG,
+    alerts,
+    load_subscribers,
+    log,
+    parse_args,
+    report,
+    sandbox_client,
+    stack,
+    warm_up,
+)
+from common.messages import Audience
+from raw_limit import measure_raw, size_name
+
+
+async def main() -> None:
+    args = parse_args("Fan-out throughput end to end, beside the raw limit.")
+    sizes = [100_000, 450_000] if args.quick else [100_000, 450_000, 1_000_000]
+    figures: dict[str, float | int | str] = {"fanout_sizes": ",".join(map(str, sizes))}
+    duplicates = 0
+    async with stack("fanout") as bench:
+        await load_subscribers(bench, 10, (WARMUP_TAG,))
+        bench.start_sandbox()
+        broadcaster = bench.start_broadcaster("all")
+        async with sandbox_client(bench) as sandbox, alerts(bench) as posting:
+            await warm_up(bench, posting, sandbox, (broadcaster,))
+            for size in sizes:
+                await load_subscribers(bench, size - bench.subscribers)
+                await sandbox.reset()
+                alert_id, handed_over = await posting.post(Audience(all=True))
+                ledger = await sandbox.wait_for(alert_id, size, 600.0, (broadcaster,))
+                fanout = float(ledger["last_accepted_at"]) - handed_over
+                duplicates += int(ledger["duplicates"])
+                await sandbox.reset()
+                raw = await measure_raw(bench, sandbox)
+                name = size_name(size)
+                figures[f"fanout_seconds_{name}"] = round(fanout, 3)
+                figures[f"raw_limit_seconds_{name}"] = round(raw, 3)
+                figures[f"fanout_recipients_per_s_{name}"] = round(size / fanout)
+                figures[f"fanout_ratio_vs_raw_{name}"] = round(raw / fanout, 3)
+                log(
+                    "%d recipients: broadcaster %.2f s, raw loop %.2f s (ratio %.2f)",
+                    size,
+                    fanout,
+                    raw,
+                    raw / fanout,
+                )
+                await sandbox.reset()
+    figures["fanout_ratio_vs_raw"] = figures[f"fanout_ratio_vs_raw_{size_name(sizes[-1])}"]
+    figures["fanout_duplicates"] = duplicates
+    report(figures)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
