@@ -1,0 +1,219 @@
+"""The planner against the real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from broadcaster.metrics import BroadcasterMetrics
+from broadcaster.planner import Planner
+from broadcaster.publishing import Publisher
+from broadcaster.store import Store
+from common import topics
+from common.messages import Audience, ShardTask
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def planner(store: Store, producer: AIOKafkaProducer) -> Planner:
+    return Planner(store, Publisher(producer), BroadcasterMetrics(), shard_size=500)
+
+
+async def shard_tasks(bootstrap: str, topic: str, alert_id: uuid.UUID) -> list[ShardTask]:
+    """Every shard task of the alert on `topic` (read from the start)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        found: list[ShardTask] = []
+        idle = 0
+        while idle < 3:
+            batches = await consumer.getmany(timeout_ms=300)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                found += [
+                    ShardTask.model_validate_json(r.value)
+                    for r in records
+                    if r.key.decode().startswith(f"{alert_id}:")
+                ]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def shards(store: Store, alert_id: uuid.UUID) -> list[tuple[int, int, int]]:
+    rows = await store.pool.fetch(
+        "SELECT shard_no, first_id, last_id FROM shards WHERE alert_id = $1 ORDER BY shard_no",
+        alert_id,
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_the_audience_is_split_into_keyset_shards_and_published(
+    planner: Planner, kit: Any, store: Store, kafka_topics: str
+) -> None:
+    people = await kit.seed(1_050)
+    await kit.seed(30)  # another district: not in the audience
+    alert_id = await kit.create_alert(people.audience)
+
+    assert await planner.plan(alert_id) == "planned"
+
+    ids = people.ids
+    planned = await shards(store, alert_id)
+    assert [no for no, _, _ in planned] == [0, 1, 2]
+    assert planned[0][2] == ids[499] and planned[1][2] == ids[999] and planned[2][2] == ids[-1]
+    assert planned[1][1] == ids[499] + 1 and planned[2][1] == ids[999] + 1
+    row = await store.pool.fetchrow("SELECT status, targeted FROM alerts WHERE id = $1", alert_id)
+    assert (row["status"], row["targeted"]) == ("sending", 1_050)
+    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
+    assert sorted((t.shard_no, t.first_id, t.last_id, t.shard_count) for t in tasks) == [
+        (no, first, last, 3) for no, first, last in planned
+    ]
+
+
+async def test_a_redelivered_request_does_not_plan_twice(
+    planner: Planner, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(600)
+    alert_id = await kit.create_alert(people.audience)
+    assert await planner.plan(alert_id) == "planned"
+    before = await shards(store, alert_id)
+    await kit.seed(10)
+
+    assert await planner.plan(alert_id) == "republished"
+
+    assert await shards(store, alert_id) == before
+    targeted = await store.pool.fetchval("SELECT targeted FROM alerts WHERE id = $1", alert_id)
+    assert targeted == 600
+
+
+async def test_emergency_shards_go_to_the_urgent_topic(
+    planner: Planner, kit: Any, kafka_topics: str
+) -> None:
+    people = await kit.seed(20)
+    alert_id = await kit.create_alert(people.audience, category="emergency")
+
+    await planner.plan(alert_id)
+
+    urgent = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS_URGENT, alert_id)
+    assert [(t.shard_no, t.category) for t in urgent] == [(0, "emergency")]
+
+
+async def test_tags_filter_the_audience(planner: Planner, kit: Any, store: Store) -> None:
+    tagged = await kit.seed(40, tags=["flood", "bus"])
+    await kit.seed(25, tags=["bus"])
+    alert_id = await kit.create_alert(Audience(tags=["flood"]))
+
+    await planner.plan(alert_id)
+
+    targeted = await store.pool.fetchval("SELECT targeted FROM alerts WHERE id = $1", alert_id)
+    flooded = await store.pool.fetchval(
+        "SELECT count(*) FROM subscribers WHERE status = 'active' AND 'flood' = ANY(tags)"
+    )
+    assert targeted == flooded >= len(tagged.ids)
+
+
+async def test_a_scheduled_alert_waits_for_send_at(
+    planner: Planner, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(10)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    alert_id = await kit.create_alert(people.audience, send_at=later)
+
+    assert await planner.plan(alert_id) == "scheduled"
+    assert await shards(store, alert_id) == []
+    await planner.plan_due()
+    assert await shards(store, alert_id) == []
+
+    await store.pool.execute(
+        "UPDATE alerts SET send_at = now() - interval '1 second' WHERE id = $1", alert_id
+    )
+    await planner.plan_due()
+
+    row = await store.pool.fetchrow("SELECT status, targeted FROM alerts WHERE id = $1", alert_id)
+    assert (row["status"], row["targeted"]) == ("sending", 10)
+
+
+async def test_an_expired_alert_is_not_sent(planner: Planner, kit: Any, store: Store) -> None:
+    people = await kit.seed(10)
+    alert_id = await kit.create_alert(
+        people.audience, expires_at=datetime.now(UTC) - timedelta(minutes=1)
+    )
+
+    assert await planner.plan(alert_id) == "expired"
+
+    row = await store.pool.fetchrow(
+        "SELECT status, status_reason FROM alerts WHERE id = $1", alert_id
+    )
+    assert row["status"] == "failed"
+    assert "expired" in row["status_reason"]
+    assert await shards(store, alert_id) == []
+
+
+async def test_a_cancelled_alert_is_not_planned(planner: Planner, kit: Any, store: Store) -> None:
+    people = await kit.seed(10)
+    alert_id = await kit.create_alert(people.audience, status="cancelled")
+
+    assert await planner.plan(alert_id) == "cancelled"
+    assert await shards(store, alert_id) == []
+
+
+async def test_an_empty_audience_completes_at_once(
+    planner: Planner, kit: Any, store: Store
+) -> None:
+    alert_id = await kit.create_alert(Audience(districts=["nobody-lives-here"]))
+
+    assert await planner.plan(alert_id) == "planned"
+
+    row = await store.pool.fetchrow("SELECT status, targeted FROM alerts WHERE id = $1", alert_id)
+    assert (row["status"], row["targeted"]) == ("completed", 0)
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any = ()
+
+
+async def test_a_poison_request_goes_to_the_dead_letters(
+    planner: Planner, kafka_topics: str
+) -> None:
+    marker = uuid.uuid4().hex.encode()
+    record = Record(topics.ALERTS_REQUESTED, 0, 42, marker, b'{"alert_id": "not a uuid"}')
+
+    assert await planner.handle(record) is None
+
+    consumer = AIOKafkaConsumer(
+        topics.DEAD_LETTER,
+        bootstrap_servers=kafka_topics,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        found = None
+        for _ in range(20):
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                found = next((r for r in records if r.key == marker), found)
+            if found:
+                break
+            await asyncio.sleep(0)
+    finally:
+        await consumer.stop()
+    assert found is not None
+    headers = dict(found.headers)
+    assert headers["dlq_topic"] == topics.ALERTS_REQUESTED.encode()
+    assert headers["dlq_offset"] == b"42"
+    assert b"invalid AlertRequested" in headers["dlq_reason"]
