@@ -1,0 +1,208 @@
+"""`allim keys`, `allim send` and `allim watch` against the gateway served over real HTTP.
+
+They live beside the gateway's tests to share its fixtures (app, keys, database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cli.main import main
+from cli.processes import free_port
+from common.db import session_factory
+from common.models import Alert
+from gateway.auth import authenticate
+
+pytestmark = pytest.mark.integration
+
+CAP_FILE = Path(__file__).with_name("cap_sample.xml")
+
+
+@pytest.fixture(scope="module")
+async def gateway_url(gateway_app: FastAPI) -> AsyncIterator[str]:
+    """The session's app served by uvicorn on a loopback port (its lifespan already runs)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(gateway_app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while True:
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def _allim(*argv: str) -> int:
+    # the commands are synchronous (they block on HTTP): run them off the event loop
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def _status(engine: AsyncEngine, alert_id: str) -> str:
+    async with session_factory(engine)() as session:
+        alert = await session.get(Alert, uuid.UUID(alert_id))
+        assert alert is not None
+        return alert.status
+
+
+def test_keys_create_prints_a_working_key_and_revoke_disables_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ALLIM_DATABASE_URL", database_url)
+    assert main(["keys", "create", "--role", "viewer", "--name", "dashboard"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("allim_")
+
+    async def principal_role() -> str | None:
+        from common.db import create_engine
+
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session:
+                principal = await authenticate(session, key)
+                return principal.role if principal else None
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(principal_role()) == "viewer"
+    prefix = key.split("_")[1]
+    assert main(["keys", "list"]) == 0
+    assert f"{prefix}\tviewer\tactive\tdashboard" in capsys.readouterr().out
+    assert main(["keys", "revoke", prefix]) == 0
+    assert asyncio.run(principal_role()) is None
+    assert main(["keys", "revoke", prefix]) == 1
+
+
+def test_keys_create_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["keys", "create", "--role", "admin", "--name", "x"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+async def test_send_from_flags_then_again_with_the_same_key(
+    gateway_url: str,
+    api_keys: dict[str, str],
+    engine: AsyncEngine,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [
+        "send",
+        "--gateway", gateway_url,
+        "--api-key", api_keys["operator"],
+        "--title", "버스 파업 안내",
+        "--body", "내일 시내버스가 운행하지 않습니다.",
+        "--category", "public",
+        "--button", "노선=https://example.org/bus",
+        "--district", "권선구",
+        "--tag", "bus",
+        "--idempotency-key", f"cli-{uuid.uuid4()}",
+        "--json",
+    ]  # fmt: skip
+    assert await _allim(*argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["status"] == "queued"
+    assert await _status(engine, first["id"]) == "queued"
+    assert await _allim(*argv) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == first["id"]
+
+
+async def test_send_reports_field_errors_and_sends_nothing(
+    gateway_url: str, api_keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await _allim(
+        "send", "--gateway", gateway_url, "--api-key", api_keys["operator"],
+        "--title", "가" * 60, "--body", "b", "--category", "public", "--all",
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "422" in err
+    assert "title" in err
+    no_audience = await _allim(
+        "send", "--gateway", gateway_url, "--api-key", api_keys["operator"],
+        "--title", "t", "--body", "b", "--category", "public",
+    )  # fmt: skip
+    assert no_audience == 1
+    assert "--all" in capsys.readouterr().err
+    viewer = await _allim(
+        "send", "--gateway", gateway_url, "--api-key", api_keys["viewer"],
+        "--title", "t", "--body", "b", "--category", "public", "--all",
+    )  # fmt: skip
+    assert viewer == 1
+    assert "403" in capsys.readouterr().err
+
+
+async def test_send_a_cap_file(
+    gateway_url: str, api_keys: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = CAP_FILE.read_text(encoding="utf-8").replace("KMA-SAMPLE", f"KMA-{uuid.uuid4()}")
+    path = tmp_path / "typhoon.xml"
+    path.write_text(document, encoding="utf-8")
+    code = await _allim(
+        "send", "--gateway", gateway_url, "--api-key", api_keys["operator"], "--file", str(path)
+    )
+    assert code == 0
+    alert_id, status, url = capsys.readouterr().out.split()
+    assert status == "queued"
+    assert url.endswith(alert_id)
+
+
+async def _finish(engine: AsyncEngine, alert_id: str, status: str) -> None:
+    for delivered in (10, 20):
+        await asyncio.sleep(0.3)
+        async with session_factory(engine)() as session, session.begin():
+            alert = await session.get(Alert, uuid.UUID(alert_id))
+            assert alert is not None
+            alert.status, alert.targeted, alert.delivered = "sending", 20, delivered
+    async with session_factory(engine)() as session, session.begin():
+        alert = await session.get(Alert, uuid.UUID(alert_id))
+        assert alert is not None
+        alert.status = status
+
+
+@pytest.mark.parametrize(("status", "code"), [("completed", 0), ("failed", 3)])
+async def test_watch_follows_until_the_broadcast_ends(
+    gateway_url: str,
+    api_keys: dict[str, str],
+    engine: AsyncEngine,
+    capsys: pytest.CaptureFixture[str],
+    status: str,
+    code: int,
+) -> None:
+    assert await _allim(
+        "send", "--gateway", gateway_url, "--api-key", api_keys["operator"],
+        "--title", "t", "--body", "b", "--category", "public", "--all", "--json",
+    ) == 0  # fmt: skip
+    alert_id = json.loads(capsys.readouterr().out)["id"]
+    writer = asyncio.create_task(_finish(engine, alert_id, status))
+    result = await _allim(
+        "watch", alert_id, "--gateway", gateway_url, "--api-key", api_keys["viewer"]
+    )
+    await writer
+    assert result == code
+    summary = capsys.readouterr().out
+    assert f"{alert_id}: {status}" in summary
+    assert "delivered 20" in summary
+
+
+async def test_watch_of_an_unknown_alert_fails(
+    gateway_url: str, api_keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await _allim(
+        "watch", str(uuid.uuid4()), "--gateway", gateway_url, "--api-key", api_keys["viewer"]
+    )
+    assert code == 1
+    assert "404" in capsys.readouterr().err
+    assert await _allim("watch", "nope", "--gateway", gateway_url, "--api-key", "k") == 1
