@@ -126,6 +126,7 @@ class ShardPipe:
         self._tasks: set[asyncio.Task[bool]] = set()
         self._seq = 0
         self._refused = 0
+        self._failure: str | None = None  # why this pipe gave the alert up
         self._unsettled = False
         self._info: AlertInfo
         self._tokens: AlertTokenSigner
@@ -199,17 +200,21 @@ class ShardPipe:
                 await self._gate()
                 if self._halted():
                     break
-                rows = await self.deps.store.page(
-                    info.audience, position, shard.last_id, self.deps.options.batch_size
-                )
-                if not rows:
-                    exhausted = True
+                # the slot first, then the page: a batch is read at the last moment, so an
+                # opt-out made while earlier batches are in flight is honoured
+                await self.deps.in_flight.acquire()
+                try:
+                    rows = await self.deps.store.page(
+                        info.audience, position, shard.last_id, self.deps.options.batch_size
+                    )
+                except BaseException:
+                    self.deps.in_flight.release()
+                    raise
+                if not rows or self._halted():
+                    self.deps.in_flight.release()
+                    exhausted = not rows
                     break
                 recipients = self._recipients(rows)
-                await self.deps.in_flight.acquire()
-                if self._halted():
-                    self.deps.in_flight.release()
-                    break
                 seq = self._next_seq()
                 batch_id = f"{self.alert_id}:{shard.shard_no}:{seq}"
                 try:
@@ -351,6 +356,10 @@ class ShardPipe:
         """A refused request: every recipient failed with the HTTP status as their code."""
         logger.error("batch %s refused: %s", batch_id, exc, extra={"batch_id": batch_id})
         self._refused += 1
+        if self._refused >= self.deps.options.error_threshold and self._failure is None:
+            # stop the alert's next batches now; it is marked failed once this one is settled
+            self._failure = f"the provider refused {self._refused} requests in a row"
+            self.deps.control.cancel(self.alert_id)
         return BatchResult(
             batch_id,
             tuple(
@@ -373,8 +382,8 @@ class ShardPipe:
                 deps.metrics.window.add(len(batch.recipients))
                 return result
             except AlreadyAcceptedError:
-                found = await deps.provider.lookup(batch.batch_id)
-                if found is not None:
+                found = await self._look_up(batch.batch_id)
+                if found is not None or self.stopping.is_set():
                     return found
                 delay, cause = 1.0, "accepted-not-found"
             except ThrottledError as exc:
@@ -541,8 +550,8 @@ class ShardPipe:
             deps.metrics.failed.labels(info.category, reason).inc(count)
         if delivered:
             self._refused = 0
-        if self._refused >= deps.options.error_threshold:
-            await self._fail(f"the provider refused {self._refused} requests in a row")
+        if self._failure is not None:
+            await self._fail(self._failure)
         if follow_up is not None:
             self._spawn(
                 self._send_held(
@@ -560,13 +569,10 @@ class ShardPipe:
         await deps.progress(self.alert_id, info.category)
 
     async def _fail(self, reason: str) -> None:
-        """Give up the alert: mark it failed, stop its other shards, announce it."""
-        if self.deps.control.is_cancelled(self.alert_id):
-            return
-        self.deps.control.cancel(self.alert_id)
+        """Give up the alert: mark it failed and announce it (once, whoever comes first)."""
         counters = await self.deps.store.fail_alert(self.alert_id, reason)
-        logger.error("alert %s failed: %s", self.alert_id, reason)
         if counters is not None:
+            logger.error("alert %s failed: %s", self.alert_id, reason)
             await self.deps.publisher.lifecycle(
                 "failed", self.alert_id, counters.category, counters, reason=reason
             )

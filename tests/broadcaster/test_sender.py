@@ -1,0 +1,430 @@
+"""Shard pipes against the real PostgreSQL and Kafka, with a scripted provider in process.
+
+The provider here is a small in-memory dealer, so each test can say exactly what every
+recipient is answered and when; the sandbox and child processes are in test_broadcast.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from broadcaster.control import Control, Priority
+from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError
+from broadcaster.metrics import BroadcasterMetrics
+from broadcaster.planner import Planner
+from broadcaster.providers.base import BatchResult, OutgoingBatch, Recipient, RecipientResult
+from broadcaster.publishing import Publisher
+from broadcaster.sender import SenderDeps, SendOptions, ShardPipe
+from broadcaster.store import Store
+from common.messages import Category, ShardTask
+from common.tokens import TokenSigner
+
+pytestmark = pytest.mark.integration
+
+Code = Callable[[int, int], int]  # (subscriber id, attempt of that subscriber) -> result code
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Return once `condition()` holds; fail after `within` seconds."""
+    for _ in range(int(within / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"condition not met in {within} s")
+
+
+@dataclass
+class Dealer:
+    """A provider that remembers accepted batch ids, like the real one."""
+
+    code: Code = lambda sid, attempt: 1000
+    latency: float = 0.0
+    refuse: int | None = None  # answer every send with this HTTP status
+    before_send: Callable[[OutgoingBatch], Awaitable[None]] | None = None
+    sends: list[OutgoingBatch] = field(default_factory=list)
+    accepted: dict[str, BatchResult] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+
+    async def send(self, batch: OutgoingBatch) -> BatchResult:
+        if self.before_send is not None:
+            await self.before_send(batch)
+        self.sends.append(batch)
+        await asyncio.sleep(self.latency)
+        if self.refuse is not None:
+            raise PermanentProviderError("refused", self.refuse)
+        if batch.batch_id in self.accepted:
+            raise AlreadyAcceptedError(batch.batch_id)
+        results = []
+        for r in batch.recipients:
+            self.attempts[r.subscriber_id] = self.attempts.get(r.subscriber_id, 0) + 1
+            code = self.code(r.subscriber_id, self.attempts[r.subscriber_id])
+            results.append(RecipientResult(r.subscriber_id, r.recipient_no, code, str(code)))
+        self.accepted[batch.batch_id] = BatchResult(batch.batch_id, tuple(results))
+        return self.accepted[batch.batch_id]
+
+    async def lookup(self, batch_id: str) -> BatchResult | None:
+        return self.accepted.get(batch_id)
+
+    def recipients(self) -> list[int]:
+        """Every subscriber id sent to, with repeats."""
+        return [r.subscriber_id for b in self.sends for r in b.recipients]
+
+
+class Unlimited:
+    """A rate limiter that never waits."""
+
+    async def acquire(self, messages: int) -> None:
+        return None
+
+    async def throttled(self, retry_after: float | None) -> None:
+        return None
+
+    async def server_error(self) -> None:
+        return None
+
+    async def succeeded(self) -> None:
+        return None
+
+
+@dataclass
+class Rig:
+    deps: SenderDeps
+    dealer: Dealer
+    planner: Planner
+    store: Store
+
+    async def plan(self, alert_id: uuid.UUID) -> list[ShardTask]:
+        assert await self.planner.plan(alert_id) == "planned"
+        rows = await self.store.pool.fetch(
+            "SELECT s.shard_no, s.first_id, s.last_id, a.category,"
+            " (SELECT count(*) FROM shards WHERE alert_id = $1) AS n"
+            " FROM shards s JOIN alerts a ON a.id = s.alert_id WHERE s.alert_id = $1"
+            " ORDER BY shard_no",
+            alert_id,
+        )
+        return [
+            ShardTask(
+                alert_id=alert_id,
+                shard_no=r["shard_no"],
+                shard_count=r["n"],
+                first_id=r["first_id"],
+                last_id=r["last_id"],
+                category=r["category"],
+            )
+            for r in rows
+        ]
+
+    async def run(self, task: ShardTask, stopping: asyncio.Event | None = None) -> str:
+        return await ShardPipe(self.deps, task, stopping or asyncio.Event()).run()
+
+    async def alert(self, alert_id: uuid.UUID) -> Any:
+        return await self.store.pool.fetchrow("SELECT * FROM alerts WHERE id = $1", alert_id)
+
+
+@pytest.fixture
+def rig(store: Store, producer: AIOKafkaProducer) -> Rig:
+    dealer = Dealer()
+    publisher = Publisher(producer)
+    metrics = BroadcasterMetrics()
+    deps = SenderDeps(
+        store=store,
+        provider=dealer,
+        limiter=Unlimited(),
+        publisher=publisher,
+        control=Control(),
+        priority=Priority(),
+        metrics=metrics,
+        signer=TokenSigner(b"test-tracking-secret-0123456789"),
+        in_flight=asyncio.Semaphore(4),
+        options=SendOptions(batch_size=100, retry_base=0.01, retry_cap=0.05, error_threshold=2),
+        held_until=lambda category, now: None,
+        brand_resume_at=lambda now: now + timedelta(seconds=0.3),
+    )
+    return Rig(deps, dealer, Planner(store, publisher, metrics, shard_size=250), store)
+
+
+async def test_a_shard_is_sent_in_batches_with_tracked_links_and_settled(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(250)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+
+    assert await rig.run(task) == "done"
+
+    assert [b.batch_id for b in rig.dealer.sends] == [f"{alert_id}:0:{i}" for i in range(3)]
+    assert [len(b.recipients) for b in rig.dealer.sends] == [100, 100, 50]
+    assert rig.dealer.recipients() == people.ids
+    first = rig.dealer.sends[0].recipients[0]
+    token = first.link.rsplit("/r/", 1)[1]
+    verified = TokenSigner(b"test-tracking-secret-0123456789").verify(token, time.time())
+    assert (verified.alert_id, verified.subscriber_id) == (alert_id, people.ids[0])
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"], row["failed"]) == ("completed", 250, 0)
+    shard = await store.pool.fetchrow("SELECT * FROM shards WHERE alert_id = $1", alert_id)
+    assert (shard["status"], shard["checkpoint_id"], shard["next_seq"]) == (
+        "done",
+        people.ids[-1],
+        3,
+    )
+
+
+async def test_permanent_failures_are_recorded_and_temporary_ones_retried_once_more(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(120)
+    inactive, temporary = set(people.ids[::10]), set(people.ids[5::10])
+
+    def code(sid: int, attempt: int) -> int:
+        if sid in inactive:
+            return 3018
+        return 5000 if sid in temporary and attempt == 1 else 1000
+
+    rig.dealer.code = code
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+
+    assert await rig.run(task) == "done"
+
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"], row["failed"]) == ("completed", 108, 12)
+    failures = await store.pool.fetch(
+        "SELECT subscriber_id, result_code FROM delivery_failures WHERE alert_id = $1", alert_id
+    )
+    assert {(f[0], f[1]) for f in failures} == {(sid, 3018) for sid in inactive}
+    sent = rig.dealer.recipients()
+    assert sorted(sent) == sorted(people.ids + sorted(temporary))
+    follow_ups = [
+        b for b in rig.dealer.sends if {r.subscriber_id for r in b.recipients} <= temporary
+    ]
+    assert len(follow_ups) == 2  # one per original batch, each with an id of its own
+    assert len({b.batch_id for b in rig.dealer.sends}) == len(rig.dealer.sends)
+
+
+async def test_brand_3022_is_held_until_the_brand_window_then_sent(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(30)
+    rig.dealer.code = lambda sid, attempt: 3022 if attempt == 1 else 1000
+    alert_id = await kit.create_alert(people.audience, category="promotional")
+    [task] = await rig.plan(alert_id)
+    started = time.monotonic()
+
+    assert await rig.run(task) == "done"
+
+    assert time.monotonic() - started >= 0.3
+    assert [b.message_type for b in rig.dealer.sends] == ["BRAND", "BRAND"]
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("completed", 30)
+
+
+async def test_a_batch_of_unknown_fate_is_looked_up_not_sent_again(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(250)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    # a sender wrote two batches and died: the provider took the first, never saw the second
+    for seq, (first, last) in enumerate([(0, 99), (100, 199)]):
+        assert await store.begin_batch(
+            f"{alert_id}:0:{seq}", alert_id, 0, seq, people.ids[first], people.ids[last], 100
+        )
+    taken = await rig.dealer.send(
+        _batch(alert_id, f"{alert_id}:0:0", people.ids[:100], people.numbers[:100])
+    )
+    rig.dealer.sends.clear()
+
+    assert await rig.run(task) == "done"
+
+    assert sorted(b.batch_id for b in rig.dealer.sends) == [f"{alert_id}:0:1", f"{alert_id}:0:2"]
+    assert sorted(rig.dealer.recipients()) == people.ids[100:]
+    assert len(taken.results) == 100
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("completed", 250)
+
+
+async def test_an_already_accepted_key_is_settled_from_the_look_up(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(100)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    # accepted before, but its row was lost with the crash of a sender mid-write
+    await rig.dealer.send(_batch(alert_id, f"{alert_id}:0:0", people.ids, people.numbers))
+
+    assert await rig.run(task) == "done"
+
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("completed", 100)
+    assert rig.dealer.attempts == dict.fromkeys(people.ids, 1)
+
+
+async def test_cancel_stops_the_broadcast_within_a_second(rig: Rig, kit: Any, store: Store) -> None:
+    people = await kit.seed(2_000)
+    rig.deps.options = SendOptions(batch_size=20)
+    rig.dealer.latency = 0.05
+    alert_id = await kit.create_alert(people.audience)
+    [task, *rest] = await rig.plan(alert_id)
+
+    running = asyncio.create_task(rig.run(task))
+    await eventually(lambda: len(rig.dealer.sends) >= 3)
+    await store.pool.execute("UPDATE alerts SET status = 'cancelled' WHERE id = $1", alert_id)
+    rig.deps.control.cancel(alert_id)
+    cancelled_at, sent = time.monotonic(), len(rig.dealer.sends)
+
+    assert await running == "cancelled"
+    assert time.monotonic() - cancelled_at < 1.0
+    assert len(rig.dealer.sends) <= sent + 4  # only those already in flight
+    assert await rig.run(rest[0]) == "cancelled"
+    assert rig.dealer.sends[-1].batch_id.split(":")[1] == "0"
+    statuses = await store.pool.fetch("SELECT status FROM shards WHERE alert_id = $1", alert_id)
+    assert {s[0] for s in statuses} >= {"cancelled"}
+
+
+async def test_cancel_through_the_database_alone_is_seen_by_the_poll(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(250)
+    rig.deps.options = SendOptions(batch_size=10)
+    rig.dealer.latency = 0.05
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    running = asyncio.create_task(rig.run(task))
+    await eventually(lambda: bool(rig.dealer.sends))
+
+    await store.pool.execute("UPDATE alerts SET status = 'cancelled' WHERE id = $1", alert_id)
+    await rig.deps.control.poll(store)
+
+    assert await running == "cancelled"
+    assert len(rig.dealer.recipients()) < 250
+
+
+async def test_opt_outs_during_a_broadcast_are_honoured(rig: Rig, kit: Any, store: Store) -> None:
+    people = await kit.seed(250)
+    leaving = people.ids[150:170]
+
+    async def opt_out_after_first(batch: OutgoingBatch) -> None:
+        if batch.batch_id.endswith(":0"):
+            await store.pool.execute(
+                "UPDATE subscribers SET status = 'opted_out' WHERE id = ANY($1::bigint[])", leaving
+            )
+
+    rig.dealer.before_send = opt_out_after_first
+    rig.deps.in_flight = asyncio.Semaphore(1)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+
+    assert await rig.run(task) == "done"
+
+    assert set(leaving).isdisjoint(rig.dealer.recipients())
+    assert len(rig.dealer.recipients()) == 230
+
+
+async def test_normal_shards_wait_while_an_urgent_one_runs(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(100)
+    rig.deps.options = SendOptions(batch_size=10)
+    alert_id = await kit.create_alert(people.audience, category="promotional")
+    [task] = await rig.plan(alert_id)
+    rig.deps.priority.urgent_arrived()
+
+    running = asyncio.create_task(rig.run(task))
+    await asyncio.sleep(0.5)
+    assert rig.dealer.sends == []
+
+    rig.deps.priority.urgent_done()
+    assert await running == "done"
+    assert len(rig.dealer.recipients()) == 100
+
+
+async def test_an_urgent_shard_does_not_wait_for_quiet_hours(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(10)
+    rig.deps.held_until = lambda category, now: now + timedelta(hours=10)
+    alert_id = await kit.create_alert(people.audience, category="emergency")
+    [task] = await rig.plan(alert_id)
+    rig.deps.priority.urgent_arrived()
+
+    assert await asyncio.wait_for(rig.run(task), 5) == "done"
+
+
+async def test_promotional_is_held_in_quiet_hours(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(10)
+    until = datetime.now(UTC) + timedelta(seconds=0.5)
+    rig.deps.held_until = lambda category, now: until if now < until else None
+    alert_id = await kit.create_alert(people.audience, category="promotional")
+    [task] = await rig.plan(alert_id)
+
+    assert await rig.run(task) == "done"
+    assert datetime.now(UTC) >= until
+
+
+async def test_refused_requests_fail_the_alert_after_the_threshold(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(250)
+    rig.dealer.refuse = 400
+    rig.deps.in_flight = asyncio.Semaphore(1)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+
+    assert await rig.run(task) == "cancelled"
+
+    row = await rig.alert(alert_id)
+    assert row["status"] == "failed"
+    assert "refused" in row["status_reason"]
+    assert len(rig.dealer.sends) == 2
+    codes = await store.pool.fetch(
+        "SELECT DISTINCT result_code FROM delivery_failures WHERE alert_id = $1", alert_id
+    )
+    assert [c[0] for c in codes] == [400]
+
+
+async def test_a_stopped_shard_resumes_from_its_checkpoint(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(250)
+    rig.deps.options = SendOptions(batch_size=10)
+    rig.deps.in_flight = asyncio.Semaphore(2)
+    rig.dealer.latency = 0.02
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(rig.run(task, stopping))
+    await eventually(lambda: len(rig.dealer.sends) >= 5)
+
+    stopping.set()
+    assert await running == "stopped"
+    assert await rig.run(task) == "done"
+
+    assert sorted(rig.dealer.recipients()) == people.ids
+
+
+async def test_a_finished_shard_is_skipped(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(10)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "done"
+
+    assert await rig.run(task) == "skipped"
+    assert len(rig.dealer.sends) == 1
+
+
+def _batch(
+    alert_id: uuid.UUID,
+    batch_id: str,
+    ids: list[int],
+    numbers: list[str],
+    category: Category = "public",
+) -> OutgoingBatch:
+    return OutgoingBatch(
+        batch_id=batch_id,
+        alert_id=alert_id,
+        category=category,
+        message_type="ALIMTALK",
+        title="t",
+        body="b",
+        buttons=(),
+        recipients=tuple(Recipient(i, n, "") for i, n in zip(ids, numbers, strict=True)),
+    )
