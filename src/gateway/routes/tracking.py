@@ -30,7 +30,7 @@ from common.messages import TapData
 from common.tokens import TokenError
 from common.topics import ENGAGEMENT
 from gateway.config import GatewaySettings
-from gateway.deps import StateDep
+from gateway.deps import get_state
 from gateway.landing import PageCache, load_page, render_alert, render_missing
 from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
@@ -106,8 +106,10 @@ def create_router(settings: GatewaySettings, metrics: GatewayMetrics) -> APIRout
         response_class=RedirectResponse,
         responses={302: {"description": "To the landing page"}, 404: {"description": "Bad link"}},
     )
-    async def tap(token: str, request: Request, state: StateDep) -> Response:
+    async def tap(token: str, request: Request) -> Response:
         """Record a read of the token's alert and redirect to its landing page."""
+        # called, not injected: FastAPI would run the plain function in a thread per tap
+        state = get_state(request)
         try:
             link = state.signer.verify(token, time.time())
         except TokenError as exc:
@@ -147,8 +149,9 @@ def create_router(settings: GatewaySettings, metrics: GatewayMetrics) -> APIRout
         response_class=HTMLResponse,
         responses={404: {"description": "No such alert", "content": {"text/html": {}}}},
     )
-    async def landing(alert_id: str, state: StateDep, t: str | None = None) -> HTMLResponse:
+    async def landing(alert_id: str, request: Request, t: str | None = None) -> HTMLResponse:
         """The alert as a web page, with a share link that is the tracked link it came from."""
+        state = get_state(request)
         try:
             key = uuid.UUID(alert_id)
         except ValueError:
