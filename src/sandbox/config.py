@@ -27,7 +27,7 @@ class SandboxSettings(CommonSettings):
         3600, ge=1, description="Seconds of the per-second series of accepted recipients kept."
     )
     sandbox_tap_concurrency: int = Field(
-        32, ge=1, description="Taps on tracked links the simulator makes at the same time."
+        8, ge=1, description="Taps on tracked links the simulator makes at the same time."
     )
     sandbox_tap_timeout_seconds: float = Field(
         10.0, gt=0, description="Timeout of one simulated tap on a tracked link."

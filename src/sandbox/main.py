@@ -77,5 +77,6 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     return app
 
 
-def _no_cookies() -> httpx.Cookies:
-    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+def _no_cookies() -> CookieJar:
+    # a CookieJar is used as it is (an httpx.Cookies would be copied into a default jar)
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))

@@ -67,25 +67,33 @@ class RecipientSimulator:
         self._heap: list[_Entry] = []
         self._seq = 0
         self._persons = 0
-        # cookies and taps still to come of people who tap more than once, by person id
+        # cookies and later taps (due times) of people who tap more than once, by person id
         self._cookies: dict[int, str] = {}
-        self._taps_left: dict[int, int] = {}
+        self._later: dict[int, list[float]] = {}
+        self._later_count = 0
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._model: ReaderModel | None = None
+        self._drawing: tuple[str, int | None] | None = None
         self._time_scale = 1.0
 
     def configure(self, profile: str, time_scale: float, seed: int | None) -> None:
-        """Use `profile` ('off' stops new cascades) at `time_scale`, drawing from `seed`."""
+        """Use `profile` ('off' stops new cascades) at `time_scale`, drawing from `seed`.
+
+        The random stream restarts only when the profile or the seed changes.
+        """
+        self._time_scale = time_scale
+        if (profile, seed) == self._drawing:
+            return
+        self._drawing = (profile, seed)
         self._model = (
             ReaderModel(PROFILES[profile], random.Random(seed)) if profile in PROFILES else None
         )
-        self._time_scale = time_scale
 
     @property
     def pending(self) -> int:
         """Taps scheduled and not yet made, plus links waiting for their cascade."""
-        return len(self._heap) + len(self._delivered)
+        return len(self._heap) + self._later_count + len(self._delivered)
 
     def delivered(self, links: Iterable[str]) -> None:
         """Messages with these tracked links were accepted (code 1000) just now."""
@@ -100,7 +108,8 @@ class RecipientSimulator:
         self._delivered.clear()
         self._heap.clear()
         self._cookies.clear()
-        self._taps_left.clear()
+        self._later.clear()
+        self._later_count = 0
 
     async def run(self) -> None:
         """Draw cascades and make the taps as they fall due, until cancelled."""
@@ -137,8 +146,6 @@ class RecipientSimulator:
 
     def _draw(self) -> None:
         model = self._model
-        heap = self._heap
-        totals = self._stats.totals
         scale = self._time_scale
         for _ in range(min(_DRAW_CHUNK, len(self._delivered))):
             link, accepted_at = self._delivered.popleft()
@@ -147,37 +154,47 @@ class RecipientSimulator:
             taps = model.cascade()
             if not taps:
                 continue
-            if len(heap) + len(taps) > self._max_pending:
-                totals.taps_dropped += len(taps)
+            if self.pending + len(taps) > self._max_pending:
+                self._stats.totals.taps_dropped += len(taps)
                 continue
-            # people who tap more than once get an id under which their cookies are kept
-            counts: dict[int, int] = {}
+            dues: dict[int, list[float]] = {}
             for tap in taps:
-                counts[tap.person] = counts.get(tap.person, 0) + 1
-            ids: dict[int, int] = {}
-            for local, count in counts.items():
-                if count > 1:
+                dues.setdefault(tap.person, []).append(accepted_at + tap.at / scale)
+            for times in dues.values():
+                times.sort()
+                person = 0
+                if len(times) > 1:
+                    # a person who taps again: their next tap waits until this one is done,
+                    # so it carries the cookie this one is given
                     self._persons += 1
-                    ids[local] = self._persons
-                    self._taps_left[self._persons] = count
-            for tap in taps:
-                self._seq += 1
-                due = accepted_at + tap.at / scale
-                heapq.heappush(heap, (due, self._seq, link, ids.get(tap.person, 0)))
+                    person = self._persons
+                    self._later[person] = times[1:]
+                    self._later_count += len(times) - 1
+                self._push(times[0], link, person)
+
+    def _push(self, due: float, link: str, person: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, link, person))
+        if self._heap[0][1] == self._seq:
+            self._wake.set()
 
     async def _tap(self, link: str, person: int) -> None:
         try:
             cookie = self._cookies.get(person) if person else None
             set_cookies = await self._get(link, cookie)
-            if person:
-                left = self._taps_left.pop(person, 1) - 1
-                if left > 0:
-                    self._taps_left[person] = left
-                    merged = merge_cookies(cookie, set_cookies or ())
-                    if merged:
-                        self._cookies[person] = merged
-                else:
-                    self._cookies.pop(person, None)
+            if not person:
+                return
+            later = self._later.get(person)
+            if later:
+                merged = merge_cookies(cookie, set_cookies or ())
+                if merged:
+                    self._cookies[person] = merged
+                self._later_count -= 1
+                due = later.pop(0)
+                self._push(max(due, asyncio.get_running_loop().time()), link, person)
+            else:
+                self._later.pop(person, None)
+                self._cookies.pop(person, None)
         finally:
             self._slots.release()
 

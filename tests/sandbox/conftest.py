@@ -34,6 +34,7 @@ def sandbox_settings() -> SandboxSettings:
         sandbox_profile="off",
         sandbox_seed=7,
         sandbox_hang_seconds=1.0,
+        sandbox_tap_concurrency=4,
     )
 
 

@@ -1,0 +1,173 @@
+"""The recipient simulator against a real HTTP server of the test's own that records taps."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from sandbox.client import SandboxClient
+from sandbox.server import serving
+from sandbox.simulator import merge_cookies
+
+BatchBuilder = Callable[..., dict[str, Any]]
+Numbers = Callable[..., list[str]]
+COOKIE = "allim_reader"
+
+
+@dataclass
+class Recorder:
+    """Taps seen by the stand-in gateway: (token, cookie sent or None, reader id)."""
+
+    url: str
+    taps: list[tuple[str, str | None, str]] = field(default_factory=list)
+    issued: dict[str, str] = field(default_factory=dict)  # reader id -> token first tapped
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    """A tiny `/r/{token}` server: sets a reader cookie on first visit, then redirects."""
+    found = Recorder("")
+
+    async def tap(request: Request) -> Response:
+        token = request.path_params["token"]
+        sent = request.cookies.get(COOKIE)
+        reader = sent or uuid.uuid4().hex
+        if sent is None:
+            found.issued[reader] = token
+        found.taps.append((token, sent, reader))
+        response = RedirectResponse("/a/alert", status_code=302)
+        if sent is None:
+            response.set_cookie(COOKIE, reader, max_age=3600, httponly=True)
+        return response
+
+    app = Starlette(routes=[Route("/r/{token}", tap)])
+    async with serving(app) as url:
+        found.url = url
+        yield found
+
+
+async def _settled(
+    sandbox: SandboxClient, recorder: Recorder, seconds: float = 30
+) -> dict[str, Any]:
+    async with asyncio.timeout(seconds):
+        while True:
+            totals = (await sandbox.stats())["totals"]
+            done = totals["taps_made"] + totals["taps_failed"]
+            if totals["taps_pending"] == 0 and done == len(recorder.taps) and done > 0:
+                await asyncio.sleep(0.2)
+                again = (await sandbox.stats())["totals"]
+                if again == totals:
+                    return totals
+            await asyncio.sleep(0.1)
+
+
+async def _broadcast(
+    sandbox: SandboxClient,
+    recorder: Recorder,
+    make_batch: BatchBuilder,
+    phone_numbers: Numbers,
+    alert: str,
+    batches: int = 4,
+) -> None:
+    for seq in range(batches):
+        body = make_batch(
+            f"{alert}:0:{seq}", phone_numbers(500, seq * 500), link=f"{recorder.url}/r/"
+        )
+        assert (await sandbox.send(body)).status_code == 200
+
+
+@pytest.mark.slow
+async def test_typical_readers_tap_forward_and_keep_their_cookie(
+    sandbox: SandboxClient, recorder: Recorder, make_batch: BatchBuilder, phone_numbers: Numbers
+) -> None:
+    await sandbox.configure(
+        profile="typical", time_scale=100_000, seed=42, inactive_share=0.1, non_kakao_share=0.1
+    )
+    await _broadcast(sandbox, recorder, make_batch, phone_numbers, "sim-a")
+    totals = await _settled(sandbox, recorder)
+    assert totals["taps_failed"] == 0
+    assert totals["taps_made"] == len(recorder.taps)
+    delivered = await sandbox.recipients("sim-a")
+    assert 1400 <= len(delivered) <= 1800
+    tapped_tokens = {token for token, _, _ in recorder.taps}
+    # only recipients accepted with 1000 ever read; most of them do
+    assert tapped_tokens <= delivered
+    assert len(tapped_tokens) / len(delivered) == pytest.approx(0.80, abs=0.05)
+    readers = len(recorder.issued)
+    assert readers / len(delivered) == pytest.approx(1.07, abs=0.1)
+    # forwarded friends are new people on the same link
+    readers_per_token = Counter(recorder.issued.values())
+    assert any(n > 1 for n in readers_per_token.values())
+    # people who tap again send back the cookie their first tap was given, on the same link
+    returning = [(token, sent) for token, sent, _ in recorder.taps if sent is not None]
+    assert len(returning) >= 0.05 * readers
+    assert all(recorder.issued[sent] == token for token, sent in returning)
+
+
+@pytest.mark.slow
+async def test_a_seed_makes_the_simulation_repeatable(
+    sandbox: SandboxClient, recorder: Recorder, make_batch: BatchBuilder, phone_numbers: Numbers
+) -> None:
+    runs = []
+    for _ in range(2):
+        await sandbox.reset()
+        recorder.taps.clear()
+        recorder.issued.clear()
+        # a run starts from the seed even when the stream was used or reseeded before
+        await sandbox.configure(profile="viral", time_scale=100_000, seed=None)
+        await sandbox.configure(seed=7)
+        await _broadcast(sandbox, recorder, make_batch, phone_numbers, "sim-b", batches=1)
+        await _settled(sandbox, recorder)
+        runs.append(sorted(Counter(recorder.issued.values()).items()))
+    assert runs[0] == runs[1]
+    readers = sum(n for _, n in runs[0])
+    # 500 delivered: the calibration itself is tested over 200,000 in test_people
+    assert readers / 500 == pytest.approx(1.57, abs=0.3)
+
+
+async def test_no_taps_when_the_profile_is_off_or_nothing_was_delivered(
+    sandbox: SandboxClient, recorder: Recorder, make_batch: BatchBuilder, phone_numbers: Numbers
+) -> None:
+    await sandbox.configure(profile="off", time_scale=100_000)
+    await _broadcast(sandbox, recorder, make_batch, phone_numbers, "sim-c", batches=1)
+    await sandbox.configure(profile="quiet", temporary_failure_share=1.0)
+    await _broadcast(sandbox, recorder, make_batch, phone_numbers, "sim-d", batches=1)
+    await asyncio.sleep(2.0)
+    assert recorder.taps == []
+    assert (await sandbox.stats())["totals"]["taps_pending"] == 0
+
+
+async def test_failed_taps_are_counted(
+    sandbox: SandboxClient, make_batch: BatchBuilder, phone_numbers: Numbers
+) -> None:
+    await sandbox.configure(profile="typical", time_scale=100_000, seed=1)
+    # nothing listens on port 9 of the loopback (discard), so every tap fails
+    body = make_batch("sim-e:0:1", phone_numbers(50), link="http://127.0.0.1:9/r/")
+    assert (await sandbox.send(body)).status_code == 200
+    async with asyncio.timeout(20):
+        while True:
+            totals = (await sandbox.stats())["totals"]
+            if totals["taps_failed"] and not totals["taps_pending"]:
+                break
+            await asyncio.sleep(0.1)
+    assert totals["taps_made"] == 0
+    assert totals["taps_failed"] >= 20
+
+
+def test_cookies_merge_as_a_browser_would() -> None:
+    assert merge_cookies(None, []) is None
+    assert merge_cookies(None, ["allim_reader=abc; Path=/; HttpOnly"]) == "allim_reader=abc"
+    assert merge_cookies("allim_reader=abc", ["other=1; Max-Age=60"]) == (
+        "allim_reader=abc; other=1"
+    )
+    assert merge_cookies("allim_reader=abc", ["allim_reader=def"]) == "allim_reader=def"
