@@ -127,15 +127,13 @@ async def submit(
         updated_at=now,
     )
     try:
+        # no look-up first: the unique constraints find duplicates in the same round trip
         async with session.begin():
-            existing = await _find_duplicate(session, idempotency_key, origin)
-            if existing is not None:
-                return Submitted(_replay(existing, idempotency_key, digest), created=False)
             session.add(alert)
             if hold is None:
                 session.add(_requested_record(alert, request, now))
     except IntegrityError:
-        # a concurrent duplicate committed first: answer with its alert
+        # a repeat, or a concurrent duplicate that committed first: answer with its alert
         session.expunge_all()
         existing = await _find_duplicate(session, idempotency_key, origin)
         if existing is None:

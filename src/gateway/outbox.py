@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -31,6 +32,8 @@ from gateway.state import KafkaLink
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 5.0
+# how often the lag gauges are refreshed (a count over the unsent rows)
+MEASURE_SECONDS = 1.0
 
 
 class OutboxRelay:
@@ -59,11 +62,14 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish until cancelled; Kafka or database errors are logged and backed off."""
         backoff = self._poll_seconds
+        measured = -MEASURE_SECONDS
         while True:
             try:
                 # until Kafka answers, rows wait in the outbox and the gauges show the lag
                 published = await self.publish_once() if self._kafka.ready.is_set() else 0
-                await self.measure()
+                if time.monotonic() - measured >= MEASURE_SECONDS:
+                    await self.measure()
+                    measured = time.monotonic()
             except (KafkaError, SQLAlchemyError, OSError):
                 logger.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
                 await asyncio.sleep(backoff)
