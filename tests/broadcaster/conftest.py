@@ -224,6 +224,9 @@ def broadcaster_env(
         "ALLIM_BROADCASTER_SESSION_TIMEOUT_MS": "6000",
         "ALLIM_BROADCASTER_SHARD_SIZE": "500",
         "ALLIM_BROADCASTER_CONTROL_POLL_SECONDS": "0.2",
+        # no quiet hours: these tests must not depend on the time of day in Seoul
+        "ALLIM_BROADCASTER_QUIET_START": "00:00",
+        "ALLIM_BROADCASTER_QUIET_END": "00:00",
         "ALLIM_LOG_LEVEL": os.environ.get("ALLIM_TEST_LOG_LEVEL", "INFO"),
     }
 

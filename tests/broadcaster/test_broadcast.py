@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from broadcaster.store import Store
+from common import topics
+from common.messages import AlertControl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -97,3 +103,128 @@ async def test_a_sender_killed_again_and_again_still_sends_everyone_exactly_once
     )
     assert unsettled == 0
     assert last.stop() == 0
+
+
+async def test_an_emergency_overtakes_a_running_broadcast(
+    kit: Any, slow_sandbox: Any, spawn: Any
+) -> None:
+    crowd = await kit.seed(3_000)
+    few = await kit.seed(200)
+    normal_id = await kit.create_alert(crowd.audience)
+    urgent_id = await kit.create_alert(few.audience, category="emergency")
+    service = spawn("all", ALLIM_BROADCASTER_BATCH_SIZE="50", ALLIM_BROADCASTER_MAX_IN_FLIGHT="2")
+    service.start()
+    service.wait_ready()
+    await kit.request(normal_id, crowd.audience, "public")
+    await _until(lambda: slow_sandbox.ledger(normal_id)["acceptances"] >= 300, 60)
+
+    await kit.request(urgent_id, few.audience, "emergency")
+    await _until(lambda: slow_sandbox.ledger(urgent_id)["acceptances"] > 0, 30)
+    normal_at_start = slow_sandbox.ledger(normal_id)["acceptances"]
+    await _until(lambda: slow_sandbox.ledger(urgent_id)["acceptances"] >= 200, 30)
+    normal_at_end = slow_sandbox.ledger(normal_id)["acceptances"]
+
+    # only batches already in flight when the emergency came may land meanwhile
+    assert normal_at_end - normal_at_start <= 2 * 50
+    assert normal_at_end < 3_000
+    done = await kit.wait_for_status(normal_id, {"completed"}, within=120)
+    assert done["delivered"] == 3_000
+    assert slow_sandbox.ledger(normal_id)["duplicates"] == 0
+
+
+async def test_cancel_on_the_control_topic_stops_sending_within_a_second(
+    kit: Any, store: Store, slow_sandbox: Any, spawn: Any
+) -> None:
+    people = await kit.seed(3_000)
+    alert_id = await kit.create_alert(people.audience)
+    service = spawn("all", ALLIM_BROADCASTER_BATCH_SIZE="50")
+    service.start()
+    service.wait_ready()
+    await kit.request(alert_id, people.audience, "public")
+    await _until(lambda: slow_sandbox.ledger(alert_id)["acceptances"] >= 200, 60)
+
+    # what the gateway does on DELETE /alerts/{id}: the row, then the control record
+    await store.pool.execute("UPDATE alerts SET status = 'cancelled' WHERE id = $1", alert_id)
+    command = AlertControl(alert_id=alert_id, action="cancel", requested_at=datetime.now(UTC))
+    await kit.producer.send_and_wait(
+        topics.ALERTS_CONTROL, command.model_dump_json().encode(), key=str(alert_id).encode()
+    )
+    await asyncio.sleep(1.0)
+    after_a_second = slow_sandbox.ledger(alert_id)["acceptances"]
+    await asyncio.sleep(1.5)
+
+    assert slow_sandbox.ledger(alert_id)["acceptances"] == after_a_second < 3_000
+    statuses = await store.pool.fetch("SELECT status FROM shards WHERE alert_id = $1", alert_id)
+    assert "cancelled" in {s[0] for s in statuses}
+
+
+async def test_sigterm_settles_the_batches_in_flight_and_exits_cleanly(
+    kit: Any, store: Store, slow_sandbox: Any, spawn: Any
+) -> None:
+    people = await kit.seed(2_000)
+    alert_id = await kit.create_alert(people.audience)
+    narrow = {"ALLIM_BROADCASTER_BATCH_SIZE": "50"}
+    first = spawn("all", "first", **narrow)
+    first.start()
+    first.wait_ready()
+    await kit.request(alert_id, people.audience, "public")
+    await _until(lambda: slow_sandbox.ledger(alert_id)["acceptances"] >= 400, 60)
+
+    started = time.monotonic()
+    assert first.stop() == 0
+    assert time.monotonic() - started < 10
+    unsettled = await store.pool.fetchval(
+        "SELECT count(*) FROM batches WHERE alert_id = $1 AND status <> 'done'", alert_id
+    )
+    assert unsettled == 0
+    row = await store.pool.fetchrow("SELECT status, delivered FROM alerts WHERE id = $1", alert_id)
+    assert row["status"] == "sending" and row["delivered"] < 2_000
+
+    second = spawn("all", "second", **narrow)
+    second.start()
+    second.wait_ready()
+    done = await kit.wait_for_status(alert_id, {"completed"}, within=120)
+    assert done["delivered"] == 2_000
+    ledger = slow_sandbox.ledger(alert_id)
+    assert (ledger["accepted"], ledger["duplicates"]) == (2_000, 0)
+
+
+async def test_a_poison_shard_task_is_dead_lettered_and_the_group_moves_on(
+    kit: Any, sandbox: Any, spawn: Any, kafka_topics: str
+) -> None:
+    people = await kit.seed(100)
+    alert_id = await kit.create_alert(people.audience)
+    service = spawn("all")
+    service.start()
+    service.wait_ready()
+    marker = f"poison-{uuid.uuid4()}".encode()
+    await kit.producer.send_and_wait(topics.BROADCAST_SHARDS, b"{not json", key=marker)
+    await kit.request(alert_id, people.audience, "public")
+
+    done = await kit.wait_for_status(alert_id, {"completed"}, within=60)
+
+    assert done["delivered"] == 100
+    consumer = AIOKafkaConsumer(
+        topics.DEAD_LETTER,
+        bootstrap_servers=kafka_topics,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        found = None
+        for _ in range(30):
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                found = next((r for r in records if r.key == marker), found)
+            if found is not None:
+                break
+    finally:
+        await consumer.stop()
+    assert found is not None
+    headers = dict(found.headers)
+    assert headers["dlq_topic"] == topics.BROADCAST_SHARDS.encode()
+    assert b"invalid ShardTask" in headers["dlq_reason"]
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(service.ready_url, timeout=5)).text
+    assert 'allim_broadcaster_recipients_delivered_total{category="public"}' in metrics
+    assert "allim_broadcaster_dead_letters_total" in metrics
