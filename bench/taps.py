@@ -1,0 +1,216 @@
+"""Tap throughput at the gateway, and bulk subscriber import.
+
+    .venv/bin/python bench/taps.py [--quick] [--workers N] [--clients N] [--seconds S]
+
+1. Import: writes a CSV of 450,000 subscribers (100,000 with --quick) and runs
+   `allim import` against `allim gateway`; `import_rows_per_s` is rows over the command's
+   wall time (upload, COPY and upsert), `import_gateway_peak_rss_mib` the gateway's
+   largest resident set, which stays flat because the body is streamed.
+2. Taps: many concurrent httpx clients (each its own reader cookie) request `/r/{token}`
+   for a fixed time without following the redirect; `taps_per_s`, `tap_p50_ms`,
+   `tap_p99_ms` are measured by the clients. Afterwards the `engagement` topic is read
+   back: `taps_recorded` events arrived for the `taps_ok` redirects answered.
+
+The load generator shares the machine's cores with the gateway, so the figures are a
+floor of what the gateway does on its own; on a 2-core machine one gateway worker does
+better than two, because the clients need the other core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from _stack import Stack, log, percentile, report, stack, vm_kib
+from cli.processes import Service, allim_executable, free_port
+from common.db import create_engine, session_factory
+from common.tokens import TokenSigner
+from common.topics import ENGAGEMENT, TOPICS
+from gateway.auth import create_key
+
+FULL_ROWS = 450_000
+QUICK_ROWS = 100_000
+TOKENS = 20_000
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Tap throughput and bulk import at the gateway.")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gateway worker processes (default 1)"
+    )
+    parser.add_argument("--clients", type=int, default=64, help="concurrent tapping clients")
+    parser.add_argument("--seconds", type=float, help="tapping time (default 10, quick 5)")
+    return parser.parse_args()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (uvicorn's workers)."""
+    found = [pid]
+    for current in found:
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            children = task / "children"
+            if children.exists():
+                found.extend(int(child) for child in children.read_text().split())
+    return found
+
+
+def tree_rss_mib(pid: int, field_name: str) -> float:
+    """The largest `field_name` (VmRSS, VmHWM) among the process tree of `pid`, in MiB."""
+    return max(vm_kib(p, field_name) for p in process_tree(pid)) / 1024
+
+
+def write_csv(path: Path, rows: int) -> None:
+    """A subscriber file: numbers, a few districts, a tag or two."""
+    districts = ["장안구", "권선구", "팔달구", "영통구"]
+    with path.open("w", encoding="utf-8") as file:
+        file.write("recipient_no,district,tags\n")
+        for n in range(rows):
+            file.write(f"010{n:08d},{districts[n % 4]},{'교통;날씨' if n % 3 else '교통'}\n")
+
+
+async def operator_key(bench: Stack) -> str:
+    engine = create_engine(bench.database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session:
+            key = await create_key(session, "bench", "operator")
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return key
+
+
+def run_import(path: Path, url: str, key: str) -> tuple[dict[str, Any], float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [allim_executable(), "import", str(path), "--gateway", url, "--api-key", key, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"allim import exited {done.returncode}: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result, seconds
+
+
+async def hammer(
+    url: str, tokens: list[str], clients: int, seconds: float
+) -> tuple[list[float], dict[int, int]]:
+    """Tap for `seconds` with `clients` concurrent clients; latencies (s) and status counts."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits) as http:
+            while time.perf_counter() < stop:
+                token = random.choice(tokens)
+                started = time.perf_counter()
+                try:
+                    response = await http.get(f"/r/{token}")
+                    status = response.status_code
+                except httpx.HTTPError:
+                    status = 0
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, statuses
+
+
+async def count_taps(bootstrap: str, alert_id: uuid.UUID, expected: int) -> int:
+    """Tap events of `alert_id` on `engagement`, read until `expected` or quiet for 5 s."""
+    partitions = next(spec.partitions for spec in TOPICS if spec.name == ENGAGEMENT)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    found = 0
+    key = str(alert_id).encode()
+    try:
+        assigned = [TopicPartition(ENGAGEMENT, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        quiet_since = time.monotonic()
+        while found < expected and time.monotonic() - quiet_since < 5.0:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                if records:
+                    quiet_since = time.monotonic()
+                found += sum(1 for record in records if record.key == key)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def main() -> None:
+    args = parse()
+    rows = QUICK_ROWS if args.quick else FULL_ROWS
+    seconds = args.seconds or (5.0 if args.quick else 10.0)
+    figures: dict[str, Any] = {"workers": args.workers, "clients": args.clients}
+    async with stack("taps") as bench:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = bench.common_env() | {
+            "ALLIM_GATEWAY_PORT": str(port),
+            "ALLIM_GATEWAY_WORKERS": str(args.workers),
+            "ALLIM_PUBLIC_BASE_URL": url,
+            "ALLIM_LOG_LEVEL": "WARNING",
+        }
+        gateway = bench.group.start(
+            Service("gateway", ["gateway"], env, f"{url}/readyz", bench.workdir / "gateway.log")
+        )
+        key = await operator_key(bench)
+
+        path = bench.workdir / "subscribers.csv"
+        write_csv(path, rows)
+        log("importing %d rows (%.1f MiB)", rows, path.stat().st_size / 2**20)
+        rss_before = tree_rss_mib(gateway.pid, "VmRSS")
+        imported, took = await asyncio.to_thread(run_import, path, url, key)
+        if imported["accepted"] != rows:
+            raise RuntimeError(f"import accepted {imported['accepted']} of {rows}: {imported}")
+        figures |= {
+            "import_rows": rows,
+            "import_seconds": round(took, 2),
+            "import_rows_per_s": round(rows / took),
+            "import_gateway_rss_before_mib": round(rss_before, 1),
+            "import_gateway_peak_rss_mib": round(tree_rss_mib(gateway.pid, "VmHWM"), 1),
+        }
+        log("imported in %.1f s", took)
+
+        alert_id = uuid.uuid4()
+        signer = TokenSigner(bench.tracking_secret.encode())
+        expires = int(time.time()) + 3600
+        tokens = [signer.sign(alert_id, n, expires) for n in random.sample(range(rows), TOKENS)]
+        warm_up = [signer.sign(uuid.uuid4(), n, expires) for n in range(100)]
+        await hammer(url, warm_up, args.clients, 1.0)  # connections open, producer warm
+        log("tapping for %.0f s with %d clients", seconds, args.clients)
+        latencies, statuses = await hammer(url, tokens, args.clients, seconds)
+        ok = statuses.get(302, 0)
+        recorded = await count_taps(bench.kafka, alert_id, ok)
+        figures |= {
+            "taps_per_s": round(ok / seconds),
+            "tap_p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+            "tap_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+            "taps_ok": ok,
+            "taps_failed": sum(count for status, count in statuses.items() if status != 302),
+            "taps_recorded": recorded,
+        }
+    report(figures)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
