@@ -26,6 +26,15 @@ class GatewaySettings(CommonSettings):
     gateway_outbox_poll_seconds: float = Field(
         0.2, gt=0, description="How often the outbox relay looks for unsent rows."
     )
+    gateway_outbox_linger_seconds: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="After a new row, how long the relay waits to gather more into one batch.",
+    )
+    gateway_outbox_retention_hours: float = Field(
+        24.0, gt=0, description="Hours a published outbox row is kept before it is deleted."
+    )
     gateway_outbox_batch: int = Field(
         500, ge=1, le=10_000, description="Outbox rows the relay claims and publishes at once."
     )

@@ -49,6 +49,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             metrics,
             poll_seconds=settings.gateway_outbox_poll_seconds,
             batch_size=settings.gateway_outbox_batch,
+            linger_seconds=settings.gateway_outbox_linger_seconds,
+            retention_hours=settings.gateway_outbox_retention_hours,
         )
         state = GatewayState(
             settings=settings,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -185,3 +185,34 @@ async def test_relays_in_several_processes_publish_each_row_once(
         actions.setdefault(str(control.alert_id), []).append(control.action)
     # each row exactly once, and each alert's rows in the order they were written
     assert actions == {key: ["pause", "resume"] for key in keys}
+
+
+async def test_purge_deletes_only_rows_sent_before_the_retention(
+    own_engine: AsyncEngine, kafka_topics: str
+) -> None:
+    now = datetime.now(UTC)
+    keys = {"old": str(uuid.uuid4()), "recent": str(uuid.uuid4()), "unsent": str(uuid.uuid4())}
+    sent_at = {"old": now - timedelta(hours=48), "recent": now - timedelta(hours=1), "unsent": None}
+    async with session_factory(own_engine)() as session, session.begin():
+        for name, key in keys.items():
+            session.add(
+                OutboxEntry(topic=ALERTS_CONTROL, key=key, payload={}, sent_at=sent_at[name])
+            )
+    link = KafkaLink(create_producer(kafka_topics, "purge-test"))
+    relay = OutboxRelay(session_factory(own_engine), link, GatewayMetrics(), retention_hours=24)
+    try:
+        assert await relay.purge() >= 1
+    finally:
+        await link.producer.stop()
+    async with session_factory(own_engine)() as session:
+        left = set(
+            (
+                await session.scalars(
+                    select(OutboxEntry.key).where(OutboxEntry.key.in_(keys.values()))
+                )
+            ).all()
+        )
+    assert left == {keys["recent"], keys["unsent"]}
+    # clean up the unsent row, so it does not wait for a relay in later tests
+    async with session_factory(own_engine)() as session, session.begin():
+        await session.execute(delete(OutboxEntry).where(OutboxEntry.key == keys["unsent"]))
