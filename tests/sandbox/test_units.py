@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from sandbox.behaviour import Behaviour
 from sandbox.clock import KST, Clock, in_brand_quiet_hours
@@ -104,12 +104,18 @@ def test_the_ledger_counts_duplicates_and_lists_the_first_hundred() -> None:
 
 
 def test_every_behaviour_has_a_setting_with_the_same_default() -> None:
-    settings = SandboxSettings()
-    assert Behaviour.from_settings(settings) == Behaviour()
     for name in Behaviour.model_fields:
         field = SandboxSettings.model_fields[f"sandbox_{name}"]
         assert field.description, name
         assert field.default == Behaviour.model_fields[name].default, name
+    settings = SandboxSettings(
+        sandbox_secret_key=SecretStr("a-real-sandbox-secret"),
+        tracking_secret=SecretStr("a-real-tracking-secret-0123456789"),
+        sandbox_profile="viral",
+        sandbox_messages_per_second=250,
+    )
+    assert Behaviour.from_settings(settings).profile == "viral"
+    assert Behaviour.from_settings(settings).messages_per_second == 250
 
 
 def test_behaviour_shares_must_add_up() -> None:
