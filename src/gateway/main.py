@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from common.db import create_engine, session_factory
 from common.kafka import create_producer
+from common.logs import configure_logging
 from common.tokens import TokenSigner
 from gateway import problems
 from gateway.cap import AreaTable
@@ -158,4 +159,6 @@ def _document_errors(operation: dict[str, Any]) -> None:
 
 def app_from_environment() -> FastAPI:
     """The app from the environment's settings: the factory each uvicorn worker calls."""
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)
