@@ -89,8 +89,8 @@ async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Res
     if fault is Fault.SERVER_ERROR:
         totals.server_errors += 1
         return refusal(dealer.server_error_status(), SERVER_ERROR, "Injected server error.")
-    if fault is None or dealer.accepted_before_fault():
-        body = dealer.accept(batch, key)
+    accepted = fault is None or dealer.accepted_before_fault()
+    body = dealer.accept(batch, key) if accepted else b""
     if fault is Fault.TIMEOUT:
         totals.timeouts += 1
         await asyncio.sleep(dealer.behaviour.hang_seconds)

@@ -204,7 +204,7 @@ class RecipientSimulator:
         headers = {"Cookie": cookie} if cookie else {}
         try:
             response = await self._client.get(link, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             totals.taps_failed += 1
             logger.debug("tap on %s failed: %r", link, exc)
             return None
