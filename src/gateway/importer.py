@@ -122,19 +122,15 @@ async def lines(
         pending = parts.pop()
         for part in parts:
             number += 1
-            if skipping:
-                skipping = False
-                yield number, None
-            elif len(part) > max_bytes + 1:  # + 1 for a '\r' before the '\n'
-                yield number, None
-            else:
-                yield number, part.removesuffix(b"\r")
-        if len(pending) > max_bytes + 1:
+            line = part.removesuffix(b"\r")
+            yield number, None if skipping or len(line) > max_bytes else line
+            skipping = False
+        if len(pending) > max_bytes + 1:  # + 1: a '\r' may wait for its '\n'
             skipping = True
             pending = b""
     if skipping or pending:
-        number += 1
-        yield number, None if skipping else pending.removesuffix(b"\r")
+        line = pending.removesuffix(b"\r")
+        yield number + 1, None if skipping or len(line) > max_bytes else line
 
 
 def _csv_fields(text: str) -> list[str]:

@@ -57,6 +57,15 @@ async def test_lines_are_split_across_chunks_and_long_lines_cut() -> None:
         assert got == [(1, b"a,b"), (2, b"c"), (3, b""), (4, None), (5, b"d"), (6, None)], size
 
 
+async def test_line_length_limit_is_exact() -> None:
+    fits, over = b"x" * MAX_LINE_BYTES, b"x" * (MAX_LINE_BYTES + 1)
+    data = fits + b"\r\n" + over + b"\n" + fits
+    got = [item async for item in lines(chunked(data, 1000))]
+    assert got == [(1, fits), (2, None), (3, fits)]
+    got = [item async for item in lines(chunked(over, 1000))]
+    assert got == [(1, None)]
+
+
 def test_content_types() -> None:
     assert format_of("text/csv") == "csv"
     assert format_of("text/csv; charset=UTF-8") == "csv"
