@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -283,3 +284,20 @@ async def test_invalid_cap_is_a_422_naming_the_element(
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "info.area.areaDesc"
     assert "Atlantis" in response.json()["detail"]
+
+
+@pytest.mark.integration
+async def test_concurrent_identical_cap_alerts_are_one_alert(
+    client: httpx.AsyncClient, operator: dict[str, str], engine: AsyncEngine
+) -> None:
+    identifier = f"KMA-{uuid.uuid4().hex[:8]}"
+    document = cap_xml(identifier=identifier)
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/alerts", content=document, headers={**operator, **CAP})
+            for _ in range(6)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 5 + [202]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert len(await _alerts(engine, Alert.cap_identifier == identifier)) == 1

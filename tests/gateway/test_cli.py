@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.main import main
@@ -206,3 +207,43 @@ async def test_watch_of_an_unknown_alert_fails(
     assert code == 1
     assert "404" in capsys.readouterr().err
     assert await _allim("watch", "nope", "--gateway", gateway_url, "--api-key", "k") == 1
+
+
+async def test_send_a_json_file_and_watch_it(
+    gateway_url: str,
+    api_keys: dict[str, str],
+    engine: AsyncEngine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "alert.json"
+    body = {
+        "title": "단수 안내",
+        "body": "내일 단수됩니다.",
+        "category": "public",
+        "audience": "all",
+    }
+    path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    sending = asyncio.create_task(
+        _allim(
+            "send",
+            "--gateway",
+            gateway_url,
+            "--api-key",
+            api_keys["operator"],
+            "--file",
+            str(path),
+            "--watch",
+        )
+    )
+    async with asyncio.timeout(30):
+        while True:
+            async with session_factory(engine)() as session:
+                alert = await session.scalar(select(Alert).where(Alert.title == "단수 안내"))
+            if alert is not None:
+                break
+            await asyncio.sleep(0.05)
+    await _finish(engine, str(alert.id), "completed")
+    assert await sending == 0
+    out = capsys.readouterr().out
+    assert f"{alert.id}: completed" in out
