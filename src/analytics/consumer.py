@@ -2,7 +2,7 @@
 
 Offsets are committed only after the database transaction that applied the records has
 committed, so a crash at any point redelivers records; `RollupStore.apply` recognises the
-ones already applied by their CloudEvents id. A rebalance waits for the poll in hand to be
+ones already applied by their CloudEvents id. A rebalance waits for the polls in hand to be
 applied and committed (the listener takes the same lock), so partitions change hands clean.
 """
 
@@ -41,21 +41,27 @@ class ChangeListener(Protocol):
 
 
 class _WaitForPoll(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Holds a rebalance until the poll being applied has been committed."""
+    """Holds a rebalance until the polls in hand have been applied and committed."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, aggregator: Aggregator) -> None:
+        self._aggregator = aggregator
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._lock:
-            logger.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
+        async with self._aggregator.lock:
+            await self._aggregator.drain()
+        logger.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
 
 class Aggregator:
-    """Applies every record of `deliveries`, `engagement` and `alerts.lifecycle` exactly once."""
+    """Applies every record of `deliveries`, `engagement` and `alerts.lifecycle` exactly once.
+
+    Two polls are in flight at most: while one is applied in PostgreSQL, the next is fetched
+    and decoded. They are applied and committed strictly in order, and a poll is never
+    applied after the one before it was given up, so no offset passes an unapplied record.
+    """
 
     def __init__(
         self,
@@ -77,47 +83,66 @@ class Aggregator:
         self._max_batch = max_batch
         self._poll_ms = max(1, int(poll_seconds * 1000))
         self._retry_seconds = retry_seconds
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        self._pending: asyncio.Task[bool] | None = None
 
     def subscribe(self) -> None:
         """Join the group on the analytics topics, with the rebalance listener."""
-        self._consumer.subscribe(list(SUBSCRIBED), listener=_WaitForPoll(self._lock))
+        self._consumer.subscribe(list(SUBSCRIBED), listener=_WaitForPoll(self))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; the poll in hand is finished first."""
-        while not stop.is_set():
-            try:
-                polled = await self._consumer.getmany(
-                    timeout_ms=self._poll_ms, max_records=self._max_batch
-                )
-            except KafkaError:
-                logger.warning("polling Kafka failed; retrying", exc_info=True)
-                await _sleep_unless(stop, self._retry_seconds)
-                continue
-            if not polled:
-                continue
-            async with self._lock:
-                await self._handle(polled, stop)
+        """Consume until `stop` is set; the poll being applied is finished first."""
+        try:
+            while not stop.is_set():
+                try:
+                    polled = await self._consumer.getmany(
+                        timeout_ms=self._poll_ms, max_records=self._max_batch
+                    )
+                except KafkaError:
+                    logger.warning("polling Kafka failed; retrying", exc_info=True)
+                    await _sleep_unless(stop, self._retry_seconds)
+                    continue
+                if not polled:
+                    continue
+                async with self.lock:
+                    records = [r for batch in polled.values() for r in batch]
+                    # decoded while the previous poll's transaction runs in PostgreSQL
+                    decoded = decode(records)
+                    if not await self.drain() or stop.is_set():
+                        return
+                    self._pending = asyncio.create_task(
+                        self._finish(polled, records, decoded, stop)
+                    )
+        finally:
+            await self.drain()
 
-    async def _handle(
-        self, polled: Mapping[TopicPartition, Sequence[Record]], stop: asyncio.Event
-    ) -> None:
-        records = [r for batch in polled.values() for r in batch]
-        decoded = decode(records)
+    async def drain(self) -> bool:
+        """Wait until the poll in flight is committed; False if it was given up (stopping)."""
+        pending, self._pending = self._pending, None
+        return True if pending is None else await pending
+
+    async def _finish(
+        self,
+        polled: Mapping[TopicPartition, Sequence[Record]],
+        records: list[Record],
+        decoded: Decoded,
+        stop: asyncio.Event,
+    ) -> bool:
         if (
             decoded.poison
             and await self._retry(lambda: self._dead_letter(decoded.poison), stop) is None
         ):
-            return
+            return False
         started = time.perf_counter()
         applied = await self._retry(lambda: self._store.apply(decoded), stop)
         if applied is None:
-            return
+            return False
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_records.observe(len(records))
         await self._commit({tp: batch[-1].offset + 1 for tp, batch in polled.items() if batch})
         self._count(records, decoded, applied)
         self._changes.mark(applied.alerts)
+        return True
 
     async def _retry(self, step: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T | None:
         """Run `step` until it succeeds, or give up (None) when `stop` is set while it fails."""

@@ -115,14 +115,6 @@ class Decoded:
             *(e.event_id for e in self.lifecycle),
         ]
 
-    def only(self, new_ids: set[str]) -> Decoded:
-        """The same facts restricted to the events whose ids are in `new_ids`."""
-        return Decoded(
-            taps=[t for t in self.taps if t.event_id in new_ids],
-            deliveries=[d for d in self.deliveries if d.event_id in new_ids],
-            lifecycle=[e for e in self.lifecycle if e.event_id in new_ids],
-        )
-
 
 def decode(records: Iterable[Record]) -> Decoded:
     """Sort the records of one poll into facts, poison and skipped types."""

@@ -1,14 +1,15 @@
 """The rollups in PostgreSQL, and how one poll of events is applied to them exactly once.
 
-`apply` runs in ONE transaction: the poll's event ids are copied into a temporary table and
-inserted into `processed_events` with ON CONFLICT DO NOTHING; only the ids that come back
-(never seen before) are counted. Taps are copied into a second temporary table and turned
-into first readers of tokens (`token_first_readers`), distinct readers (`alert_readers`)
-and per-minute reads with INSERT ... ON CONFLICT DO NOTHING RETURNING, so a reader is
-counted only when its row is new. The per-alert rollup (`alert_stats`) and the time series
-(`alert_reads_minute`) are then upserted with the deltas. Kafka offsets are committed by the
-caller after this transaction, so a crash anywhere redelivers events that either were not
-applied at all or are recognised by their id.
+`apply` runs in ONE transaction: the poll's taps are copied into a temporary table and their
+event ids inserted into `processed_events` with ON CONFLICT DO NOTHING; the taps whose ids do
+not come back (seen before) are deleted from the temporary table, so only new taps count.
+Delivered batches and lifecycle events are deduplicated the same way through a table of ids.
+The new taps are turned into first readers of tokens (`token_first_readers`), distinct
+readers (`alert_readers`) and per-minute reads with INSERT ... ON CONFLICT DO NOTHING
+RETURNING, so a reader is counted only when its row is new. The per-alert rollup
+(`alert_stats`) and the time series (`alert_reads_minute`) are then upserted with the deltas.
+Kafka offsets are committed by the caller after this transaction, so a crash anywhere
+redelivers events that either were not applied at all or are recognised by their id.
 
 Definitions (per alert):
 - readers: distinct reader ids that tapped any of the alert's links.
@@ -37,6 +38,7 @@ TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS analytics_ids (event_id text NOT NULL) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS analytics_taps (
     seq integer NOT NULL,
+    event_id text NOT NULL,
     alert_id uuid NOT NULL,
     subscriber_id bigint NOT NULL,
     reader_id text NOT NULL,
@@ -49,6 +51,21 @@ INSERT INTO processed_events (consumer, event_id)
 SELECT $1, event_id FROM analytics_ids
 ON CONFLICT DO NOTHING
 RETURNING event_id
+"""
+
+# taps stay in the database: the ones seen before are deleted from the temp table
+NEW_TAPS = """
+WITH fresh AS (
+    INSERT INTO processed_events (consumer, event_id)
+    SELECT $1, event_id FROM analytics_taps
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+), seen AS (
+    DELETE FROM analytics_taps t
+    WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = t.event_id)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM seen) AS seen
 """
 
 # the first tapper of each token in this poll becomes its first reader, unless one exists
@@ -222,27 +239,26 @@ class RollupStore:
 
     async def apply(self, decoded: Decoded) -> Applied:
         """Count the events of `decoded` not applied before, in one transaction."""
-        ids = decoded.event_ids()
         applied = Applied(duplicates=decoded.repeated)
-        if not ids:
+        if not decoded.event_ids():
             return applied
+        deltas: dict[uuid.UUID, AlertDelta] = {}
         async with self._pool.acquire() as connection, connection.transaction():
-            await connection.copy_records_to_table(
-                "analytics_ids", records=[(i,) for i in ids], columns=["event_id"]
-            )
-            rows = await connection.fetch(NEW_EVENT_IDS, self._consumer)
-            new_ids = {r["event_id"] for r in rows}
-            applied.new_events = len(new_ids)
-            applied.duplicates += len(ids) - len(new_ids)
-            if not new_ids:
-                return applied
-            fresh = decoded.only(new_ids) if len(new_ids) < len(ids) else decoded
-            deltas: dict[uuid.UUID, AlertDelta] = {}
-            _add_deliveries(deltas, fresh.deliveries)
-            _add_lifecycle(deltas, fresh.lifecycle)
+            others = [d.event_id for d in decoded.deliveries]
+            others += [e.event_id for e in decoded.lifecycle]
+            if others:
+                await connection.copy_records_to_table(
+                    "analytics_ids", records=[(i,) for i in others], columns=["event_id"]
+                )
+                rows = await connection.fetch(NEW_EVENT_IDS, self._consumer)
+                new_ids = {r["event_id"] for r in rows}
+                applied.new_events += len(new_ids)
+                applied.duplicates += len(others) - len(new_ids)
+                _add_deliveries(deltas, (d for d in decoded.deliveries if d.event_id in new_ids))
+                _add_lifecycle(deltas, (e for e in decoded.lifecycle if e.event_id in new_ids))
             minutes: dict[tuple[uuid.UUID, datetime], list[int]] = {}
-            if fresh.taps:
-                await self._apply_taps(connection, fresh, deltas, minutes)
+            if decoded.taps:
+                await self._apply_taps(connection, decoded, applied, deltas, minutes)
             if minutes:
                 keys = sorted(minutes)
                 await connection.execute(
@@ -252,25 +268,32 @@ class RollupStore:
                     [minutes[k][0] for k in keys],
                     [minutes[k][1] for k in keys],
                 )
-            await self._upsert_stats(connection, deltas)
-            applied.alerts = deltas
+            if deltas:
+                await self._upsert_stats(connection, deltas)
+        applied.alerts = deltas
         return applied
 
     async def _apply_taps(
         self,
         connection: asyncpg.Connection,
-        fresh: Decoded,
+        decoded: Decoded,
+        applied: Applied,
         deltas: dict[uuid.UUID, AlertDelta],
         minutes: dict[tuple[uuid.UUID, datetime], list[int]],
     ) -> None:
         await connection.copy_records_to_table(
             "analytics_taps",
             records=[
-                (seq, t.alert_id, t.subscriber_id, t.reader_id, t.tapped_at)
-                for seq, t in enumerate(fresh.taps)
+                (seq, t.event_id, t.alert_id, t.subscriber_id, t.reader_id, t.tapped_at)
+                for seq, t in enumerate(decoded.taps)
             ],
-            columns=["seq", "alert_id", "subscriber_id", "reader_id", "tapped_at"],
+            columns=["seq", "event_id", "alert_id", "subscriber_id", "reader_id", "tapped_at"],
         )
+        counts = await connection.fetchrow(NEW_TAPS, self._consumer)
+        applied.new_events += counts["fresh"]
+        applied.duplicates += counts["seen"]
+        if not counts["fresh"]:
+            return
         for row in await connection.fetch(NEW_TOKEN_READERS):
             deltas.setdefault(row["alert_id"], AlertDelta()).first_readers += row["n"]
         for row in await connection.fetch(NEW_READERS):

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from analytics.consumer import SUBSCRIBED
 from analytics.records import Decoded, Delivery, Lifecycle, Tap
 from analytics.store import RollupStore, prepare_connection
 from common import events
@@ -26,7 +27,7 @@ from common.messages import (
     RecipientOutcome,
     TapData,
 )
-from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT
+from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT, TOPICS
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -260,3 +261,27 @@ async def producer(kafka_topics: str) -> AsyncIterator[AIOKafkaProducer]:
 def streams() -> type[Stream]:
     """The stream builder, publisher and rollup reader."""
     return Stream
+
+
+@pytest.fixture
+async def group(kafka_topics: str) -> str:
+    """A new consumer group whose offsets start at the current end of the analytics topics,
+    so a consumer in it reads this test's events, not the history of earlier runs."""
+    name = f"analytics-test-{uuid.uuid4().hex[:8]}"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_topics, group_id=name, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(spec.name, n)
+            for spec in TOPICS
+            if spec.name in SUBSCRIBED
+            for n in range(spec.partitions)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+    finally:
+        await consumer.stop()
+    return name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +55,11 @@ async def test_sigkill_mid_stream_then_restart_counts_every_event_exactly_once(
     pool: asyncpg.Pool,
     producer: AIOKafkaProducer,
     streams: Any,
+    group: str,
     tmp_path: Path,
 ) -> None:
     stream = streams.build(alerts=2, subscribers=1500, taps=2500, seed=7)
     items = stream.with_duplicates(every=9)
-    group = f"analytics-crash-{uuid.uuid4().hex[:8]}"
     first = _consumer(database_url, kafka_topics, group, tmp_path / "first.log")
     first.start()
     try:

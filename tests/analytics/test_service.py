@@ -47,8 +47,8 @@ async def test_the_service_publishes_snapshots_dead_letters_poison_and_stops_cle
     pool: asyncpg.Pool,
     producer: AIOKafkaProducer,
     streams: Any,
+    group: str,
 ) -> None:
-    group = f"analytics-svc-{uuid.uuid4().hex[:8]}"
     port = free_port()
     settings = AnalyticsSettings(
         environment="test",
