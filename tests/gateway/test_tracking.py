@@ -219,6 +219,24 @@ async def test_without_kafka_taps_are_dropped_but_still_redirected(
             assert page.status_code == 200
 
 
+async def test_taps_do_not_need_the_database(
+    gateway_settings: GatewaySettings, kafka_topics: str, signer: TokenSigner
+) -> None:
+    settings = gateway_settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://allim@127.0.0.1:9/nowhere"}
+    )
+    app = create_app(settings)
+    alert_id = uuid.uuid4()
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app.state.gateway.kafka.ready.wait(), 60)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            response = await http.get(f"/r/{signer.sign(alert_id, 4, int(time.time()) + 60)}")
+        assert response.status_code == 302
+        events = await read_taps(kafka_topics, alert_id, 1)
+    assert [event.data["subscriber_id"] for event in events] == [4]
+
+
 async def test_landing_page_shows_the_alert_escaped_with_its_share_link(
     client: httpx.AsyncClient, engine: AsyncEngine, signer: TokenSigner
 ) -> None:
