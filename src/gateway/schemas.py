@@ -57,7 +57,8 @@ class ButtonIn(Strict):
 
 
 class AudienceIn(Strict):
-    """`"all"`, or a filter on districts and/or tags (a subscriber matches any listed)."""
+    """`"all"`, or a filter: active subscribers in one of `districts` (when given) and
+    carrying one of `tags` (when given)."""
 
     model_config = ConfigDict(
         extra="forbid",
