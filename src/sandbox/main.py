@@ -26,23 +26,22 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(
-            max_connections=settings.sandbox_tap_concurrency,
-            max_keepalive_connections=settings.sandbox_tap_concurrency,
-        )
-        # people keep their own cookies: the shared client must not keep any
-        async with httpx.AsyncClient(
-            timeout=settings.sandbox_tap_timeout_seconds,
-            limits=limits,
-            cookies=_no_cookies(),
-            headers={"User-Agent": "allim-sandbox-reader/1.0"},
-        ) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            # people keep their own cookies: the clients must not keep any
+            clients = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        timeout=settings.sandbox_tap_timeout_seconds,
+                        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                        cookies=_no_cookies(),
+                        headers={"User-Agent": "allim-sandbox-reader/1.0"},
+                    )
+                )
+                for _ in range(settings.sandbox_tap_concurrency)
+            ]
             stats = Stats(settings.sandbox_stats_window_seconds)
             simulator = RecipientSimulator(
-                client,
-                stats,
-                concurrency=settings.sandbox_tap_concurrency,
-                max_pending=settings.sandbox_max_pending_taps,
+                clients, stats, max_pending=settings.sandbox_max_pending_taps
             )
             app.state.dealer = Dealer(
                 Behaviour.from_settings(settings),

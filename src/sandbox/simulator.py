@@ -2,9 +2,10 @@
 
 Accepted links queue up cheaply on the send path; a background loop draws each one's
 cascade of taps and keeps them in a heap by due time (bounded: past `max_pending` they are
-dropped and counted). Due taps go out through a shared HTTP client, at most `concurrency`
-at a time. Each person keeps one reader identity: the cookies their first tap was given
-are sent back when they tap again; a forwarded friend is a new person with no cookie.
+dropped and counted). Due taps go to a few workers, each with an HTTP client of one
+connection (one shared pool of many connections costs more per request than it saves).
+Each person keeps one reader identity: the cookies their first tap was given are sent
+back when they tap again; a forwarded friend is a new person with no cookie.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import heapq
 import logging
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from http.cookies import CookieError, SimpleCookie
 
 import httpx
@@ -57,12 +58,14 @@ class RecipientSimulator:
     """Simulated people tapping the tracked links of accepted messages."""
 
     def __init__(
-        self, client: httpx.AsyncClient, stats: Stats, *, concurrency: int, max_pending: int
+        self, clients: Sequence[httpx.AsyncClient], stats: Stats, *, max_pending: int
     ) -> None:
-        self._client = client
+        if not clients:
+            raise ValueError("The recipient simulator needs at least one HTTP client.")
+        self._clients = clients
         self._stats = stats
         self._max_pending = max_pending
-        self._slots = asyncio.Semaphore(concurrency)
+        self._due: asyncio.Queue[tuple[str, int]] = asyncio.Queue(maxsize=len(clients))
         self._delivered: deque[tuple[str, float]] = deque()
         self._heap: list[_Entry] = []
         self._seq = 0
@@ -72,7 +75,6 @@ class RecipientSimulator:
         self._later: dict[int, list[float]] = {}
         self._later_count = 0
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._model: ReaderModel | None = None
         self._drawing: tuple[str, int | None] | None = None
         self._time_scale = 1.0
@@ -114,6 +116,7 @@ class RecipientSimulator:
     async def run(self) -> None:
         """Draw cascades and make the taps as they fall due, until cancelled."""
         loop = asyncio.get_running_loop()
+        workers = [asyncio.create_task(self._work(client)) for client in self._clients]
         try:
             while True:
                 if self._delivered:
@@ -131,18 +134,18 @@ class RecipientSimulator:
                         async with asyncio.timeout(wait):
                             await self._wake.wait()
                     continue
-                await self._slots.acquire()
-                if not self._heap:  # cleared while we waited for a slot
-                    self._slots.release()
-                    continue
                 _, _, link, person = heapq.heappop(self._heap)
-                task = asyncio.create_task(self._tap(link, person))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                # waits while every worker is busy: the heap, not the queue, holds the backlog
+                await self._due.put((link, person))
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self, client: httpx.AsyncClient) -> None:
+        while True:
+            link, person = await self._due.get()
+            await self._tap(client, link, person)
 
     def _draw(self) -> None:
         model = self._model
@@ -178,32 +181,31 @@ class RecipientSimulator:
         if self._heap[0][1] == self._seq:
             self._wake.set()
 
-    async def _tap(self, link: str, person: int) -> None:
-        try:
-            cookie = self._cookies.get(person) if person else None
-            set_cookies = await self._get(link, cookie)
-            if not person:
-                return
-            later = self._later.get(person)
-            if later:
-                merged = merge_cookies(cookie, set_cookies or ())
-                if merged:
-                    self._cookies[person] = merged
-                self._later_count -= 1
-                due = later.pop(0)
-                self._push(max(due, asyncio.get_running_loop().time()), link, person)
-            else:
-                self._later.pop(person, None)
-                self._cookies.pop(person, None)
-        finally:
-            self._slots.release()
+    async def _tap(self, client: httpx.AsyncClient, link: str, person: int) -> None:
+        cookie = self._cookies.get(person) if person else None
+        set_cookies = await self._get(client, link, cookie)
+        if not person:
+            return
+        later = self._later.get(person)
+        if later:
+            merged = merge_cookies(cookie, set_cookies or ())
+            if merged:
+                self._cookies[person] = merged
+            self._later_count -= 1
+            due = later.pop(0)
+            self._push(max(due, asyncio.get_running_loop().time()), link, person)
+        else:
+            self._later.pop(person, None)
+            self._cookies.pop(person, None)
 
-    async def _get(self, link: str, cookie: str | None) -> list[str] | None:
+    async def _get(
+        self, client: httpx.AsyncClient, link: str, cookie: str | None
+    ) -> list[str] | None:
         """Tap `link` sending `cookie`; the Set-Cookie headers, or None when the tap failed."""
         totals = self._stats.totals
         headers = {"Cookie": cookie} if cookie else {}
         try:
-            response = await self._client.get(link, headers=headers)
+            response = await client.get(link, headers=headers)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             totals.taps_failed += 1
             logger.debug("tap on %s failed: %r", link, exc)
