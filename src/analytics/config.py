@@ -37,6 +37,14 @@ class AnalyticsSettings(CommonSettings):
         ge=1,
         description="How many most recently changed alerts keep per-alert Prometheus gauges.",
     )
+    analytics_dedupe_hours: int = Field(
+        8 * 24,
+        ge=1,
+        description=(
+            "Hours an applied event id is remembered; keep it above the retention of the "
+            "consumed topics (Kafka's default is 7 days), since only they can redeliver it."
+        ),
+    )
     analytics_metrics_host: str = Field(
         "127.0.0.1", description="Address the Prometheus metrics endpoint listens on."
     )

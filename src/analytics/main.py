@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 
 import asyncpg
+import uvloop
 from prometheus_client import start_http_server
 
 from analytics.config import AnalyticsSettings
@@ -24,6 +26,24 @@ from common.kafka import create_consumer, create_producer
 from common.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
+
+
+async def forget_processed(
+    store: RollupStore, older_than: timedelta, every: float, stop: asyncio.Event
+) -> None:
+    """Delete remembered event ids older than `older_than`, every `every` seconds."""
+    while not stop.is_set():
+        try:
+            forgotten = await store.forget(older_than)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            logger.warning("forgetting old event ids failed; trying again later", exc_info=True)
+        else:
+            if forgotten:
+                logger.info("forgot %d event ids older than %s", forgotten, older_than)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass
 
 
 async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
@@ -78,12 +98,22 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
         await consumer.start()
         stack.push_async_callback(consumer.stop)
         logger.info("analytics consuming as group %s", settings.analytics_group_id)
-        publishing = asyncio.create_task(publisher.run(stop))
+        background = [
+            asyncio.create_task(publisher.run(stop)),
+            asyncio.create_task(
+                forget_processed(
+                    store,
+                    timedelta(hours=settings.analytics_dedupe_hours),
+                    settings.analytics_dedupe_hours * 3600 / 24,
+                    stop,
+                )
+            ),
+        ]
         try:
             await aggregator.run(stop)
         finally:
             stop.set()
-            await publishing
+            await asyncio.gather(*background)
     logger.info("analytics stopped")
 
 
@@ -97,4 +127,4 @@ def serve(settings: AnalyticsSettings) -> None:
             loop.add_signal_handler(signum, stop.set)
         await run(settings, stop)
 
-    asyncio.run(main())
+    uvloop.run(main())

@@ -25,7 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import orjson
@@ -153,6 +153,8 @@ FROM alert_stats WHERE alert_id = ANY($1::uuid[])
 """
 
 RECENT = "SELECT alert_id FROM alert_stats ORDER BY updated_at DESC LIMIT $1"
+
+FORGET = "DELETE FROM processed_events WHERE consumer = $1 AND processed_at < now() - $2::interval"
 
 ENDED = frozenset({events.ALERT_COMPLETED, events.ALERT_CANCELLED, events.ALERT_FAILED})
 UNKNOWN_CATEGORY = "unknown"
@@ -355,6 +357,12 @@ class RollupStore:
             )
             for r in rows
         ]
+
+    async def forget(self, older_than: timedelta) -> int:
+        """Delete this consumer's event ids applied more than `older_than` ago; how many."""
+        async with self._pool.acquire() as connection:
+            status: str = await connection.execute(FORGET, self._consumer, older_than)
+        return int(status.split()[-1])
 
     async def recent(self, limit: int) -> list[uuid.UUID]:
         """The `limit` most recently changed alerts, newest first."""

@@ -150,3 +150,31 @@ async def test_recent_lists_the_latest_changed_alerts_first(store: RollupStore, 
     await store.apply(facts.decoded(facts.tap(older, 1, "a")))
     await store.apply(facts.decoded(facts.tap(newer, 1, "a")))
     assert (await store.recent(2)) == [newer, older]
+
+
+async def test_forget_drops_only_old_ids_of_its_own_consumer(
+    pool: asyncpg.Pool, facts: Any
+) -> None:
+    alert = uuid.uuid4()
+    old, recent = facts.tap(alert, 1, "a"), facts.tap(alert, 2, "b")
+    mine, others = "mine-" + alert.hex[:8], "other-" + alert.hex[:8]
+    store, other = RollupStore(pool, mine), RollupStore(pool, others)
+    await store.apply(facts.decoded(old, recent))
+    await other.apply(facts.decoded(old))
+    async with pool.acquire() as connection:
+        await connection.execute(
+            "UPDATE processed_events SET processed_at = now() - interval '3 days'"
+            " WHERE event_id = $1",
+            old.event_id,
+        )
+
+    assert await store.forget(timedelta(days=2)) == 1
+
+    async with pool.acquire() as connection:
+        left = await connection.fetch(
+            "SELECT consumer, event_id FROM processed_events WHERE event_id = ANY($1::text[])",
+            [old.event_id, recent.event_id],
+        )
+    assert sorted(tuple(r) for r in left) == sorted(
+        [(others, old.event_id), (mine, recent.event_id)]
+    )
