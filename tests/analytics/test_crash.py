@@ -103,3 +103,44 @@ async def test_sigkill_mid_stream_then_restart_counts_every_event_exactly_once(
                 "SELECT count(*) FROM alert_readers WHERE alert_id = $1", alert
             )
             assert readers == stream.expected[alert].readers
+
+
+async def test_consumers_joining_and_leaving_mid_stream_count_every_event_exactly_once(
+    database_url: str,
+    kafka_topics: str,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    streams: Any,
+    group: str,
+    tmp_path: Path,
+) -> None:
+    # six alerts, so their partitions spread over both members of the group
+    stream = streams.build(alerts=6, subscribers=400, taps=600, seed=13)
+    items = stream.with_duplicates(every=11)
+    third = len(items) // 3
+    first = _consumer(database_url, kafka_topics, group, tmp_path / "a.log")
+    second = _consumer(database_url, kafka_topics, group, tmp_path / "b.log")
+    try:
+        first.start()
+        await asyncio.to_thread(first.wait_ready, 60)
+        await streams.publish(producer, items[:third])
+        # a second member joins: the group rebalances while the first one is applying
+        second.start()
+        await asyncio.to_thread(second.wait_ready, 60)
+        await streams.publish(producer, items[third : 2 * third])
+        # the first member leaves: its partitions move to the second mid-stream
+        assert await asyncio.to_thread(first.stop) == 0, first.tail()
+        await streams.publish(producer, items[2 * third :])
+
+        async def all_applied() -> bool:
+            done = await streams.rollups(pool, stream.alerts)
+            return all(a in done and done[a].taps >= stream.expected[a].taps for a in stream.alerts)
+
+        await _wait_for(all_applied, 90)
+        await asyncio.sleep(2)
+        assert await streams.rollups(pool, stream.alerts) == stream.expected
+    finally:
+        first.stop()
+        assert second.stop() == 0, second.tail()
+    assert "partitions revoked" in first.tail(200)
+    assert "partitions assigned" in second.tail(200)
