@@ -4,7 +4,9 @@ Starts `allim sandbox` (uvicorn, uvloop, httptools; simulator off, no limits) on
 port and drives it with a lean keep-alive HTTP/1.1 client over a few connections, so the
 client costs as little as it can. Every batch holds 1,000 recipients with tracked links.
 Prints figures as JSON on the last line: `sandbox_recipients_per_s`,
-`sandbox_batches_per_s`, and the sandbox's own CPU time per recipient.
+`sandbox_batches_per_s`, and the sandbox's own CPU time per recipient. Then the recipient
+simulator's tap rate (`sandbox_taps_per_s`): the `typical` profile at a time scale that
+makes every tap due at once, against a minimal `/r/{token}` server in this process.
 
     .venv/bin/python bench/sandbox_capacity.py [--quick]
 """
@@ -19,12 +21,18 @@ import socket
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 
 from sandbox.client import SandboxClient
+from sandbox.server import serving
 
 APPKEY = "bench-appkey"
 SECRET = "bench-secret-0123456789"
@@ -47,10 +55,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def build_bodies() -> list[tuple[bytes, bytes]]:
-    """(before, after) the grouping key of `DISTINCT_LISTS` request bodies."""
+def build_bodies(
+    lists: int = DISTINCT_LISTS, link: str = "http://127.0.0.1:8000/r/"
+) -> list[tuple[bytes, bytes]]:
+    """(before, after) the grouping key of `lists` request bodies."""
     bodies = []
-    for list_no in range(DISTINCT_LISTS):
+    for list_no in range(lists):
         document = {
             "senderKey": "suwon-channel",
             "messageType": "ALIMTALK",
@@ -64,7 +74,7 @@ def build_bodies() -> list[tuple[bytes, bytes]]:
                 {
                     "recipientNo": f"010{list_no * RECIPIENTS + i:08d}",
                     "recipientGroupingKey": str(list_no * RECIPIENTS + i),
-                    "templateParameter": {"link": f"http://127.0.0.1:8000/r/{TOKEN}"},
+                    "templateParameter": {"link": f"{link}{TOKEN}{list_no * RECIPIENTS + i}"},
                 }
                 for i in range(RECIPIENTS)
             ],
@@ -110,7 +120,39 @@ async def drive(
     return latencies
 
 
-async def run(batches: int, connections: int) -> dict[str, float | int]:
+async def measure_taps(sandbox: SandboxClient, batches: int) -> dict[str, float | int]:
+    """Taps a second the simulator makes when `batches` batches' worth fall due at once."""
+
+    async def tap(request: Request) -> Response:
+        response = RedirectResponse("/a/alert", status_code=302)
+        if "allim_reader" not in request.cookies:
+            response.set_cookie("allim_reader", uuid.uuid4().hex)
+        return response
+
+    async with serving(Starlette(routes=[Route("/r/{token}", tap)])) as url:
+        await sandbox.reset()
+        await sandbox.configure(profile="typical", time_scale=1e6, seed=1)
+        started = time.perf_counter()
+        for n in range(batches):
+            before, after = build_bodies(lists=1, link=f"{url}/r/")[0]
+            response = await sandbox.send(before + f'"taps:0:{n}"'.encode() + after)
+            response.raise_for_status()
+        while True:
+            totals = (await sandbox.stats())["totals"]
+            if not totals["taps_pending"]:
+                await asyncio.sleep(0.5)
+                if (await sandbox.stats())["totals"] == totals:
+                    break
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - started - 0.5
+    return {
+        "sandbox_taps_per_s": round(totals["taps_made"] / elapsed),
+        "sandbox_taps_made": totals["taps_made"],
+        "sandbox_taps_failed": totals["taps_failed"],
+    }
+
+
+async def run(batches: int, connections: int, tap_batches: int) -> dict[str, float | int]:
     port = free_port()
     allim = Path(sys.executable).with_name("allim")
     env = os.environ | {
@@ -147,6 +189,7 @@ async def run(batches: int, connections: int) -> dict[str, float | int]:
                 await sandbox.ledger(f"bench-{a}")
                 for a in range((batches + DISTINCT_LISTS - 1) // DISTINCT_LISTS)
             ]
+            taps = await measure_taps(sandbox, tap_batches)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -168,7 +211,7 @@ async def run(batches: int, connections: int) -> dict[str, float | int]:
         "recipients": recipients,
         "connections": connections,
         "seconds": round(elapsed, 2),
-    }
+    } | taps
 
 
 def main() -> None:
@@ -176,7 +219,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 batches instead of 1,000")
     parser.add_argument("--connections", type=int, default=4, help="client connections")
     args = parser.parse_args()
-    figures = asyncio.run(run(300 if args.quick else 1000, args.connections))
+    if args.quick:
+        figures = asyncio.run(run(300, args.connections, tap_batches=2))
+    else:
+        figures = asyncio.run(run(1000, args.connections, tap_batches=8))
     print(orjson.dumps(figures).decode())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
@@ -14,6 +15,8 @@ from sandbox.api import DealerDep
 from sandbox.clock import in_brand_quiet_hours
 from sandbox.dealer import Dealer
 from sandbox.ledger import AlertLedger
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox"])
 
@@ -66,6 +69,7 @@ async def patch_config(
             400, "Invalid behaviour", f"These settings are invalid: {fields}.", errors=errors
         ) from None
     dealer.apply(behaviour)
+    logger.info("sandbox behaviour changed: %s", patch)
     return behaviour.model_dump()
 
 
@@ -80,6 +84,7 @@ async def put_clock(dealer: DealerDep, change: ClockChange) -> dict[str, Any]:
         dealer.clock.set_now(change.now.timestamp())
     elif change.offset_seconds is not None:
         dealer.clock.offset = change.offset_seconds
+    logger.info("sandbox clock set to %s", dealer.clock.datetime().isoformat())
     return _clock_document(dealer)
 
 
@@ -91,6 +96,7 @@ async def get_stats(dealer: DealerDep) -> dict[str, Any]:
 @router.post("/reset", summary="Forget ledger, results, keys, stats and scheduled taps")
 async def reset(dealer: DealerDep) -> dict[str, str]:
     dealer.reset()
+    logger.info("sandbox reset: ledger, results, keys, stats and scheduled taps cleared")
     return {"status": "reset"}
 
 
