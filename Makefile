@@ -35,6 +35,12 @@ up: install
 down:
 	deploy/local/stack.sh down $(STACK)
 
+# The demo's ALLIM_TRACKING_SECRET is a local one; production sets its own.
+demo: up
+	set -a && . $(STACK)/stack.env && set +a && \
+	ALLIM_TRACKING_SECRET=$${ALLIM_TRACKING_SECRET:-local-demo-tracking-secret} \
+	ALLIM_DEMO_LOGS=$(STACK)/logs $(BIN)/allim demo $(DEMO_ARGS)
+
 clean:
 	deploy/local/stack.sh drop $(STACK)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,8 +1,9 @@
 """`allim`: one console script, a subcommand per service and per operator task.
 
 Each subcommand lives in the module of its group and registers itself here through
-`COMMAND_GROUPS`: `cli.admin` (migrate, topics), `cli.services` (the long-running
-processes), `cli.operator` (send, watch, import, keys, stats).
+`COMMAND_GROUPS`: `cli.admin` (migrate, topics, settings), one module per service (`cli.gateway`,
+`cli.broadcaster`, `cli.stats` for analytics, `cli.sandbox`), the operator's tasks
+(`cli.operator`: send, watch; `cli.subscribers`: import; `cli.gateway`: keys) and `cli.demo`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from cli import admin, broadcaster, gateway, operator, sandbox, stats, subscribers
+from cli import admin, broadcaster, demo, gateway, operator, sandbox, stats, subscribers
 
 # Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
 COMMAND_GROUPS: tuple[ModuleType, ...] = (
@@ -23,6 +24,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     subscribers,
     gateway,
     operator,
+    demo,
 )
 
 Handler = Callable[[argparse.Namespace], int]

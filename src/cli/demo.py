@@ -1,0 +1,259 @@
+"""`allim demo`: the whole path on this machine, from an empty stack to the read rate.
+
+It starts the sandbox, gateway, broadcaster and analytics as child processes on free
+loopback ports, loads the subscribers through the gateway's streaming import, sends one
+alert through the gateway, shows the broadcast and the reads live, and ends with the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from analytics.report import render_report
+from cli.admin import SubParsers, run_migrations
+from cli.processes import Service, ServiceGroup, free_port
+from cli.stats import fetch_rollup
+from common.config import CommonSettings
+from common.db import create_engine, session_factory
+from common.topics import ensure_topics
+from gateway.auth import create_key
+
+# Suwon's four districts, and interests an operator may target
+DISTRICTS = ("장안구", "권선구", "팔달구", "영통구")
+TAGS = ("senior", "parent", "commuter", "student", "business")
+# the local sandbox's own key, not a real dealer secret
+SANDBOX_SECRET = "demo-sandbox-secret-key"
+DEMO_ALERT = {
+    "title": "[수원시] 내일 시내버스 파업 예고 안내",
+    "body": (
+        "내일(11월 26일) 첫차부터 시내버스 노조 파업이 예고되었습니다. "
+        "전철과 마을버스, 임시 전세버스를 이용해 주시고 출근 시간을 여유 있게 계획해 주세요. "
+        "임시 노선과 배차 정보는 아래 '자세히 보기'에서 확인하실 수 있습니다."
+    ),
+    "category": "public",
+    "audience": {"all": True},
+}
+
+
+def subscriber_rows(count: int, seed: int) -> Iterator[bytes]:
+    """A CSV of `count` subscribers, produced in chunks so nothing holds the whole file."""
+    rng = random.Random(seed)
+    yield b"recipient_no,district,tags\n"
+    chunk: list[str] = []
+    for n in range(count):
+        tags = ";".join(rng.sample(TAGS, rng.randint(0, 2)))
+        chunk.append(f"010{20_000_000 + n:08d},{DISTRICTS[n % len(DISTRICTS)]},{tags}\n")
+        if len(chunk) == 10_000:
+            yield "".join(chunk).encode()
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk).encode()
+
+
+async def operator_key(database_url: str) -> str:
+    """A fresh operator API key for the demo, stored like any other."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session:
+            key = await create_key(session, f"demo-{uuid.uuid4().hex[:6]}", "operator")
+            await session.commit()
+            return key
+    finally:
+        await engine.dispose()
+
+
+def start_services(group: ServiceGroup, args: argparse.Namespace, logs: Path) -> dict[str, str]:
+    """Start the four services; return their base URLs."""
+    gateway_port, sandbox_port = free_port(), free_port()
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    shared = {"ALLIM_PUBLIC_BASE_URL": gateway, "ALLIM_LOG_LEVEL": "WARNING"}
+    group.start(
+        Service(
+            "sandbox",
+            ["sandbox"],
+            {
+                **shared,
+                "ALLIM_SANDBOX_PORT": str(sandbox_port),
+                "ALLIM_SANDBOX_SECRET_KEY": SANDBOX_SECRET,
+                "ALLIM_SANDBOX_PROFILE": args.profile,
+                "ALLIM_SANDBOX_TIME_SCALE": str(args.time_scale),
+                "ALLIM_SANDBOX_SEED": str(args.seed),
+                "ALLIM_SANDBOX_TAP_CONCURRENCY": "64",
+            },
+            f"{sandbox}/healthz",
+            logs / "sandbox.log",
+        )
+    )
+    group.start(
+        Service(
+            "gateway",
+            ["gateway"],
+            {**shared, "ALLIM_GATEWAY_PORT": str(gateway_port)},
+            f"{gateway}/readyz",
+            logs / "gateway.log",
+        )
+    )
+    group.start(
+        Service(
+            "analytics",
+            ["analytics"],
+            {**shared, "ALLIM_ANALYTICS_METRICS_PORT": str(free_port())},
+            None,
+            logs / "analytics.log",
+        )
+    )
+    group.start(
+        Service(
+            "broadcaster",
+            ["broadcaster", "--role", "all"],
+            {
+                **shared,
+                "ALLIM_BROADCASTER_METRICS_PORT": str(free_port()),
+                "ALLIM_KAKAO_BASE_URL": sandbox,
+                "ALLIM_KAKAO_APPKEY": "allim-sandbox",
+                "ALLIM_KAKAO_SECRET": SANDBOX_SECRET,
+            },
+            None,
+            logs / "broadcaster.log",
+        )
+    )
+    return {"gateway": gateway, "sandbox": sandbox}
+
+
+def import_subscribers(console: Console, gateway: str, key: str, count: int, seed: int) -> None:
+    """Stream the subscribers CSV to the gateway's import and print its report."""
+    started = time.monotonic()
+    with console.status(f"Importing {count:,} subscribers through the gateway ..."):
+        response = httpx.post(
+            f"{gateway}/v1/subscribers:import",
+            content=subscriber_rows(count, seed),
+            headers={"Content-Type": "text/csv", "X-API-Key": key},
+            timeout=600,
+        )
+    response.raise_for_status()
+    report = response.json()
+    console.print(
+        f"Imported: {report['accepted']:,} accepted, {report['rejected']:,} rejected "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+
+
+def follow_broadcast(console: Console, gateway: str, key: str, alert_id: str) -> dict[str, Any]:
+    """Show delivery progress until the alert reaches a terminal status; its last status."""
+    headers = {"X-API-Key": key}
+    with Progress(
+        TextColumn("[bold]Sending[/bold]"),
+        BarColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("send", total=None, counts="planning", rate="")
+        started = time.monotonic()
+        while True:
+            status = httpx.get(f"{gateway}/v1/alerts/{alert_id}", headers=headers).json()
+            done = status["delivered"] + status["failed"]
+            elapsed = max(time.monotonic() - started, 1e-6)
+            progress.update(
+                task,
+                total=status["targeted"] or None,
+                completed=done,
+                counts=f"{done:,}/{status['targeted']:,} {status['status']}",
+                rate=f"{done / elapsed:,.0f} msg/s",
+            )
+            if status["status"] in ("completed", "cancelled", "failed"):
+                return dict(status)
+            time.sleep(0.25)
+
+
+def follow_reads(console: Console, gateway: str, sandbox: str, key: str, alert_id: str) -> None:
+    """Show readers arriving until the simulated people have made every tap they will make."""
+    quiet_since: float | None = None
+    last_readers = -1
+    with console.status("Waiting for people to read ...") as status_line:
+        while True:
+            rollup = fetch_rollup(gateway, key, uuid.UUID(alert_id))
+            pending = httpx.get(f"{sandbox}/_sandbox/stats").json()["totals"]["taps_pending"]
+            readers = rollup.readers
+            status_line.update(
+                f"Readers {readers:,}  read rate {rollup.read_rate:.1%}  "
+                f"forwarded {rollup.forwarded_readers:,}  taps still to come {pending:,}"
+            )
+            if pending == 0 and readers == last_readers:
+                quiet_since = quiet_since or time.monotonic()
+                # analytics publishes within 2 s; three quiet seconds means all is counted
+                if time.monotonic() - quiet_since > 3:
+                    return
+            else:
+                quiet_since = None
+            last_readers = readers
+            time.sleep(0.5)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    console = Console()
+    settings = CommonSettings()
+    logs = Path(args.logs)
+    console.rule("allim demo")
+    run_migrations(settings.database_url)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap))
+    group = ServiceGroup()
+    with group.running():
+        urls = start_services(group, args, logs)
+        console.print(
+            f"Services up (logs in {logs}/): gateway {urls['gateway']}, sandbox {urls['sandbox']}"
+        )
+        key = asyncio.run(operator_key(settings.database_url))
+        import_subscribers(console, urls["gateway"], key, args.subscribers, args.seed)
+        posted = httpx.post(
+            f"{urls['gateway']}/v1/alerts",
+            json=DEMO_ALERT,
+            headers={"X-API-Key": key, "Idempotency-Key": f"demo-{uuid.uuid4()}"},
+        )
+        posted.raise_for_status()
+        alert_id = posted.json()["id"]
+        console.print(f"Alert {alert_id} accepted: {DEMO_ALERT['title']}")
+        follow_broadcast(console, urls["gateway"], key, alert_id)
+        follow_reads(console, urls["gateway"], urls["sandbox"], key, alert_id)
+        render_report(fetch_rollup(urls["gateway"], key, uuid.UUID(alert_id)), console)
+    console.print("Kafka and PostgreSQL keep running: `make down` stops them.")
+    return 0
+
+
+def register(subparsers: SubParsers) -> None:
+    """Add `demo`."""
+    demo = subparsers.add_parser("demo", help="run the whole path on this machine and summarise")
+    demo.add_argument("--subscribers", type=int, default=450_000, help="audience size")
+    demo.add_argument(
+        "--profile",
+        default="typical",
+        choices=["typical", "viral", "quiet"],
+        help="how the simulated recipients read and forward",
+    )
+    demo.add_argument(
+        "--time-scale",
+        type=float,
+        default=600.0,
+        help="how many times faster than real time simulated people read",
+    )
+    demo.add_argument("--seed", type=int, default=20261125, help="seed for repeatable runs")
+    demo.add_argument(
+        "--logs",
+        default=os.environ.get("ALLIM_DEMO_LOGS", ".local/dev/logs"),
+        help="folder of the services' logs",
+    )
+    demo.set_defaults(handler=_demo)
