@@ -97,6 +97,7 @@ class System:
     senders: int = 2
     analytics: bool = True
     rate: float = 0.0
+    shard_size: int = 20_000
     api_key: str = ""
     gateway_url: str = ""
     sandbox: _stack.Sandbox | None = None
@@ -126,6 +127,7 @@ class System:
         limits = {
             "public_base_url": self.gateway_url,
             "broadcaster_rate_messages_per_second": self.rate,
+            "broadcaster_shard_size": self.shard_size,
         }
         bench.start_broadcaster("planner", 0, **limits)
         for index in range(self.senders):
@@ -218,10 +220,15 @@ class System:
         finally:
             await connection.close()
 
-    async def wait_terminal(self, alert_id: str, limit: float) -> str:
-        """Poll until the alert ends; its final status. Survives a database restart."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
+    async def wait_terminal(self, alert_id: str, limit: float, stall: float = 90.0) -> str:
+        """Poll until the alert ends; its final status. Survives a database restart.
+
+        `TimeoutError` after `limit` seconds, or when the sandbox accepted nothing more for
+        `stall` seconds while the alert had not ended (a lost shard, a wedged sender).
+        """
+        started = time.monotonic()
+        progress = (-1, started)  # (accepted, when it last changed)
+        while time.monotonic() - started < limit:
             try:
                 row = await self._fetch("SELECT status FROM alerts WHERE id = $1", alert_id)
                 status = "unknown" if row is None else str(row["status"])
@@ -229,6 +236,15 @@ class System:
                 status = "unreachable"
             if status in TERMINAL:
                 return status
+            accepted = int((await self.provider.ledger(alert_id))["accepted"])
+            now = time.monotonic()
+            if accepted != progress[0]:
+                progress = (accepted, now)
+            elif now - progress[1] > stall:
+                raise TimeoutError(
+                    f"Alert {alert_id} is {status} but the sandbox accepted nothing more for "
+                    f"{stall:.0f} s ({accepted} accepted)."
+                )
             await asyncio.sleep(0.25)
         raise TimeoutError(f"Alert {alert_id} did not end within {limit:.0f} s.")
 
@@ -276,7 +292,18 @@ class Broadcast:
     posted: float  # time.monotonic() when POST returned
     expected_seconds: float  # how long the clean run took (or an estimate)
     notes: list[str] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)  # seconds after the POST
     cancel_returned_at: float | None = None  # unix time
+
+    def since_post(self) -> float:
+        """Seconds since the POST returned."""
+        return time.monotonic() - self.posted
+
+    async def kill_and_restart(self, system: System, service: Service) -> None:
+        """SIGKILL `service` (noting when), then start it again."""
+        self.kills.append(self.since_post())
+        self.notes.append(f"SIGKILL {service.name} at {self.since_post():.1f} s")
+        await system.kill_and_restart(service)
 
     async def at(self, share: float) -> None:
         """Sleep until `share` of the expected duration after the POST."""
@@ -304,9 +331,7 @@ async def _kill_senders(system: System, run: Broadcast, rng: random.Random, time
     moments = sorted(rng.uniform(0.15, 0.75) for _ in range(times))
     for moment in moments:
         await run.at(moment)
-        victim = rng.choice(system.sender_services)
-        await system.kill_and_restart(victim)
-        run.notes.append(f"killed {victim.name} at {time.monotonic() - run.posted:.1f} s")
+        await run.kill_and_restart(system, rng.choice(system.sender_services))
 
 
 async def kill_sender_three_times(system: System, run: Broadcast, rng: random.Random) -> None:
@@ -322,15 +347,13 @@ async def kill_sender_once(system: System, run: Broadcast, rng: random.Random) -
 async def kill_planner(system: System, run: Broadcast, rng: random.Random) -> None:
     """SIGKILL the planner in the first second after the POST (while it plans), restart it."""
     await asyncio.sleep(rng.uniform(0.05, 1.0))
-    await system.kill_and_restart(system.service("broadcaster-planner-0"))
-    run.notes.append(f"killed the planner at {time.monotonic() - run.posted:.2f} s")
+    await run.kill_and_restart(system, system.service("broadcaster-planner-0"))
 
 
 async def kill_analytics(system: System, run: Broadcast, rng: random.Random) -> None:
     """SIGKILL analytics mid-broadcast and restart it."""
     await run.at(rng.uniform(0.2, 0.7))
-    await system.kill_and_restart(system.service("analytics"))
-    run.notes.append(f"killed analytics at {time.monotonic() - run.posted:.1f} s")
+    await run.kill_and_restart(system, system.service("analytics"))
 
 
 def _restart(kind: str, pause: float) -> Disrupt:
@@ -451,6 +474,7 @@ class Outcome:
     ok: bool = False
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)
 
     def line(self) -> str:
         """A line for the terminal."""
@@ -493,6 +517,10 @@ async def run_scenario(
                 with contextlib.suppress(asyncio.CancelledError):
                     await disruption
         outcome.notes = run.notes
+        outcome.kills = run.kills
+        late = [k for k in run.kills if outcome.seconds is not None and k > outcome.seconds]
+        if late:
+            run.notes.append(f"{len(late)} of the kills came after the alert had ended")
         await asyncio.sleep(1.0)  # late answers of requests still in flight reach the ledger
         ledger = await system.provider.ledger(alert_id)
         outcome.duplicates = int(ledger["duplicates"])
@@ -579,6 +607,8 @@ async def run_chaos(config: ChaosConfig) -> dict[str, Any]:
             senders=config.senders,
             analytics=any(s.checks_analytics for s in config.scenarios),
             rate=config.rate,
+            # enough shards that every sender has work when one is killed
+            shard_size=min(20_000, max(1_000, config.audience // 16)),
         )
         expected = config.audience / config.rate
         clean: float | None = None
@@ -634,6 +664,7 @@ async def run_chaos(config: ChaosConfig) -> dict[str, Any]:
                 "ok": o.ok,
                 "error": o.error,
                 "notes": o.notes,
+                "kills_s": [round(k, 2) for k in o.kills],
             }
             for o in outcomes
         ],
@@ -657,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", help="the command to print in the report")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     audience = args.audience or (20_000 if args.quick else 450_000)
     rate = args.rate or (4_000.0 if args.quick else 10_000.0)
     if audience < 1 or rate <= 0 or args.senders < 1:

@@ -310,8 +310,12 @@ def _chaos_section(results: dict[str, Any]) -> list[str]:
         f"`{chaos['command']}` at {chaos.get('finished_at', '?')}: a broadcast to "
         f"{chaos['audience']:,} active subscribers per scenario; duplicates and missing are "
         "counted at the sandbox's ledger (missing = active targeted subscribers in PostgreSQL "
-        "that the ledger never accepted). The clean run, with no failure, took "
-        f"{chaos['clean_seconds']:.1f} s.",
+        "that the ledger never accepted). "
+        + (
+            f"The clean run, with no failure, took {chaos['clean_seconds']:.1f} s."
+            if chaos.get("clean_seconds") is not None
+            else "The clean run did not complete."
+        ),
         "",
         "| scenario | what happened | duplicates | missing | time to complete | vs clean "
         "| result |",
