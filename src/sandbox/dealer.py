@@ -41,6 +41,15 @@ _HASH_SPACE = 1 << 32
 _SUCCESS_HEADER = b'{"resultCode":0,"resultMessage":"SUCCESS","isSuccessful":true}'
 
 
+def _limits(behaviour: Behaviour) -> tuple[float, float, float, bool]:
+    return (
+        behaviour.messages_per_second,
+        behaviour.requests_per_second,
+        behaviour.burst_seconds,
+        behaviour.retry_after_http_date,
+    )
+
+
 class Fault(Enum):
     """A failure the behaviour injects into a send."""
 
@@ -77,7 +86,9 @@ class Dealer:
         """Behave as `behaviour` says from now on."""
         previous = self.behaviour
         self.behaviour = behaviour
-        self.limiter = self._limiter(behaviour)
+        if _limits(behaviour) != _limits(previous):
+            # new buckets start full; unchanged limits keep their buckets' state
+            self.limiter = self._limiter(behaviour)
         if behaviour.seed != previous.seed:
             self.rng = random.Random(behaviour.seed)
         self.simulator.configure(behaviour.profile, behaviour.time_scale, behaviour.seed)

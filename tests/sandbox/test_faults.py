@@ -197,3 +197,12 @@ async def test_stats_count_answers_and_accepted_recipients_per_second_until_rese
     # the key was forgotten too
     again = await sandbox.send(make_batch("stats:0:1", phone_numbers(300)), idempotency_key="s1")
     assert again.json()["header"]["resultCode"] == 0
+
+
+async def test_changing_other_settings_keeps_the_rate_limiters_state(
+    sandbox: SandboxClient, make_batch: BatchBuilder, phone_numbers: Numbers
+) -> None:
+    await sandbox.configure(requests_per_second=1)
+    assert (await sandbox.send(make_batch("rate-c:0:1", phone_numbers(1)))).status_code == 200
+    await sandbox.configure(latency_ms=1)
+    assert (await sandbox.send(make_batch("rate-c:0:2", phone_numbers(1)))).status_code == 429
