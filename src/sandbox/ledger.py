@@ -58,10 +58,15 @@ class AlertLedger:
         }
 
     def recipient_lines(self, chunk: int = 10_000) -> Iterator[bytes]:
-        """Every accepted recipientNo, one a line, in chunks of `chunk` numbers."""
+        """Every accepted recipientNo, one a line, in chunks of `chunk` numbers.
+
+        The numbers are copied now, on the event loop: the response may iterate in a thread.
+        """
         numbers = list(self.counts)
-        for start in range(0, len(numbers), chunk):
-            yield ("\n".join(numbers[start : start + chunk]) + "\n").encode()
+        return (
+            ("\n".join(numbers[start : start + chunk]) + "\n").encode()
+            for start in range(0, len(numbers), chunk)
+        )
 
 
 class Ledger:
