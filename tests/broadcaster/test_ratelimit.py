@@ -227,3 +227,17 @@ def test_limits_from_settings() -> None:
     assert (limits.messages_per_second, limits.requests_per_second) == (5000, 20)
     assert (limits.bucket, limits.cooldown_seconds) == ("dealer-a", 3)
     assert RateLimits.from_settings(BroadcasterSettings(environment="development")) == RateLimits()
+
+
+async def test_sends_are_paced_between_leases(engines: list[AsyncEngine]) -> None:
+    # a lease is half a second of budget (1,000 messages): without local pacing its ten
+    # requests of 100 would all go at once
+    limits = RateLimits(messages_per_second=2000.0, bucket=bucket_name(), lease_seconds=0.5)
+    limiter = GlobalRateLimiter(engines[0], limits)
+    grants: list[float] = []
+    await drive(limiter, 100, 4, 1.5, grants)
+    grants.sort()
+    assert limiter.buckets[0].leases <= 5
+    for index, moment in enumerate(grants):
+        in_window = sum(1 for t in grants[index:] if t < moment + 0.1)
+        assert in_window * 100 <= 2000 * 0.1 + 100
