@@ -101,30 +101,33 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
     producer = create_producer(settings.kafka_bootstrap, "allim-broadcaster")
     await producer.start()
     publisher = Publisher(producer)
+    jobs: list[asyncio.Task[None]] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
-            jobs: list[asyncio.Task[None]] = []
-            if role in ("planner", "all"):
-                jobs += await stack.enter_async_context(
-                    _planner(settings, store, publisher, metrics, stopping)
+            try:
+                if role in ("planner", "all"):
+                    jobs += await stack.enter_async_context(
+                        _planner(settings, store, publisher, metrics, stopping)
+                    )
+                if role in ("sender", "all"):
+                    jobs += await stack.enter_async_context(
+                        _senders(settings, store, publisher, metrics, stopping)
+                    )
+                logger.info("broadcaster running as %s", role)
+                await asyncio.wait(
+                    [*jobs, asyncio.create_task(stopping.wait())],
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
-            if role in ("sender", "all"):
-                jobs += await stack.enter_async_context(
-                    _senders(settings, store, publisher, metrics, stopping)
-                )
-            logger.info("broadcaster running as %s", role)
-            done, _ = await asyncio.wait(
-                [*jobs, asyncio.create_task(stopping.wait())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            stopping.set()
-            await asyncio.gather(*jobs, return_exceptions=True)
-            failed = [t for t in done if t in jobs and t.exception() is not None]
-            for task in failed:
-                logger.error("broadcaster job failed", exc_info=task.exception())
+            finally:
+                # every job ends before the clients it uses are closed, also after an error
+                stopping.set()
+                await asyncio.gather(*jobs, return_exceptions=True)
     finally:
         await producer.stop()
         await store.close()
+    failed = [t for t in jobs if not t.cancelled() and t.exception() is not None]
+    for task in failed:
+        logger.error("broadcaster job failed", exc_info=task.exception())
     logger.info("broadcaster stopped")
     return 1 if failed else 0
 

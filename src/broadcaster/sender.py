@@ -140,8 +140,12 @@ class ShardPipe:
             if not locked:
                 return "busy"
             shard = await store.shard(self.alert_id, self.task.shard_no)
+            state = await store.counters(self.alert_id)
+            if shard is None and state is not None and state.status in ("queued", "scheduled"):
+                # the planner publishes shard tasks before it commits their rows: wait for it
+                return "busy"
             info = await self.deps.alert(self.alert_id)
-            if shard is None or info is None:
+            if shard is None or info is None or state is None:
                 logger.warning(
                     "shard %s:%s is not planned; skipped",
                     self.alert_id,
@@ -153,7 +157,7 @@ class ShardPipe:
             if shard.status in ("done", "cancelled"):
                 await self._announce_completed_again(shard)
                 return "skipped"
-            if info.status in ("cancelled", "failed") or self.deps.control.is_cancelled(
+            if state.status in ("cancelled", "failed") or self.deps.control.is_cancelled(
                 self.alert_id
             ):
                 return await self._cancel()

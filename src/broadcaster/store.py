@@ -30,10 +30,7 @@ class AlertInfo:
     category: Category
     buttons: tuple[Button, ...]
     audience: Audience
-    status: str
     created_at: datetime
-    send_at: datetime | None
-    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -174,10 +171,10 @@ class Store:
     # -- alerts ---------------------------------------------------------------------------
 
     async def alert(self, alert_id: uuid.UUID) -> AlertInfo | None:
-        """The alert's content and status, or None when there is no such alert."""
+        """The alert's content, or None when there is no such alert."""
         row = await self.pool.fetchrow(
-            "SELECT id, title, body, category, buttons::text AS buttons, audience::text AS"
-            " audience, status, created_at, send_at, expires_at FROM alerts WHERE id = $1",
+            "SELECT id, title, body, category, buttons::text AS buttons,"
+            " audience::text AS audience, created_at FROM alerts WHERE id = $1",
             alert_id,
         )
         return None if row is None else _alert(row)
@@ -401,8 +398,5 @@ def _alert(row: asyncpg.Record) -> AlertInfo:
         category=row["category"],
         buttons=tuple(Button.model_validate(b) for b in buttons),
         audience=Audience.model_validate(orjson.loads(row["audience"])),
-        status=row["status"],
         created_at=row["created_at"],
-        send_at=row["send_at"],
-        expires_at=row["expires_at"],
     )
