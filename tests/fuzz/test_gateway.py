@@ -22,19 +22,27 @@ import _stack
 import chaos
 from common.db import asyncpg_dsn
 from common.tokens import TOKEN_LENGTH, TokenSigner
-from common.topics import ENGAGEMENT
+from common.topics import ENGAGEMENT, TOPICS
 
 pytestmark = pytest.mark.integration
 
-FUZZ_SETTINGS = settings(
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+
+def fuzz_settings(examples: int) -> settings:
+    """Short, no example database, no shrinking: a CI-sized fuzz run."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 # routes that stream until an alert ends; a fuzzed id makes them answer 404 at once, but a
 # generated request must never hold the run
 STREAMING = ("/v1/alerts/{alert_id}/events",)
+# where bad input goes furthest (into PostgreSQL and Kafka): fuzzed harder
+WRITES = {("POST", "/v1/alerts"), ("PUT", "/v1/subscribers/{recipient}")}
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,9 @@ def _openapi_server_errors(gateway: Gateway, examples: int) -> list[str]:
             operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
         )
 
-        @FUZZ_SETTINGS
-        @settings(max_examples=examples)
+        @fuzz_settings(
+            examples * (4 if (operation.method.upper(), operation.path) in WRITES else 1)
+        )
         @given(strategy)
         def call(case: schemathesis.Case) -> None:
             response = case.call(base_url=gateway.url, headers=headers, timeout=15)
@@ -87,18 +96,19 @@ def _openapi_server_errors(gateway: Gateway, examples: int) -> list[str]:
 
 
 async def test_openapi_fuzz_finds_no_server_error(gateway: Gateway) -> None:
-    found = await asyncio.to_thread(_openapi_server_errors, gateway, 25)
+    found = await asyncio.to_thread(_openapi_server_errors, gateway, 40)
     assert not found, "\n".join(found)
 
 
 async def _engagement_end(bootstrap: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    """How many records the `engagement` topic holds, over all its partitions."""
+    partitions = next(spec.partitions for spec in TOPICS if spec.name == ENGAGEMENT)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(ENGAGEMENT, p) for p in consumer.partitions_for_topic(ENGAGEMENT) or ()
-        ]
-        ends = await consumer.end_offsets(partitions)
+        assigned = [TopicPartition(ENGAGEMENT, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        ends = await consumer.end_offsets(assigned)
         return sum(ends.values())
     finally:
         await consumer.stop()
@@ -125,8 +135,7 @@ def _tap_fuzz(gateway: Gateway, signer: TokenSigner) -> list[str]:
     accepted: list[str] = []
     with httpx.Client(base_url=gateway.url, timeout=15, follow_redirects=False) as client:
 
-        @FUZZ_SETTINGS
-        @settings(max_examples=300)
+        @fuzz_settings(300)
         @given(tokens)
         def tap(token: str) -> None:
             answer = client.get(f"/r/{token}")
@@ -185,8 +194,7 @@ def _cap_fuzz(gateway: Gateway) -> list[str]:
     headers = {"X-API-Key": gateway.api_key, "Content-Type": "application/cap+xml"}
     with httpx.Client(base_url=gateway.url, timeout=15) as client:
 
-        @FUZZ_SETTINGS
-        @settings(max_examples=150)
+        @fuzz_settings(150)
         @given(BROKEN_CAP)
         def post(document: bytes) -> None:
             answer = client.post("/v1/alerts", content=document, headers=headers)
