@@ -60,6 +60,9 @@ def _topics(args: argparse.Namespace) -> int:
 SETTINGS_CLASSES: tuple[tuple[str, str], ...] = (
     ("Every service", "common.config:CommonSettings"),
     ("Gateway (`allim gateway`)", "gateway.config:GatewaySettings"),
+    ("Broadcaster (`allim broadcaster`)", "broadcaster.config:BroadcasterSettings"),
+    ("Analytics (`allim analytics`)", "analytics.config:AnalyticsSettings"),
+    ("Sandbox (`allim sandbox`)", "sandbox.config:SandboxSettings"),
 )
 README_START = "<!-- settings:start -->"
 README_END = "<!-- settings:end -->"
