@@ -43,7 +43,7 @@ from broadcaster.providers.base import (
 )
 from broadcaster.publishing import Publisher
 from broadcaster.store import AlertInfo, BatchRow, FollowUp, Settlement, ShardRow, Store
-from common.messages import Category, DeliveryBatchData, RecipientOutcome, ShardTask
+from common.messages import Category, ShardTask
 from common.tokens import AlertTokenSigner, TokenSigner
 
 logger = logging.getLogger(__name__)
@@ -479,7 +479,8 @@ class ShardPipe:
         """Publish the batch's delivery event, then settle it in one statement."""
         deps, info = self.deps, self._info
         codes = {r.subscriber_id: (r.result_code, r.message) for r in result.results}
-        delivered, outcomes = 0, []
+        delivered = 0
+        outcomes: list[dict[str, Any]] = []
         failed_ids: list[int] = []
         failed_codes: list[int] = []
         failed_reasons: list[str] = []
@@ -489,7 +490,7 @@ class ShardPipe:
             sid = recipient.subscriber_id
             code, message = codes.get(sid, (TEMPORARY_FAILURE, "missing from the answer"))
             outcomes.append(
-                RecipientOutcome(subscriber_id=sid, result_code=code, delivered=code == DELIVERED)
+                {"subscriber_id": sid, "result_code": code, "delivered": code == DELIVERED}
             )
             if code == DELIVERED:
                 delivered += 1
@@ -517,18 +518,19 @@ class ShardPipe:
             )
             deps.metrics.retries.labels("quiet-hours" if held else "recipient").inc(len(again))
         seq_of_batch = int(batch_id.rsplit(":", 1)[1])
+        # the JSON of DeliveryBatchData, built directly (see Publisher.delivery)
         await deps.publisher.delivery(
-            DeliveryBatchData(
-                alert_id=self.alert_id,
-                batch_id=batch_id,
-                shard_no=self.task.shard_no,
-                seq=seq_of_batch,
-                category=info.category,
-                delivered=delivered,
-                failed=len(failed_ids),
-                failed_by_reason=by_reason,
-                outcomes=outcomes,
-            )
+            {
+                "alert_id": str(self.alert_id),
+                "batch_id": batch_id,
+                "shard_no": self.task.shard_no,
+                "seq": seq_of_batch,
+                "category": info.category,
+                "delivered": delivered,
+                "failed": len(failed_ids),
+                "failed_by_reason": by_reason,
+                "outcomes": outcomes,
+            }
         )
         highest = (
             last_id

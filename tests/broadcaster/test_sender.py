@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from broadcaster.control import Control, Priority
 from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError
@@ -25,7 +25,9 @@ from broadcaster.providers.base import BatchResult, OutgoingBatch, Recipient, Re
 from broadcaster.publishing import Publisher
 from broadcaster.sender import SenderDeps, SendOptions, ShardPipe
 from broadcaster.store import Store
-from common.messages import Category, ShardTask
+from common import topics
+from common.events import CloudEvent
+from common.messages import AlertLifecycleData, Category, DeliveryBatchData, ShardTask
 from common.tokens import TokenSigner
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,29 @@ async def eventually(condition: Callable[[], bool], within: float = 10.0) -> Non
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"condition not met in {within} s")
+
+
+async def events_of(bootstrap: str, topic: str, alert_id: uuid.UUID) -> list[CloudEvent]:
+    """The CloudEvents of one alert on `topic`, read from the start."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        found: list[CloudEvent] = []
+        idle = 0
+        while idle < 3:
+            batches = await consumer.getmany(timeout_ms=300)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                found += [
+                    CloudEvent.from_record(r.headers, r.value)
+                    for r in records
+                    if r.key == str(alert_id).encode()
+                ]
+        return found
+    finally:
+        await consumer.stop()
 
 
 @dataclass
@@ -176,6 +201,47 @@ async def test_a_shard_is_sent_in_batches_with_tracked_links_and_settled(
         people.ids[-1],
         3,
     )
+
+
+async def test_each_settled_batch_is_a_delivery_cloudevent(
+    rig: Rig, kit: Any, kafka_topics: str
+) -> None:
+    people = await kit.seed(150)
+    rig.dealer.code = lambda sid, attempt: 3019 if sid == people.ids[7] else 1000
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "done"
+
+    found = await events_of(kafka_topics, topics.DELIVERIES, alert_id)
+    lifecycle = await events_of(kafka_topics, topics.ALERT_EVENTS, alert_id)
+
+    assert sorted(e.id for e in found) == [f"{alert_id}:0:0", f"{alert_id}:0:1"]
+    batches = [DeliveryBatchData.model_validate(e.data) for e in found]
+    first = next(b for b in batches if b.seq == 0)
+    assert (first.delivered, first.failed, first.failed_by_reason) == (99, 1, {"3019": 1})
+    assert [o.subscriber_id for o in first.outcomes] == people.ids[:100]
+    assert {e.type for e in found} == {"dev.allim.delivery.batch"}
+    completed = [e for e in lifecycle if e.type == "dev.allim.alert.completed"]
+    assert [e.id for e in completed] == [f"{alert_id}:completed"]
+    data = AlertLifecycleData.model_validate(completed[0].data)
+    assert (data.targeted, data.delivered, data.failed, data.pending) == (150, 149, 1, 0)
+
+
+async def test_a_shard_task_ahead_of_its_committed_plan_waits(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(10)
+    alert_id = await kit.create_alert(people.audience)
+    early = ShardTask(
+        alert_id=alert_id,
+        shard_no=0,
+        shard_count=1,
+        first_id=people.ids[0],
+        last_id=people.ids[-1],
+        category="public",
+    )
+
+    assert await rig.run(early) == "busy"
+    await rig.plan(alert_id)
+    assert await rig.run(early) == "done"
 
 
 async def test_permanent_failures_are_recorded_and_temporary_ones_retried_once_more(
