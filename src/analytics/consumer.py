@@ -100,7 +100,7 @@ class Aggregator:
                     )
                 except KafkaError:
                     logger.warning("polling Kafka failed; retrying", exc_info=True)
-                    await _sleep_unless(stop, self._retry_seconds)
+                    await wait_or_stop(stop, self._retry_seconds)
                     continue
                 if not polled:
                     continue
@@ -153,7 +153,7 @@ class Aggregator:
                 logger.warning("applying a poll failed; retrying the same poll", exc_info=True)
             if stop.is_set():
                 return None
-            await _sleep_unless(stop, self._retry_seconds)
+            await wait_or_stop(stop, self._retry_seconds)
 
     async def _dead_letter(self, poison: list[Poison]) -> int:
         sent = []
@@ -207,7 +207,8 @@ class Aggregator:
         self._metrics.count(applied)
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less when `stop` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:

@@ -10,14 +10,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
 import uvloop
+from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
 from analytics.config import AnalyticsSettings
-from analytics.consumer import Aggregator
+from analytics.consumer import DATABASE_ERRORS, Aggregator, wait_or_stop
 from analytics.metrics import AnalyticsMetrics
 from analytics.snapshots import SnapshotPublisher
 from analytics.store import RollupStore, prepare_connection
@@ -26,6 +28,12 @@ from common.kafka import create_consumer, create_producer
 from common.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 2.0
+
+
+async def _ensure_topics(settings: AnalyticsSettings) -> None:
+    await ensure_topics(settings.kafka_bootstrap)
 
 
 async def forget_processed(
@@ -40,15 +48,24 @@ async def forget_processed(
         else:
             if forgotten:
                 logger.info("forgot %d event ids older than %s", forgotten, older_than)
+        await wait_or_stop(stop, every)
+
+
+async def _until_up(what: str, start: Callable[[], Awaitable[None]], stop: asyncio.Event) -> bool:
+    """Run `start` until it succeeds (True), or until `stop` is set (False): Kafka or
+    PostgreSQL may come up after this process, and that is no reason to crash."""
+    while not stop.is_set():
         try:
-            await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            pass
+            await start()
+            return True
+        except (KafkaError, *DATABASE_ERRORS):
+            logger.warning("%s is not reachable yet; retrying", what, exc_info=True)
+        await wait_or_stop(stop, RETRY_SECONDS)
+    return False
 
 
 async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
     """Consume and publish until `stop` is set."""
-    await ensure_topics(settings.kafka_bootstrap)
     metrics = AnalyticsMetrics(recent_alerts=settings.analytics_recent_alerts)
     server, thread = start_http_server(
         settings.analytics_metrics_port,
@@ -64,15 +81,31 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
         stack.callback(thread.join, 5)
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
-        pool = await asyncpg.create_pool(
-            asyncpg_dsn(settings.database_url), min_size=1, max_size=2, init=prepare_connection
-        )
+        if not await _until_up("Kafka", lambda: _ensure_topics(settings), stop):
+            return
+        pools: list[asyncpg.Pool] = []
+
+        async def open_pool() -> None:
+            pools.append(
+                await asyncpg.create_pool(
+                    asyncpg_dsn(settings.database_url),
+                    min_size=1,
+                    max_size=3,
+                    init=prepare_connection,
+                )
+            )
+
+        if not await _until_up("PostgreSQL", open_pool, stop):
+            return
+        pool = pools[0]
         stack.push_async_callback(pool.close)
         store = RollupStore(pool, settings.analytics_consumer_name)
         client_id = "allim-analytics"
         producer = create_producer(settings.kafka_bootstrap, client_id)
-        await producer.start()
+        # stopped also when it never started: an unstarted producer still holds a client
         stack.push_async_callback(producer.stop)
+        if not await _until_up("Kafka", producer.start, stop):
+            return
         publisher = SnapshotPublisher(store, producer, metrics, settings.analytics_snapshot_seconds)
         # after a restart, the recent alerts get their gauges and a fresh snapshot at once
         publisher.mark(await store.recent(settings.analytics_recent_alerts))
@@ -95,8 +128,9 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
             poll_seconds=settings.analytics_poll_seconds,
         )
         aggregator.subscribe()
-        await consumer.start()
         stack.push_async_callback(consumer.stop)
+        if not await _until_up("Kafka", consumer.start, stop):
+            return
         logger.info("analytics consuming as group %s", settings.analytics_group_id)
         background = [
             asyncio.create_task(publisher.run(stop)),

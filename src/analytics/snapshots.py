@@ -17,6 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from analytics.consumer import wait_or_stop
 from analytics.metrics import AnalyticsMetrics
 from analytics.store import RollupStore
 from common import events, topics
@@ -62,10 +63,7 @@ class SnapshotPublisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish every interval until `stop` is set, then once more."""
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), self._interval)
-            except TimeoutError:
-                pass
+            await wait_or_stop(stop, self._interval)
             await self.flush()
 
     async def flush(self) -> int:

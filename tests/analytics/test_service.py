@@ -139,3 +139,22 @@ def _sample(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+async def test_without_kafka_the_service_waits_and_still_stops_on_request(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = AnalyticsSettings(
+        environment="test",
+        database_url=database_url,
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        tracking_secret="test-tracking-secret-0123456789",
+        analytics_metrics_port=free_port(),
+    )
+    stop = asyncio.Event()
+    service = asyncio.create_task(run(settings, stop))
+    await asyncio.sleep(1)
+    assert not service.done()
+    stop.set()
+    await asyncio.wait_for(service, 10)
+    assert "Kafka is not reachable yet; retrying" in caplog.text
