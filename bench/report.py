@@ -268,6 +268,32 @@ def _headline(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _ratios(results: dict[str, Any]) -> list[str]:
+    """Figures that compare two things measured side by side within one run."""
+    rows = [
+        f"| `{name}` | {_number(stats['median'])} | {script} |"
+        for script, bench in sorted(results.get("benchmarks", {}).items())
+        for name, stats in sorted(bench.get("figures", {}).items())
+        if "ratio" in name or "_vs_" in name
+    ]
+    if not rows:
+        return []
+    return [
+        "## Ratios measured side by side",
+        "",
+        "Each ratio compares two measurements taken in the same run of one benchmark, one "
+        "right after the other on the same stack (so they share the machine's state): "
+        "`fanout_ratio_vs_raw` is the raw posting loop's time over the broadcaster's for the "
+        "same subscribers and sandbox; `senders_<n>_vs_1` is the speed-up of n sender "
+        "processes over one on the same broadcast.",
+        "",
+        "| ratio | median | from |",
+        "| --- | --- | --- |",
+        *rows,
+        "",
+    ]
+
+
 def _bench_sections(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Each benchmark",
@@ -364,6 +390,7 @@ def write_report(results: dict[str, Any], path: Path = DOC) -> None:
     } - set(charts)
     for title in sorted(missing):
         lines += [f"- {title}: not drawn, no benchmark printed its data in this run.", ""]
+    lines += _ratios(results)
     lines += _bench_sections(results)
     lines += _chaos_section(results)
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
