@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from analytics.config import load_settings
 from analytics.main import serve
@@ -90,7 +91,7 @@ def _stats(args: argparse.Namespace) -> int:
                 raise StatsFailed("An API key is needed: pass --api-key or set ALLIM_API_KEY.")
             rollup = fetch_rollup(args.gateway, args.api_key, alert_id)
     except StatsFailed as exc:
-        errors.print(f"[red]stats failed:[/red] {exc}")
+        errors.print(f"[red]stats failed:[/red] {escape(str(exc))}", soft_wrap=True)
         return EXIT_FAILED
     if args.json:
         print(rollup.model_dump_json())
