@@ -228,3 +228,41 @@ async def test_a_poison_shard_task_is_dead_lettered_and_the_group_moves_on(
         metrics = (await client.get(service.ready_url, timeout=5)).text
     assert 'allim_broadcaster_recipients_delivered_total{category="public"}' in metrics
     assert "allim_broadcaster_dead_letters_total" in metrics
+
+
+async def test_two_senders_share_the_shards_and_a_rebalance_loses_nothing(
+    kit: Any, slow_sandbox: Any, spawn: Any
+) -> None:
+    people = await kit.seed(3_000)
+    alert_id = await kit.create_alert(people.audience)
+    narrow = {
+        "ALLIM_BROADCASTER_BATCH_SIZE": "50",
+        "ALLIM_BROADCASTER_SHARD_SIZE": "250",
+        "ALLIM_BROADCASTER_MAX_IN_FLIGHT": "2",
+    }
+    planner = spawn("planner", "planner", **narrow)
+    first = spawn("sender", "sender-a", **narrow)
+    for service in (planner, first):
+        service.start()
+        service.wait_ready()
+    await kit.request(alert_id, people.audience, "public")
+    await _until(lambda: slow_sandbox.ledger(alert_id)["acceptances"] >= 300, 60)
+
+    # joining mid-broadcast revokes partitions from the first sender while it sends
+    second = spawn("sender", "sender-b", **narrow)
+    second.start()
+    second.wait_ready()
+    done = await kit.wait_for_status(alert_id, {"completed"}, within=120)
+
+    assert done["delivered"] == 3_000
+    ledger = slow_sandbox.ledger(alert_id)
+    assert (ledger["accepted"], ledger["duplicates"]) == (3_000, 0)
+    async with httpx.AsyncClient() as client:
+        for service in (first, second):
+            text = (await client.get(service.ready_url, timeout=5)).text
+            sent = [
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("allim_broadcaster_recipients_sent_total{")
+            ]
+            assert sum(sent) > 0, f"{service.name} sent nothing"
