@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -21,7 +20,7 @@ from common.tokens import TokenSigner
 from gateway import problems
 from gateway.cap import AreaTable
 from gateway.config import GatewaySettings, load_settings
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, RequestMetrics
 from gateway.outbox import OutboxRelay
 from gateway.routes import alerts, health, stats, subscribers, tracking
 from gateway.schemas import AlertCreate
@@ -97,17 +96,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(tracking.create_router(settings, metrics))
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def export_metrics() -> Response:
