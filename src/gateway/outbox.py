@@ -80,8 +80,16 @@ class OutboxRelay:
                 if time.monotonic() - purged >= PURGE_SECONDS:
                     await self.purge()
                     purged = time.monotonic()
-            except (KafkaError, SQLAlchemyError, OSError):
-                logger.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
+            except Exception as exc:
+                # Kafka and database outages are expected; anything else is a bug, but a
+                # dead relay would hold every alert back, so both are retried
+                expected = isinstance(exc, KafkaError | SQLAlchemyError | OSError)
+                logger.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "outbox relay failed; retrying in %.1fs",
+                    backoff,
+                    exc_info=True,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
