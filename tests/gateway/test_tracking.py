@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
@@ -25,7 +26,9 @@ from common.topics import ENGAGEMENT, TOPICS
 from gateway.config import GatewaySettings
 from gateway.landing import AlertPage, PageCache
 from gateway.main import create_app
-from gateway.routes.tracking import READER_COOKIE_MAX_AGE
+from gateway.metrics import GatewayMetrics
+from gateway.routes.tracking import READER_COOKIE_MAX_AGE, TapPublisher
+from gateway.state import KafkaLink
 
 pytestmark = pytest.mark.integration
 
@@ -353,3 +356,60 @@ async def test_page_cache_forgets_unknown_alerts_soon() -> None:
     load.known.add(missing)
     assert await cache.get(missing, load) is not None
     assert len(load.calls) == 2
+
+
+class Producer:
+    """Stands in for AIOKafkaProducer.send: fails, succeeds, or never answers."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.pending: list[asyncio.Future[None]] = []
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[None]:
+        if self.behaviour == "fail":
+            raise KafkaTimeoutError()
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.behaviour == "ok":
+            delivered.set_result(None)
+        self.pending.append(delivered)
+        return delivered
+
+
+def _counted(metrics: GatewayMetrics, outcome: str) -> float:
+    value = metrics.registry.get_sample_value("allim_gateway_taps_total", {"outcome": outcome})
+    return value or 0.0
+
+
+def _event() -> CloudEvent:
+    return CloudEvent(type=LINK_TAPPED, source="/test", data={"n": 1})
+
+
+async def test_publisher_counts_each_outcome() -> None:
+    metrics = GatewayMetrics()
+    publisher = TapPublisher(metrics, max_pending=2)
+    for behaviour in ("ok", "fail"):
+        link = KafkaLink(Producer(behaviour))  # type: ignore[arg-type]
+        link.ready.set()
+        assert publisher.publish(link, "alert", _event())
+        await asyncio.sleep(0.01)
+    assert (_counted(metrics, "recorded"), _counted(metrics, "failed")) == (1, 1)
+
+    not_ready = KafkaLink(Producer("ok"))  # type: ignore[arg-type]
+    assert not publisher.publish(not_ready, "alert", _event())
+    slow = Producer("hang")
+    stuck = KafkaLink(slow)  # type: ignore[arg-type]
+    stuck.ready.set()
+    assert publisher.publish(stuck, "alert", _event())
+    assert publisher.publish(stuck, "alert", _event())
+    assert not publisher.publish(stuck, "alert", _event())  # two in flight: the bound
+    assert _counted(metrics, "dropped") == 2
+    await asyncio.sleep(0.01)
+    for delivered in slow.pending:
+        delivered.set_result(None)
+    await asyncio.sleep(0.01)
+    assert _counted(metrics, "recorded") == 3
+    assert publisher.publish(stuck, "alert", _event())  # room again
+    await asyncio.sleep(0.01)
+    slow.pending[-1].set_result(None)
