@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -36,7 +37,7 @@ DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, Timeo
 class ChangeListener(Protocol):
     """Told which alerts an applied poll changed (the snapshot publisher)."""
 
-    def mark(self, alert_ids: Iterable[Any]) -> None:
+    def mark(self, alert_ids: Iterable[uuid.UUID]) -> None:
         """Remember that these alerts changed."""
 
 
@@ -165,7 +166,11 @@ class Aggregator:
                 record.partition,
                 record.offset,
                 item.reason,
-                extra={"topic": record.topic, "partition": record.partition},
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
             )
             headers = [
                 *record.headers,
