@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -124,32 +125,39 @@ def _median_index(runs: list[dict[str, Any]], numbers: dict[str, list[float]]) -
 
 
 def run_script(script: Path, args: list[str], timeout: float, log: Path) -> RunOutcome:
-    """Run one script once; its stderr goes to `log`, its stdout is parsed."""
+    """Run one script once; its stderr goes to `log`, its stdout is parsed.
+
+    Past `timeout` the script gets SIGINT, so that its `finally` blocks stop the services it
+    started (they run in sessions of their own), and SIGKILL a minute later.
+    """
     started = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         try:
-            done = subprocess.run(
-                [sys.executable, str(script), *args],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                text=True,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout if isinstance(exc.stdout, str) else ""
-            log.write_text(log.read_text() + "\n--- stdout ---\n" + out)
+            stdout, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            try:
+                stdout, _ = process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, _ = process.communicate()
+            err.write("\n--- stdout ---\n" + stdout)
             return RunOutcome(time.monotonic() - started, None, f"timed out after {timeout} s")
+        err.write("\n--- stdout ---\n" + stdout)
     seconds = time.monotonic() - started
-    with log.open("a") as err:
-        err.write("\n--- stdout ---\n" + done.stdout)
-    if done.returncode != 0:
-        return RunOutcome(seconds, None, f"exit status {done.returncode}; log {log}")
+    if process.returncode != 0:
+        return RunOutcome(seconds, None, f"exit status {process.returncode}; log {log}")
     try:
-        return RunOutcome(seconds, last_json_line(done.stdout))
+        return RunOutcome(seconds, last_json_line(stdout))
     except ValueError as exc:
         return RunOutcome(seconds, None, f"{exc}; log {log}")
 
