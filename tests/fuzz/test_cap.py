@@ -96,7 +96,7 @@ def cap_documents(draw: st.DrawFn) -> bytes:
     return document
 
 
-@settings(max_examples=600, deadline=None, database=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(cap_documents())
 def test_any_document_parses_or_is_refused_cleanly(document: bytes) -> None:
     try:

@@ -183,6 +183,9 @@ BROKEN_CAP = st.one_of(
             b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>x</identifier>',
             b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"></alert>',
             b"<alert><sender>s</sender></alert>",
+            # expat refuses multi-byte encodings it cannot decode: a 400, not a crash
+            b'<?xml version="1.0" encoding="EUC-KR"?>'
+            b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"></alert>',
         ]
     ),
 )

@@ -24,19 +24,19 @@ def _refused(token: str) -> bool:
     return False
 
 
-@settings(max_examples=400, deadline=None, database=None)
+@settings(max_examples=250, deadline=None, database=None)
 @given(st.text(max_size=120))
 def test_arbitrary_text_is_refused_cleanly(token: str) -> None:
     assert _refused(token)
 
 
-@settings(max_examples=400, deadline=None, database=None)
+@settings(max_examples=250, deadline=None, database=None)
 @given(st.text(alphabet=B64URL + "=+/.%~ ", min_size=TOKEN_LENGTH, max_size=TOKEN_LENGTH))
 def test_random_tokens_of_the_right_length_are_refused(token: str) -> None:
     assert _refused(token)
 
 
-@settings(max_examples=400, deadline=None, database=None)
+@settings(max_examples=250, deadline=None, database=None)
 @given(
     subscriber=st.integers(min_value=0, max_value=2**63 - 1),
     position=st.integers(min_value=0, max_value=TOKEN_LENGTH - 1),
