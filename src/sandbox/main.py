@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
-import httpx
 from fastapi import FastAPI
 
 from gateway import problems
@@ -19,6 +17,7 @@ from sandbox.connections import SandboxApp
 from sandbox.dealer import Dealer
 from sandbox.simulator import RecipientSimulator
 from sandbox.stats import Stats
+from sandbox.taps import TapConnection
 
 
 def create_app(settings: SandboxSettings) -> FastAPI:
@@ -27,18 +26,13 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            # people keep their own cookies: the clients must not keep any
+            # people keep their own cookies (the simulator's); connections keep none
             clients = [
-                await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        timeout=settings.sandbox_tap_timeout_seconds,
-                        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                        cookies=_no_cookies(),
-                        headers={"User-Agent": "allim-sandbox-reader/1.0"},
-                    )
-                )
+                TapConnection(settings.sandbox_tap_timeout_seconds)
                 for _ in range(settings.sandbox_tap_concurrency)
             ]
+            for client in clients:
+                stack.push_async_callback(client.close)
             stats = Stats(settings.sandbox_stats_window_seconds)
             simulator = RecipientSimulator(
                 clients, stats, max_pending=settings.sandbox_max_pending_taps
@@ -74,8 +68,3 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         return {"status": "ok"}
 
     return app
-
-
-def _no_cookies() -> CookieJar:
-    # a CookieJar is used as it is (an httpx.Cookies would be copied into a default jar)
-    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))

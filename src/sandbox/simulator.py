@@ -2,8 +2,8 @@
 
 Accepted links queue up cheaply on the send path; a background loop draws each one's
 cascade of taps and keeps them in a heap by due time (bounded: past `max_pending` they are
-dropped and counted). Due taps go to a few workers, each with an HTTP client of one
-connection (one shared pool of many connections costs more per request than it saves).
+dropped and counted). Due taps go to a few workers, each with a keep-alive connection of its own
+(`sandbox.taps`: a general HTTP client costs more CPU per tap than the gateway serving it).
 Each person keeps one reader identity: the cookies their first tap was given are sent
 back when they tap again; a forwarded friend is a new person with no cookie.
 """
@@ -19,10 +19,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from http.cookies import CookieError, SimpleCookie
 
-import httpx
-
 from sandbox.people import PROFILES, ReaderModel
 from sandbox.stats import Stats
+from sandbox.taps import TapConnection, TapError
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +56,9 @@ def merge_cookies(previous: str | None, set_cookie_headers: Iterable[str]) -> st
 class RecipientSimulator:
     """Simulated people tapping the tracked links of accepted messages."""
 
-    def __init__(
-        self, clients: Sequence[httpx.AsyncClient], stats: Stats, *, max_pending: int
-    ) -> None:
+    def __init__(self, clients: Sequence[TapConnection], stats: Stats, *, max_pending: int) -> None:
         if not clients:
-            raise ValueError("The recipient simulator needs at least one HTTP client.")
+            raise ValueError("The recipient simulator needs at least one tap connection.")
         self._clients = clients
         self._stats = stats
         self._max_pending = max_pending
@@ -142,7 +139,7 @@ class RecipientSimulator:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _work(self, client: httpx.AsyncClient) -> None:
+    async def _work(self, client: TapConnection) -> None:
         while True:
             link, person = await self._due.get()
             await self._tap(client, link, person)
@@ -181,7 +178,7 @@ class RecipientSimulator:
         if self._heap[0][1] == self._seq:
             self._wake.set()
 
-    async def _tap(self, client: httpx.AsyncClient, link: str, person: int) -> None:
+    async def _tap(self, client: TapConnection, link: str, person: int) -> None:
         cookie = self._cookies.get(person) if person else None
         set_cookies = await self._get(client, link, cookie)
         if not person:
@@ -198,21 +195,18 @@ class RecipientSimulator:
             self._later.pop(person, None)
             self._cookies.pop(person, None)
 
-    async def _get(
-        self, client: httpx.AsyncClient, link: str, cookie: str | None
-    ) -> list[str] | None:
+    async def _get(self, client: TapConnection, link: str, cookie: str | None) -> list[str] | None:
         """Tap `link` sending `cookie`; the Set-Cookie headers, or None when the tap failed."""
         totals = self._stats.totals
-        headers = {"Cookie": cookie} if cookie else {}
         try:
-            response = await client.get(link, headers=headers)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            answer = await client.get(link, cookie)
+        except TapError as exc:
             totals.taps_failed += 1
-            logger.debug("tap on %s failed: %r", link, exc)
+            logger.debug("%s", exc)
             return None
-        if response.status_code >= 400:
+        if answer.status >= 400:
             totals.taps_failed += 1
-            logger.debug("tap on %s answered %s", link, response.status_code)
+            logger.debug("tap on %s answered %s", link, answer.status)
             return None
         totals.taps_made += 1
-        return response.headers.get_list("set-cookie")
+        return answer.set_cookies
