@@ -75,6 +75,7 @@ INTAKE_BODY: dict[str, Any] = {
     status_code=202,
     summary="Accept an alert to broadcast (JSON or CAP 1.2)",
     response_model=AlertAccepted,
+    response_description="Stored; it reaches the broadcaster through the outbox.",
     responses={
         200: {"model": AlertAccepted, "description": "A repeat of an accepted alert (same id)."},
         400: _problem_doc("Malformed XML, or XML with DTDs or entities."),
