@@ -253,6 +253,13 @@ class System:
         row = await self._fetch("SELECT delivered FROM alert_stats WHERE alert_id = $1", alert_id)
         return None if row is None else int(row["delivered"])
 
+    async def read_counts(self, alert_id: str) -> tuple[int, int]:
+        """(delivered, readers) of an alert in analytics' rollup; zeros before it has one."""
+        row = await self._fetch(
+            "SELECT delivered, readers FROM alert_stats WHERE alert_id = $1", alert_id
+        )
+        return (0, 0) if row is None else (int(row["delivered"]), int(row["readers"]))
+
     async def missing(self, alert_id: str) -> int:
         """Active subscribers in PostgreSQL that the ledger never accepted for `alert_id`."""
         accepted = await self.ledger_recipients(alert_id)

@@ -219,8 +219,13 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
     if found:
         source, series = found
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(series["t_s"], [100 * r for r in series["read_rate"]], label="read rate")
-        ax.set_xlabel("seconds since the alert was posted")
+        scale = float(series.get("time_scale") or 1.0)
+        minutes = [t * scale / 60 for t in series["t_s"]]
+        ax.plot(minutes, [100 * r for r in series["read_rate"]], label="read rate")
+        ax.set_xlabel(
+            "minutes since the alert was posted"
+            + (f" (simulated, clock x{scale:g})" if scale != 1 else "")
+        )
         ax.set_ylabel("readers / delivered (%)")
         ax.set_title(f"Read rate over time ({source})")
         ax.grid(True, alpha=0.3)

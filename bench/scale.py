@@ -13,16 +13,23 @@
    seconds the broadcaster processes spent per 100,000 recipients (user + system time from
    /proc), which is what the broadcast costs whatever the machine's speed.
 
+3. Read rate over time: an alert to `R` subscribers (100,000; quick 20,000) through the whole
+   system (gateway, broadcaster, analytics) with the sandbox's recipient simulator on, profile
+   `typical`, its clock `time_scale` times faster than real time; analytics' readers /
+   delivered is sampled every second (`series_read_rate`, `read_rate_final`).
+
 Figures: senders_<n>_seconds, senders_<n>_recipients_per_s, senders_2_vs_1, senders_3_vs_1,
 scale_seconds_<size>, scale_recipients_per_s_<size>, scale_cpu_s_per_100k_<size>,
-scale_duplicates.
+scale_duplicates, read_rate_final, series_read_rate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 from _stack import (
     WARMUP_TAG,
@@ -38,6 +45,7 @@ from _stack import (
     stack,
     warm_up,
 )
+from chaos import System, running_system
 from cli.processes import Service
 from common.messages import Audience
 from raw_limit import size_name
@@ -69,13 +77,33 @@ async def timed_broadcast(
     return seconds, cpu, int(ledger["duplicates"])
 
 
+async def read_rate_series(audience: int, seconds: float, time_scale: float) -> dict[str, Any]:
+    """Readers / delivered of one alert, every second for `seconds`, simulator on."""
+    async with stack("readrate") as bench:
+        await load_subscribers(bench, audience)
+        system = System(bench, senders=1, analytics=True)
+        async with running_system(system):
+            await system.provider.configure(profile="typical", time_scale=time_scale, seed=7)
+            alert_id = await system.post_alert("read rate")
+            posted = time.monotonic()
+            times: list[float] = []
+            rates: list[float] = []
+            while (elapsed := time.monotonic() - posted) < seconds:
+                delivered, readers = await system.read_counts(alert_id)
+                times.append(round(elapsed, 2))
+                rates.append(round(readers / delivered, 4) if delivered else 0.0)
+                await asyncio.sleep(1.0)
+            log("read rate after %.0f s (x%g): %.3f", seconds, time_scale, rates[-1])
+    return {"t_s": times, "read_rate": rates, "time_scale": time_scale, "profile": "typical"}
+
+
 async def main() -> None:
     args = parse_args("How cost grows with the audience; 1, 2 and 3 sender processes.")
     senders_size = 100_000 if args.quick else 1_000_000
     sizes = (
         [100_000, 200_000] if args.quick else [100_000, 450_000, 1_000_000, 2_500_000, 5_000_000]
     )
-    figures: dict[str, float | int | str] = {"scale_sizes": ",".join(map(str, sizes))}
+    figures: dict[str, Any] = {"scale_sizes": ",".join(map(str, sizes))}
     duplicates = 0
     async with stack("scale") as bench:
         await load_subscribers(bench, 10, (WARMUP_TAG,))
@@ -118,7 +146,9 @@ async def main() -> None:
                 await warm_up(bench, posting, sandbox, (planner, *senders))
                 await asyncio.sleep(3)
     figures["scale_duplicates"] = duplicates
-    report(figures)
+    series = await read_rate_series(20_000 if args.quick else 100_000, 60.0, 360.0)
+    figures["read_rate_final"] = series["read_rate"][-1]
+    report({**figures, "series_read_rate": series})
 
 
 if __name__ == "__main__":
