@@ -129,9 +129,10 @@ async def create_alert(
     except intake.AlertNotFound as exc:
         raise Problem(404, "Not Found", str(exc)) from exc
     alert = submitted.alert
+    # a new alert, or a CAP Cancel's control record, waits in the outbox
+    state.wake_outbox()
     if submitted.created:
         state.metrics.alerts_accepted.labels(alert.category, source).inc()
-        state.wake_outbox()
     else:
         response.status_code = 200
     status_url = f"{state.settings.public_base_url.rstrip('/')}/v1/alerts/{alert.id}"
