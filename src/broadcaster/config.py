@@ -43,7 +43,9 @@ class BroadcasterSettings(CommonSettings):
         8, ge=1, description="Provider requests in flight at once, per sender process."
     )
     broadcaster_shard_concurrency: int = Field(
-        4, ge=1, description="Normal shards a sender process works on at once."
+        4,
+        ge=1,
+        description="Shards a sender process works on at once, of each priority (urgent, normal).",
     )
     broadcaster_due_poll_seconds: float = Field(
         1.0, gt=0, description="How often the planner looks for scheduled alerts now due."

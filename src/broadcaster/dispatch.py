@@ -1,7 +1,9 @@
 """The sender's consumer loop: shard tasks from Kafka to shard pipes, urgent ones first.
 
-Urgent shards (`broadcast.shards.urgent`) start the moment they arrive and hold every normal
-shard's next batch until they are done. Normal shards run a few at a time. A record's offset
+Urgent shards (`broadcast.shards.urgent`) are started before any normal one and, from the
+moment they arrive, hold every normal shard's next batch until they are done. Both kinds
+run at most `shard_concurrency` at a time (each running shard holds a database connection
+for its lock). A record's offset
 is committed only once its shard is finished (done, cancelled, skipped or dead-lettered), and
 only up to the lowest offset still running in its partition; on revocation the shards of the
 lost partitions stop after their in-flight batches and what finished is committed.
@@ -13,6 +15,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pydantic
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -38,6 +41,7 @@ class Work:
     task: ShardTask
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     runner: asyncio.Task[None] | None = None
+    not_before: float = 0.0  # loop time before which it must not start (quiet hours)
 
     @property
     def urgent(self) -> bool:
@@ -103,6 +107,8 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.stopping = stopping
         self.offsets = Offsets()
         self.queued: deque[Work] = deque()
+        self.urgent: deque[Work] = deque()
+        self.held: list[Work] = []  # normal shards waiting for quiet hours to end
         self.running: dict[tuple[TopicPartition, int], Work] = {}
         self._paused = False
 
@@ -114,6 +120,10 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         if not revoked:
             return
         self.queued = deque(w for w in self.queued if w.partition not in revoked)
+        for work in [w for w in self.urgent if w.partition in revoked]:
+            self.urgent.remove(work)
+            self.deps.priority.urgent_done()
+        self.held = [w for w in self.held if w.partition not in revoked]
         lost = [w for w in self.running.values() if w.partition in revoked]
         for work in lost:
             work.stopping.set()
@@ -164,13 +174,23 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         work = Work(partition, record.offset, task)
         if work.urgent:
+            # normal shards hold their next batch from now until the urgent ones are done
             self.deps.priority.urgent_arrived()
-            self._start(work)
+            self.urgent.append(work)
         else:
             self.queued.append(work)
 
     def _schedule(self) -> None:
-        normal = sum(1 for w in self.running.values() if not w.urgent)
+        now = asyncio.get_running_loop().time()
+        due = [w for w in self.held if w.not_before <= now]
+        if due:
+            self.held = [w for w in self.held if w.not_before > now]
+            self.queued.extend(due)
+        urgent = sum(1 for w in self.running.values() if w.urgent)
+        while self.urgent and urgent < self.shard_concurrency:
+            self._start(self.urgent.popleft())
+            urgent += 1
+        normal = len(self.running) - urgent
         while self.queued and normal < self.shard_concurrency:
             self._start(self.queued.popleft())
             normal += 1
@@ -185,7 +205,8 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             while not (work.stopping.is_set() or self.stopping.is_set()):
                 try:
-                    outcome = await ShardPipe(self.deps, work.task, work.stopping).run()
+                    pipe = ShardPipe(self.deps, work.task, work.stopping)
+                    outcome = await pipe.run()
                 except Exception as exc:
                     attempt += 1
                     logger.error(
@@ -200,6 +221,8 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 if outcome == "busy":
                     await self._pause(work, 0.5)
                     continue
+                if outcome == "held":
+                    self._hold(work, pipe.held_until)
                 break
         finally:
             if work.urgent:
@@ -208,6 +231,13 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             self.deps.metrics.shards.labels(outcome).inc()
             if outcome in FINISHED:
                 self.offsets.finished(work.partition, work.offset)
+
+    def _hold(self, work: Work, until: datetime | None) -> None:
+        """Park a shard held by quiet hours; it takes no slot until they end."""
+        seconds = 0.0 if until is None else (until - datetime.now(UTC)).total_seconds()
+        work.not_before = asyncio.get_running_loop().time() + max(0.0, seconds)
+        work.runner = None
+        self.held.append(work)
 
     async def _pause(self, work: Work, seconds: float) -> None:
         try:
@@ -238,9 +268,9 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _gauge(self) -> None:
         urgent = sum(1 for w in self.running.values() if w.urgent)
-        self.deps.metrics.shard_lag.labels("urgent").set(urgent)
+        self.deps.metrics.shard_lag.labels("urgent").set(urgent + len(self.urgent))
         self.deps.metrics.shard_lag.labels("normal").set(
-            len(self.queued) + len(self.running) - urgent
+            len(self.queued) + len(self.held) + len(self.running) - urgent
         )
 
     async def _shutdown(self) -> None:

@@ -97,7 +97,9 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
             registry=metrics.registry,
         )
     await ensure_topics(settings.kafka_bootstrap)
-    store = await Store.connect(asyncpg_dsn(settings.database_url), settings.database_pool_size + 4)
+    # each running shard holds a connection for its lock (urgent and normal ones)
+    connections = settings.database_pool_size + 2 * settings.broadcaster_shard_concurrency
+    store = await Store.connect(asyncpg_dsn(settings.database_url), connections)
     producer = create_producer(settings.kafka_bootstrap, "allim-broadcaster")
     await producer.start()
     publisher = Publisher(producer)

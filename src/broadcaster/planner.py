@@ -278,7 +278,12 @@ class Planner:
                     await self._handle_until_done(record, stopping)
                     if stopping.is_set():
                         return
-                    await consumer.commit({partition: record.offset + 1})
+                    try:
+                        await consumer.commit({partition: record.offset + 1})
+                    except KafkaError as exc:
+                        # a rebalance took the partition: the record comes again, and
+                        # planning an alert a second time only republishes its shards
+                        logger.warning("commit after planning failed: %r", exc)
 
     async def _handle_until_done(self, record: ConsumedRecord, stopping: asyncio.Event) -> None:
         attempt = 0

@@ -48,7 +48,7 @@ from common.tokens import AlertTokenSigner, TokenSigner
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["done", "cancelled", "skipped", "stopped", "busy"]
+Outcome = Literal["done", "cancelled", "skipped", "stopped", "busy", "held"]
 # when a category may be sent again (None: now), and when BRAND messages are accepted again
 HeldUntil = Callable[[Category, datetime], datetime | None]
 BrandResumeAt = Callable[[datetime], datetime]
@@ -127,6 +127,8 @@ class ShardPipe:
         self._seq = 0
         self._refused = 0
         self._failure: str | None = None  # why this pipe gave the alert up
+        # when quiet hours end, if they stopped this shard before its end
+        self.held_until: datetime | None = None
         self._unsettled = False
         self._info: AlertInfo
         self._tokens: AlertTokenSigner
@@ -134,7 +136,7 @@ class ShardPipe:
     # -- the shard ------------------------------------------------------------------------
 
     async def run(self) -> Outcome:
-        """Send the shard; `stopped` and `busy` leave it for a later (or another) sender."""
+        """Send the shard; `stopped`, `busy` and `held` (see `held_until`) leave it for later."""
         store = self.deps.store
         async with store.shard_lock(self.alert_id, self.task.shard_no) as locked:
             if not locked:
@@ -202,7 +204,7 @@ class ShardPipe:
         try:
             while not self._halted():
                 await self._gate()
-                if self._halted():
+                if self._halted() or self.held_until is not None:
                     break
                 # the slot first, then the page: a batch is read at the last moment, so an
                 # opt-out made while earlier batches are in flight is honoured
@@ -246,7 +248,11 @@ class ShardPipe:
     async def _finish(self, exhausted: bool) -> Outcome:
         if self.deps.control.is_cancelled(self.alert_id):
             return await self._cancel()
-        if self.stopping.is_set() or not exhausted or self._unsettled:
+        if self.stopping.is_set() or self._unsettled:
+            return "stopped"
+        if self.held_until is not None:
+            return "held"
+        if not exhausted:
             return "stopped"
         counters = await self.deps.store.finish_shard(self.alert_id, self.task.shard_no, "done")
         if counters is not None:
@@ -275,8 +281,9 @@ class ShardPipe:
             return
         held = self.deps.held_until(self._info.category, datetime.now(UTC))
         if held is not None:
+            # the shard gives its slot back and is taken up again when quiet hours end
             logger.info("alert %s held until %s (quiet hours)", self.alert_id, held.isoformat())
-            await self._sleep_until(held)
+            self.held_until = held
 
     def _next_seq(self) -> int:
         seq = self._seq

@@ -417,15 +417,23 @@ async def test_an_urgent_shard_does_not_wait_for_quiet_hours(rig: Rig, kit: Any)
     assert await asyncio.wait_for(rig.run(task), 5) == "done"
 
 
-async def test_promotional_is_held_in_quiet_hours(rig: Rig, kit: Any) -> None:
+async def test_promotional_is_held_in_quiet_hours_without_keeping_its_slot(
+    rig: Rig, kit: Any
+) -> None:
     people = await kit.seed(10)
     until = datetime.now(UTC) + timedelta(seconds=0.5)
     rig.deps.held_until = lambda category, now: until if now < until else None
     alert_id = await kit.create_alert(people.audience, category="promotional")
     [task] = await rig.plan(alert_id)
 
+    pipe = ShardPipe(rig.deps, task, asyncio.Event())
+    assert await pipe.run() == "held"
+    assert pipe.held_until == until
+    assert rig.dealer.sends == []
+
+    await asyncio.sleep((until - datetime.now(UTC)).total_seconds())
     assert await rig.run(task) == "done"
-    assert datetime.now(UTC) >= until
+    assert len(rig.dealer.recipients()) == 10
 
 
 async def test_refused_requests_fail_the_alert_after_the_threshold(
