@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -18,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.main import main
-from cli.processes import free_port
+from cli.processes import Service, free_port
 from common.db import session_factory
 from common.models import Alert
 from gateway.auth import authenticate
+from gateway.config import GatewaySettings
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +249,28 @@ async def test_send_a_json_file_and_watch_it(
     assert await sending == 0
     out = capsys.readouterr().out
     assert f"{alert.id}: completed" in out
+
+
+@pytest.mark.slow
+async def test_allim_gateway_serves_and_stops_cleanly_on_sigterm(
+    gateway_settings: GatewaySettings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        "ALLIM_ENVIRONMENT": "test",
+        "ALLIM_DATABASE_URL": gateway_settings.database_url,
+        "ALLIM_KAFKA_BOOTSTRAP": gateway_settings.kafka_bootstrap,
+        "ALLIM_TRACKING_SECRET": gateway_settings.tracking_secret.get_secret_value(),
+        "ALLIM_GATEWAY_PORT": str(port),
+    }
+    url = f"http://127.0.0.1:{port}"
+    service = Service("gateway", ["gateway"], env, f"{url}/readyz", tmp_path / "gateway.log")
+    service.start()
+    try:
+        await asyncio.to_thread(service.wait_ready, 60.0)
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        code = await asyncio.to_thread(service.stop)
+    assert code == 0, service.tail()
+    assert "Application shutdown complete" in service.tail()
