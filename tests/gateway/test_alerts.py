@@ -279,3 +279,23 @@ async def test_list_refuses_bad_cursor_and_limit(
     bad_limit = await client.get("/v1/alerts", params={"limit": 0}, headers=viewer)
     assert bad_limit.status_code == 422
     assert bad_limit.json()["errors"][0]["field"] == "limit"
+
+
+async def test_list_filters_by_status(
+    client: httpx.AsyncClient,
+    operator: dict[str, str],
+    viewer: dict[str, str],
+    alert_json: AlertJson,
+) -> None:
+    alert_id = (await client.post("/v1/alerts", json=alert_json(), headers=operator)).json()["id"]
+    await client.post(f"/v1/alerts/{alert_id}/cancel", headers=operator)
+    page = (
+        await client.get(
+            "/v1/alerts", params={"status": "cancelled", "limit": 1000}, headers=viewer
+        )
+    ).json()
+    assert alert_id in [item["id"] for item in page["items"]]
+    assert {item["status"] for item in page["items"]} == {"cancelled"}
+    bad = await client.get("/v1/alerts", params={"status": "lost"}, headers=viewer)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "status"

@@ -154,10 +154,13 @@ async def list_alerts(
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
     ] = None,
+    status: Annotated[AlertStatus | None, Query(description="Only alerts in this status.")] = None,
 ) -> AlertPage:
     """One page of alerts; keyset pagination on (created_at, id)."""
     size = limit or state.settings.gateway_page_limit
     query = _with_stats().order_by(Alert.created_at.desc(), Alert.id.desc()).limit(size + 1)
+    if status is not None:
+        query = query.where(Alert.status == status)
     if cursor is not None:
         created_at, alert_id = _decode_cursor(cursor)
         query = query.where(tuple_(Alert.created_at, Alert.id) < tuple_(created_at, alert_id))
