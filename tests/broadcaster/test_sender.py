@@ -27,7 +27,13 @@ from broadcaster.sender import SenderDeps, SendOptions, ShardPipe
 from broadcaster.store import Store
 from common import topics
 from common.events import CloudEvent
-from common.messages import AlertLifecycleData, Category, DeliveryBatchData, ShardTask
+from common.messages import (
+    AlertControl,
+    AlertLifecycleData,
+    Category,
+    DeliveryBatchData,
+    ShardTask,
+)
 from common.tokens import TokenSigner
 
 pytestmark = pytest.mark.integration
@@ -502,3 +508,45 @@ def _batch(
         buttons=(),
         recipients=tuple(Recipient(i, n, "") for i, n in zip(ids, numbers, strict=True)),
     )
+
+
+async def test_pause_holds_the_next_batches_until_resume(rig: Rig, kit: Any) -> None:
+    people = await kit.seed(100)
+    rig.deps.options = SendOptions(batch_size=10)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    now = datetime.now(UTC)
+    rig.deps.control.apply(AlertControl(alert_id=alert_id, action="pause", requested_at=now))
+
+    running = asyncio.create_task(rig.run(task))
+    await asyncio.sleep(0.4)
+    assert rig.dealer.sends == []
+
+    rig.deps.control.apply(AlertControl(alert_id=alert_id, action="resume", requested_at=now))
+    assert await running == "done"
+    assert len(rig.dealer.recipients()) == 100
+
+
+async def test_progress_events_carry_the_counters_so_far(
+    rig: Rig, kit: Any, kafka_topics: str
+) -> None:
+    people = await kit.seed(300)
+    rig.deps.options = SendOptions(batch_size=50, progress_seconds=0.0)
+    rig.deps.in_flight = asyncio.Semaphore(1)
+    alert_id = await kit.create_alert(people.audience)
+    [task, *rest] = await rig.plan(alert_id)
+    for each in (task, *rest):
+        assert await rig.run(each) == "done"
+
+    found = await events_of(kafka_topics, topics.ALERT_EVENTS, alert_id)
+
+    progress = [
+        AlertLifecycleData.model_validate(e.data)
+        for e in found
+        if e.type == "dev.allim.alert.progress"
+    ]
+    assert progress
+    assert all(p.targeted == 300 and p.status == "sending" for p in progress)
+    assert all(p.delivered + p.pending == 300 for p in progress)
+    kinds = [e.type for e in found]
+    assert (kinds[0], kinds[-1]) == ("dev.allim.alert.started", "dev.allim.alert.completed")
