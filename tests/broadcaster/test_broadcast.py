@@ -266,3 +266,69 @@ async def test_two_senders_share_the_shards_and_a_rebalance_loses_nothing(
                 if line.startswith("allim_broadcaster_recipients_sent_total{")
             ]
             assert sum(sent) > 0, f"{service.name} sent nothing"
+
+
+@pytest.fixture
+def faulty_sandbox(sandbox: Any) -> Any:
+    """The sandbox failing in every way the contract allows; well-behaved again afterwards."""
+    sandbox.configure(
+        messages_per_second=3_000,
+        burst_seconds=0.2,
+        server_error_share=0.1,
+        reset_share=0.05,
+        timeout_share=0.05,
+        hang_seconds=2.0,
+        fault_after_accept_share=0.5,
+        inactive_share=0.02,
+        non_kakao_share=0.01,
+        temporary_failure_share=0.05,
+    )
+    yield sandbox
+    sandbox.configure(
+        messages_per_second=0,
+        server_error_share=0,
+        reset_share=0,
+        timeout_share=0,
+        inactive_share=0,
+        non_kakao_share=0,
+        temporary_failure_share=0,
+    )
+
+
+async def test_faults_throttling_and_failures_still_end_in_exactly_once(
+    kit: Any, store: Store, faulty_sandbox: Any, spawn: Any
+) -> None:
+    people = await kit.seed(3_000)
+    alert_id = await kit.create_alert(people.audience)
+    service = spawn(
+        "all",
+        ALLIM_BROADCASTER_BATCH_SIZE="100",
+        ALLIM_BROADCASTER_HTTP_TIMEOUT_SECONDS="1",
+        ALLIM_BROADCASTER_RETRY_CAP_SECONDS="1",
+        ALLIM_BROADCASTER_RATE_MESSAGES_PER_SECOND="4000",
+    )
+    service.start()
+    service.wait_ready()
+    await kit.request(alert_id, people.audience, "public")
+
+    row = await kit.wait_for_status(alert_id, {"completed", "failed"}, within=180)
+
+    assert row["status"] == "completed"
+    ledger = faulty_sandbox.ledger(alert_id)
+    assert ledger["duplicates"] == 0, ledger["duplicate_recipients"]
+    assert ledger["accepted"] == row["delivered"]
+    assert row["delivered"] + row["failed"] == row["targeted"] == 3_000
+    failures = await store.pool.fetch(
+        "SELECT result_code, count(*) FROM delivery_failures WHERE alert_id = $1"
+        " GROUP BY result_code",
+        alert_id,
+    )
+    assert {f[0] for f in failures} <= {3018, 3019}
+    assert sum(f[1] for f in failures) == row["failed"] > 0
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(service.ready_url, timeout=5)).text
+    retried = [
+        line for line in text.splitlines() if line.startswith("allim_broadcaster_retries_total{")
+    ]
+    assert any('cause="recipient"' in line for line in retried)
+    assert any('cause="transient"' in line for line in retried)
