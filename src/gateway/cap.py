@@ -63,7 +63,8 @@ _SOURCES = {
 
 
 class CapUnsafe(ValueError):
-    """The document is not well-formed XML, or uses DTDs or entities."""
+    """The document is not well-formed XML, is in an encoding expat cannot read, or uses
+    DTDs or entities."""
 
 
 class CapInvalid(ValueError):
@@ -163,6 +164,9 @@ def _parse_xml(document: bytes) -> Element:
         raise CapUnsafe(f"The CAP document uses a forbidden XML feature: {exc}") from exc
     except ParseError as exc:
         raise CapUnsafe(f"The CAP document is not well-formed XML: {exc}") from exc
+    except (ValueError, LookupError) as exc:
+        # expat reads UTF-8, UTF-16 and single-byte encodings; e.g. EUC-KR ends here
+        raise CapUnsafe(f"The CAP document's encoding cannot be read: {exc}") from exc
     return root
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -35,7 +36,22 @@ AlertStatus = Literal[
 # statuses after which nothing about the alert changes any more
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "cancelled", "failed", "not_broadcast"})
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+def _storable(value: str) -> str:
+    # PostgreSQL text holds neither NUL nor lone surrogates (which UTF-8 cannot encode)
+    if "\x00" in value:
+        raise ValueError("Must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("Must be valid Unicode text (no lone surrogates).") from exc
+    return value
+
+
+Storable = AfterValidator(_storable)
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
+]
 
 
 class Strict(BaseModel):
@@ -47,12 +63,18 @@ class Strict(BaseModel):
 class ButtonIn(Strict):
     """An operator's button: a name and an http(s) link."""
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=14)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=14), Storable
+    ]
     link: Annotated[
         str,
         StringConstraints(
-            strip_whitespace=True, min_length=1, max_length=500, pattern=r"^https?://\S+$"
+            strip_whitespace=True,
+            min_length=1,
+            max_length=500,
+            pattern=r"^https?://[^\s\x00-\x1f\x7f]+$",
         ),
+        Storable,
     ]
 
 
@@ -92,8 +114,12 @@ class AudienceIn(Strict):
 class AlertCreate(Strict):
     """An alert to broadcast."""
 
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1300)]
+    title: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Storable
+    ]
+    body: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1300), Storable
+    ]
     category: Category
     buttons: list[ButtonIn] = Field(
         default_factory=list,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -146,6 +147,10 @@ async def test_send_at_in_the_future_is_scheduled(
         ({"send_at": "2030-01-02T00:00:00Z", "expires_at": "2030-01-01T00:00:00Z"}, "expires_at"),
         ({"send_at": "2030-01-02T00:00:00"}, "send_at"),
         ({"colour": "red"}, "colour"),
+        ({"title": "nul\x00"}, "title"),
+        ({"body": "lone \ud800 surrogate"}, "body"),
+        ({"audience": {"districts": ["a\x00b"]}}, "audience.districts[0]"),
+        ({"buttons": [{"name": "b", "link": "http://\x17"}]}, "buttons[0].link"),
     ],
 )
 async def test_invalid_field_is_a_422_naming_it(
@@ -157,7 +162,12 @@ async def test_invalid_field_is_a_422_naming_it(
     field: str,
 ) -> None:
     before = await _alert_count(engine)
-    response = await client.post("/v1/alerts", json=alert_json(**changes), headers=operator)
+    # ASCII-escaped JSON, so a lone surrogate reaches the gateway as the JSON text "\ud800"
+    response = await client.post(
+        "/v1/alerts",
+        content=json.dumps(alert_json(**changes)).encode(),
+        headers={**operator, "content-type": "application/json"},
+    )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()

@@ -166,9 +166,10 @@ EXTERNAL = b"""<?xml version="1.0"?>
 <!DOCTYPE alert [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&xxe;</identifier></alert>"""
 MALFORMED = b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'><identifier>x</alert>"
+EUC_KR = '<?xml version="1.0" encoding="EUC-KR"?><alert/>'.encode("euc-kr")
 
 
-@pytest.mark.parametrize("document", [BOMB, EXTERNAL, MALFORMED, b"", b"not xml at all"])
+@pytest.mark.parametrize("document", [BOMB, EXTERNAL, MALFORMED, EUC_KR, b"", b"not xml at all"])
 def test_unsafe_or_malformed_xml_is_refused(document: bytes) -> None:
     with pytest.raises(CapUnsafe):
         parse(document, AREAS, NOW)
@@ -264,7 +265,7 @@ async def test_cap_cancel_of_an_unknown_alert_is_404(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("document", [BOMB, EXTERNAL, MALFORMED])
+@pytest.mark.parametrize("document", [BOMB, EXTERNAL, MALFORMED, EUC_KR])
 async def test_unsafe_xml_is_a_400_and_changes_nothing(
     client: httpx.AsyncClient, operator: dict[str, str], engine: AsyncEngine, document: bytes
 ) -> None:
