@@ -8,8 +8,10 @@
    largest resident set, which stays flat because the body is streamed.
 2. Taps: many concurrent httpx clients (each its own reader cookie) request `/r/{token}`
    for a fixed time without following the redirect; `taps_per_s`, `tap_p50_ms`,
-   `tap_p99_ms` are measured by the clients. Afterwards the `engagement` topic is read
-   back: `taps_recorded` events arrived for the `taps_ok` redirects answered.
+   `tap_p99_ms` are measured by the clients; `tap_gateway_cpu_ms` is the CPU time the
+   gateway's processes spent per answered tap, less what they burn idle (a figure that
+   other load on the machine moves less than the rates). Afterwards the `engagement`
+   topic is read back: `taps_recorded` events arrived for the `taps_ok` redirects.
 
 The load generator shares the machine's cores with the gateway, so the figures are a
 floor of what the gateway does on its own; on a 2-core machine one gateway worker does
@@ -21,10 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import random
 import subprocess
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,7 @@ from gateway.auth import create_key
 FULL_ROWS = 450_000
 QUICK_ROWS = 100_000
 TOKENS = 20_000
+IDLE_SECONDS = 3.0
 
 
 def parse() -> argparse.Namespace:
@@ -50,6 +56,9 @@ def parse() -> argparse.Namespace:
         "--workers", type=int, default=1, help="gateway worker processes (default 1)"
     )
     parser.add_argument("--clients", type=int, default=64, help="concurrent tapping clients")
+    parser.add_argument(
+        "--procs", type=int, default=2, help="load-generator processes the clients share"
+    )
     parser.add_argument("--seconds", type=float, help="tapping time (default 10, quick 5)")
     return parser.parse_args()
 
@@ -68,6 +77,18 @@ def process_tree(pid: int) -> list[int]:
 def tree_rss_mib(pid: int, field_name: str) -> float:
     """The largest `field_name` (VmRSS, VmHWM) among the process tree of `pid`, in MiB."""
     return max(vm_kib(p, field_name) for p in process_tree(pid)) / 1024
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU time used so far by the process tree of `pid`."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -106,9 +127,11 @@ def run_import(path: Path, url: str, key: str) -> tuple[dict[str, Any], float]:
 
 
 async def hammer(
-    url: str, tokens: list[str], clients: int, seconds: float
+    url: str, tokens: list[str], clients: int, start_at: float, seconds: float
 ) -> tuple[list[float], dict[int, int]]:
-    """Tap for `seconds` with `clients` concurrent clients; latencies (s) and status counts."""
+    """From unix time `start_at`, tap for `seconds` with `clients` concurrent clients;
+    the latencies (s) and a count of each status."""
+    await asyncio.sleep(max(0.0, start_at - time.time()))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     stop = time.perf_counter() + seconds
@@ -128,6 +151,34 @@ async def hammer(
                 statuses[status] = statuses.get(status, 0) + 1
 
     await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, statuses
+
+
+def hammer_process(
+    url: str, tokens: list[str], clients: int, start_at: float, seconds: float
+) -> tuple[list[float], dict[int, int]]:
+    """`hammer` in a load-generator process of its own."""
+    return asyncio.run(hammer(url, tokens, clients, start_at, seconds))
+
+
+async def hammer_all(
+    pool: ProcessPoolExecutor, procs: int, url: str, tokens: list[str], clients: int, seconds: float
+) -> tuple[list[float], dict[int, int]]:
+    """`clients` clients spread over `procs` processes, all starting together."""
+    loop = asyncio.get_running_loop()
+    start_at = time.time() + 0.5
+    shares = [clients // procs + (1 if n < clients % procs else 0) for n in range(procs)]
+    results = await asyncio.gather(
+        *(
+            loop.run_in_executor(pool, hammer_process, url, tokens, share, start_at, seconds)
+            for share in shares
+        )
+    )
+    latencies = [latency for part, _ in results for latency in part]
+    statuses: dict[int, int] = {}
+    for _, counts in results:
+        for status, count in counts.items():
+            statuses[status] = statuses.get(status, 0) + count
     return latencies, statuses
 
 
@@ -160,7 +211,11 @@ async def main() -> None:
     args = parse()
     rows = QUICK_ROWS if args.quick else FULL_ROWS
     seconds = args.seconds or (5.0 if args.quick else 10.0)
-    figures: dict[str, Any] = {"workers": args.workers, "clients": args.clients}
+    figures: dict[str, Any] = {
+        "workers": args.workers,
+        "clients": args.clients,
+        "client_procs": args.procs,
+    }
     async with stack("taps") as bench:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -196,9 +251,22 @@ async def main() -> None:
         expires = int(time.time()) + 3600
         tokens = [signer.sign(alert_id, n, expires) for n in random.sample(range(rows), TOKENS)]
         warm_up = [signer.sign(uuid.uuid4(), n, expires) for n in range(100)]
-        await hammer(url, warm_up, args.clients, 1.0)  # connections open, producer warm
-        log("tapping for %.0f s with %d clients", seconds, args.clients)
-        latencies, statuses = await hammer(url, tokens, args.clients, seconds)
+        pool = ProcessPoolExecutor(args.procs, mp_context=multiprocessing.get_context("spawn"))
+        with pool:
+            # processes started, producer warm
+            await hammer_all(pool, args.procs, url, warm_up, args.clients, 1.0)
+            # what the idle gateway burns (outbox polling, Kafka metadata) is not the taps' cost
+            idle_before = tree_cpu_seconds(gateway.pid)
+            await asyncio.sleep(IDLE_SECONDS)
+            idle_rate = (tree_cpu_seconds(gateway.pid) - idle_before) / IDLE_SECONDS
+            log("tapping for %.0f s with %d clients", seconds, args.clients)
+            cpu_before = tree_cpu_seconds(gateway.pid)
+            started = time.perf_counter()
+            latencies, statuses = await hammer_all(
+                pool, args.procs, url, tokens, args.clients, seconds
+            )
+            elapsed = time.perf_counter() - started
+            cpu_used = tree_cpu_seconds(gateway.pid) - cpu_before - idle_rate * elapsed
         ok = statuses.get(302, 0)
         recorded = await count_taps(bench.kafka, alert_id, ok)
         figures |= {
@@ -208,6 +276,8 @@ async def main() -> None:
             "taps_ok": ok,
             "taps_failed": sum(count for status, count in statuses.items() if status != 302),
             "taps_recorded": recorded,
+            # CPU the gateway spent per answered tap: what one core can take, load aside
+            "tap_gateway_cpu_ms": round(cpu_used / max(ok, 1) * 1000, 3),
         }
     report(figures)
 
