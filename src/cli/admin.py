@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -44,6 +45,8 @@ def run_migrations(database_url: str, revision: str = "head") -> None:
 def _migrate(args: argparse.Namespace) -> int:
     settings = CommonSettings()
     configure_logging(settings.log_level, settings.log_json)
+    # Alembic announces every plugin it loads at INFO; the migrations themselves stay visible
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     run_migrations(settings.database_url, args.revision)
     return 0
 
