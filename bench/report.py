@@ -269,7 +269,7 @@ def _headline(results: dict[str, Any]) -> list[str]:
             source = where.get(name, "chaos" if name.startswith("chaos_") else "")
             lines.append(f"| `{name}` | {_number(figures[name])} | {source} |")
         else:
-            lines.append(f"| `{name}` | **not measured** (its benchmark is missing or failed) | |")
+            lines.append(f"| `{name}` | **not measured**: {_why_missing(results, name)} | |")
     return [*lines, ""]
 
 
@@ -297,6 +297,20 @@ def _ratios(results: dict[str, Any]) -> list[str]:
         *rows,
         "",
     ]
+
+
+def _why_missing(results: dict[str, Any], figure: str) -> str:
+    """Why a named figure is missing: its benchmark failed, did not run, or left it out."""
+    stem = figure.split("_")[0]
+    if stem == "chaos":
+        chaos = results.get("chaos") or {}
+        return str(chaos.get("error") or "no chaos run recorded")
+    for script, bench in sorted(results.get("benchmarks", {}).items()):
+        if script.split("_")[0] == stem:
+            if bench.get("errors"):
+                return f"`{script}` failed ({bench['errors'][0]})"
+            return f"`{script}` ran but did not print it (in this mode)"
+    return "no benchmark prints it"
 
 
 def _bench_sections(results: dict[str, Any]) -> list[str]:

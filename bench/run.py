@@ -155,11 +155,13 @@ def run_script(script: Path, args: list[str], timeout: float, log: Path) -> RunO
         err.write("\n--- stdout ---\n" + stdout)
     seconds = time.monotonic() - started
     if process.returncode != 0:
-        return RunOutcome(seconds, None, f"exit status {process.returncode}; log {log}")
+        return RunOutcome(
+            seconds, None, f"exit status {process.returncode}; log {log.relative_to(ROOT)}"
+        )
     try:
         return RunOutcome(seconds, last_json_line(stdout))
     except ValueError as exc:
-        return RunOutcome(seconds, None, f"{exc}; log {log}")
+        return RunOutcome(seconds, None, f"{exc}; log {log.relative_to(ROOT)}")
 
 
 def main(argv: list[str] | None = None) -> int:
