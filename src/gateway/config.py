@@ -44,11 +44,12 @@ class GatewaySettings(CommonSettings):
     gateway_page_limit: int = Field(
         50, ge=1, le=1000, description="Alerts a list page holds when the caller sets no limit."
     )
-    gateway_cap_area_map: Path = Field(
-        DEFAULT_CAP_AREAS,
+    gateway_cap_area_map: Path | None = Field(
+        None,
         description=(
             "CSV (columns `area,district`) or JSON object (`{area: district}`) that maps a CAP "
-            "areaDesc, or a geocode written `valueName=value`, to a subscriber district."
+            "areaDesc, or a geocode written `valueName=value`, to a subscriber district; "
+            "unset, the built-in table of Suwon's districts (`src/gateway/cap_areas.csv`)."
         ),
     )
     gateway_landing_cache_size: int = Field(

@@ -22,7 +22,12 @@ def get_state(request: Request) -> GatewayState:
     return state
 
 
-StateDep = Annotated[GatewayState, Depends(get_state)]
+async def _state(request: Request) -> GatewayState:
+    # async: FastAPI runs a plain-def dependency in a worker thread on every request
+    return get_state(request)
+
+
+StateDep = Annotated[GatewayState, Depends(_state)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:

@@ -19,7 +19,7 @@ from common.logs import configure_logging
 from common.tokens import TokenSigner
 from gateway import problems
 from gateway.cap import AreaTable
-from gateway.config import GatewaySettings, load_settings
+from gateway.config import DEFAULT_CAP_AREAS, GatewaySettings, load_settings
 from gateway.metrics import GatewayMetrics, RequestMetrics
 from gateway.outbox import OutboxRelay
 from gateway.routes import alerts, health, stats, subscribers, tracking
@@ -36,7 +36,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     """The gateway application for `settings`."""
     metrics = GatewayMetrics()
     # read at build time so a bad table stops the gateway before it serves anything
-    cap_areas = AreaTable.load(settings.gateway_cap_area_map)
+    cap_areas = AreaTable.load(settings.gateway_cap_area_map or DEFAULT_CAP_AREAS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
