@@ -141,10 +141,13 @@ class ShardPipe:
         async with store.shard_lock(self.alert_id, self.task.shard_no) as locked:
             if not locked:
                 return "busy"
-            shard = await store.shard(self.alert_id, self.task.shard_no)
+            # the alert before the shard: the planner publishes shard tasks before it commits
+            # their rows and the alert's new status together, so a shard missing while the
+            # alert was still queued is a plan not committed yet (wait for it), and a shard
+            # missing after that is a task of a plan that was rolled back (skip it)
             state = await store.counters(self.alert_id)
+            shard = await store.shard(self.alert_id, self.task.shard_no)
             if shard is None and state is not None and state.status in ("queued", "scheduled"):
-                # the planner publishes shard tasks before it commits their rows: wait for it
                 return "busy"
             info = await self.deps.alert(self.alert_id)
             if shard is None or info is None or state is None:
