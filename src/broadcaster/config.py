@@ -50,6 +50,11 @@ class BroadcasterSettings(CommonSettings):
     broadcaster_due_poll_seconds: float = Field(
         1.0, gt=0, description="How often the planner looks for scheduled alerts now due."
     )
+    broadcaster_stall_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A shard of a sending alert not started for this long is published again.",
+    )
     broadcaster_control_poll_seconds: float = Field(
         0.5, gt=0, description="How often senders re-read cancelled alerts from the database."
     )

@@ -155,7 +155,11 @@ async def _planner(
         yield [
             asyncio.create_task(planner.consume(consumer, stopping)),
             asyncio.create_task(
-                planner.due_forever(settings.broadcaster_due_poll_seconds, stopping)
+                planner.due_forever(
+                    settings.broadcaster_due_poll_seconds,
+                    stopping,
+                    settings.broadcaster_stall_seconds,
+                )
             ),
         ]
     finally:

@@ -257,11 +257,45 @@ class Planner:
             logger.info("scheduled alert %s: %s", row["id"], outcome)
         return len(rows)
 
-    async def due_forever(self, interval: float, stopping: asyncio.Event) -> None:
-        """`plan_due` every `interval` seconds until `stopping`; errors logged and retried."""
+    async def republish_stalled(self, stall_seconds: float) -> int:
+        """Publish again the tasks of shards nobody started for `stall_seconds`.
+
+        A safety net: a shard task that was lost would leave its alert `sending` forever.
+        A duplicate task is harmless (senders skip finished shards and lock running ones).
+        """
+        rows = await self.store.pool.fetch(
+            "UPDATE shards s SET updated_at = now() FROM alerts a"
+            " WHERE a.id = s.alert_id AND a.status = 'sending' AND s.status = 'pending'"
+            " AND s.updated_at < now() - make_interval(secs => $1)"
+            " RETURNING s.alert_id, s.shard_no, s.first_id, s.last_id, a.category,"
+            " (SELECT count(*) FROM shards t WHERE t.alert_id = s.alert_id) AS total",
+            stall_seconds,
+        )
+        await self._publish(
+            [
+                ShardTask(
+                    alert_id=r["alert_id"],
+                    shard_no=r["shard_no"],
+                    shard_count=r["total"],
+                    first_id=r["first_id"],
+                    last_id=r["last_id"],
+                    category=r["category"],
+                )
+                for r in rows
+            ]
+        )
+        if rows:
+            logger.warning("%s stalled shard tasks published again", len(rows))
+        return len(rows)
+
+    async def due_forever(
+        self, interval: float, stopping: asyncio.Event, stall_seconds: float = 300.0
+    ) -> None:
+        """`plan_due` (and `republish_stalled`) every `interval` seconds until `stopping`."""
         while not stopping.is_set():
             try:
                 await self.plan_due()
+                await self.republish_stalled(stall_seconds)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
                 logger.warning("due-alert loop failed: %r", exc, exc_info=exc)
             try:

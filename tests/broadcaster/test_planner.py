@@ -217,3 +217,24 @@ async def test_a_poison_request_goes_to_the_dead_letters(
     assert headers["dlq_topic"] == topics.ALERTS_REQUESTED.encode()
     assert headers["dlq_offset"] == b"42"
     assert b"invalid AlertRequested" in headers["dlq_reason"]
+
+
+async def test_a_shard_nobody_started_is_published_again(
+    planner: Planner, kit: Any, store: Store, kafka_topics: str
+) -> None:
+    people = await kit.seed(600)
+    alert_id = await kit.create_alert(people.audience)
+    await planner.plan(alert_id)
+    await store.pool.execute(
+        "UPDATE shards SET status = 'done' WHERE alert_id = $1 AND shard_no = 0", alert_id
+    )
+    await store.pool.execute(
+        "UPDATE shards SET updated_at = now() - interval '10 minutes' WHERE alert_id = $1",
+        alert_id,
+    )
+
+    assert await planner.republish_stalled(300) >= 1
+    assert await planner.republish_stalled(300) == 0
+
+    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
+    assert sorted(t.shard_no for t in tasks) == [0, 1, 1]
