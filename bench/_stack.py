@@ -307,21 +307,31 @@ class Sandbox:
         deadline_s: float,
         services: tuple[Service, ...] = (),
         poll: float = 0.2,
+        stall_s: float = 60.0,
     ) -> dict[str, Any]:
-        """Poll the ledger until `expected` recipients were accepted; its summary."""
+        """Poll the ledger until `expected` recipients were accepted; its summary.
+
+        Gives up after `deadline_s`, or sooner when nothing more was accepted for `stall_s`
+        (a broadcast that left recipients out never completes).
+        """
         loop = asyncio.get_running_loop()
         stop = loop.time() + deadline_s
+        seen, moved = -1, loop.time()
         while True:
             ledger = await self.ledger(alert_id)
-            if ledger["accepted"] >= expected:
+            accepted = int(ledger["accepted"])
+            if accepted >= expected:
                 return ledger
             for service in services:
                 if not service.alive():
                     raise RuntimeError(f"{service.name} died; its log:\n{service.tail()}")
-            if loop.time() > stop:
+            now = loop.time()
+            if accepted != seen:
+                seen, moved = accepted, now
+            if now > stop or now - moved > stall_s:
                 raise TimeoutError(
-                    f"Alert {alert_id}: {ledger['accepted']} of {expected} accepted "
-                    f"after {deadline_s} s."
+                    f"Alert {alert_id}: {accepted} of {expected} accepted after "
+                    f"{deadline_s - (stop - now):.0f} s ({now - moved:.0f} s without progress)."
                 )
             await asyncio.sleep(poll)
 
