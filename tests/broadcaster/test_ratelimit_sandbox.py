@@ -42,8 +42,9 @@ async def engines(database_url: str) -> AsyncIterator[list[AsyncEngine]]:
 
 
 @pytest.fixture
-async def sandbox_url() -> AsyncIterator[str]:
-    """A sandbox limited to 4,000 messages/s, served over real HTTP."""
+async def sandbox_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A sandbox limited to 4,000 messages/s, served over real HTTP; its 429s carry
+    Retry-After in seconds, or as an HTTP date."""
     settings = SandboxSettings(
         environment="test",
         tracking_secret=SecretStr("test-tracking-secret-0123456789"),
@@ -52,6 +53,7 @@ async def sandbox_url() -> AsyncIterator[str]:
         sandbox_profile="off",
         sandbox_messages_per_second=4000,
         sandbox_burst_seconds=1.0,
+        sandbox_retry_after_http_date=getattr(request, "param", False),
     )
     async with serving(create_app(settings)) as url:
         yield url
@@ -134,6 +136,12 @@ async def test_three_senders_told_the_rate_stay_under_it(
     assert all(s.accepted > 0 for s in senders)
 
 
+@pytest.mark.parametrize(
+    "sandbox_url",
+    [False, True],
+    ids=["retry-after-seconds", "retry-after-http-date"],
+    indirect=True,
+)
 async def test_senders_told_too_high_a_rate_are_slowed_by_429s(
     engines: list[AsyncEngine], sandbox_url: str
 ) -> None:
