@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +34,31 @@ logger = logging.getLogger(__name__)
 
 # seconds everyone waits after a 429 that carried no usable Retry-After
 DEFAULT_PAUSE_SECONDS = 1.0
+# longest bucket name: rows are `<bucket>:messages` and `<bucket>:requests` in a String(64)
+MAX_BUCKET_NAME = 50
+
+# the server is away, restarting or dropped the connection: worth waiting out
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached now, not that a query is wrong."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if isinstance(exc, DBAPIError):
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, OperationalError)
+            or isinstance(cause, _UNAVAILABLE)
+        )
+    return False
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,10 @@ class RateLimits:
             raise ValueError("Rate cut factors must be in (0, 1].")
         if not 0 < self.floor <= 1:
             raise ValueError("The rate floor must be a fraction in (0, 1].")
+        if not 0 < len(self.bucket) <= MAX_BUCKET_NAME:
+            raise ValueError(
+                f"Rate bucket name '{self.bucket}' must be 1 to {MAX_BUCKET_NAME} characters."
+            )
         if self.lease_seconds <= 0 or self.burst_seconds < 0 or self.recovery_per_second < 0:
             raise ValueError("Lease, burst and recovery settings must not be negative.")
 
@@ -235,7 +265,9 @@ class SharedBucket:
                     self._ensured = False
                     continue
                 break
-            except (OperationalError, DBAPIError, OSError):
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
                 attempt += 1
                 delay = backoff_delay(attempt, base=0.1, cap=5.0)
                 logger.warning(
@@ -278,7 +310,9 @@ class SharedBucket:
                         "cooldown": self._limits.cooldown_seconds,
                     },
                 )
-        except (OperationalError, DBAPIError, OSError):
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
             logger.warning("rate bucket %s: could not share a rate cut", self.name, exc_info=True)
             self.rate = max(self.configured * self._limits.floor, self.rate * factor)
         self._succeeded = False

@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.backoff import parse_retry_after
 from broadcaster.config import BroadcasterSettings
-from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
+from broadcaster.ratelimit import GlobalRateLimiter, RateLimits, database_unavailable
 from common.db import create_engine
 
 pytestmark = pytest.mark.integration
@@ -213,6 +215,8 @@ def test_limits_refuse_nonsense() -> None:
         RateLimits(throttle_factor=1.5)
     with pytest.raises(ValueError, match="floor"):
         RateLimits(floor=0)
+    with pytest.raises(ValueError, match="1 to 50 characters"):
+        RateLimits(bucket="b" * 51)
 
 
 def test_limits_from_settings() -> None:
@@ -241,3 +245,30 @@ async def test_sends_are_paced_between_leases(engines: list[AsyncEngine]) -> Non
     for index, moment in enumerate(grants):
         in_window = sum(1 for t in grants[index:] if t < moment + 0.1)
         assert in_window * 100 <= 2000 * 0.1 + 100
+
+
+async def test_database_away_is_waited_out_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    # nothing listens on port 1: every lease fails to connect
+    engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", pool_size=1)
+    try:
+        limiter = GlobalRateLimiter(engine, RateLimits(messages_per_second=1000.0))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(limiter.acquire(10), 0.8)
+        assert "lease failed, retrying" in caplog.text
+        # a 429 while the database is away still slows this process down, and does not raise
+        await limiter.throttled(0.0)
+        assert limiter.messages_rate == pytest.approx(500.0)
+    finally:
+        await engine.dispose()
+
+
+async def test_only_outages_are_waited_out(engines: list[AsyncEngine]) -> None:
+    assert database_unavailable(ConnectionRefusedError(111, "refused"))
+    assert database_unavailable(asyncpg.ConnectionDoesNotExistError("closed"))
+    assert database_unavailable(asyncpg.CannotConnectNowError("starting up"))
+    assert not database_unavailable(ValueError("bad number"))
+    with pytest.raises(DBAPIError) as caught:
+        async with engines[0].connect() as conn:
+            await conn.execute(text("SELECT no_such_column FROM rate_buckets"))
+    # a wrong query is a bug to raise, not an outage to wait out
+    assert not database_unavailable(caught.value)
