@@ -6,8 +6,10 @@ Timing comes from the sandbox's own clock: the ledger of an alert holds the unix
 first and last accepted batch, so a figure is "from the moment the alert was handed over to
 the moment the sandbox accepted its last batch", with no polling delay in it.
 
-Alerts go in the way the gateway's outbox relay puts them in: a row in `alerts` (status
-`queued`), then an `AlertRequested` record on `alerts.requested`.
+Alerts go in either as an operator posts them (`GatewayAlerts`: `POST /v1/alerts` on a running
+`allim gateway`, what the end-to-end figures use), or straight to the planner the way the
+gateway's outbox relay hands them over (`Alerts`: a row in `alerts`, then an `AlertRequested`
+record on `alerts.requested`), for benchmarks that run without a gateway.
 """
 
 from __future__ import annotations
@@ -269,6 +271,37 @@ async def alerts(bench: Stack) -> AsyncIterator[Alerts]:
         await connection.close()
 
 
+@dataclass
+class GatewayAlerts:
+    """Posts alerts as an operator does: `POST /v1/alerts` on a running `allim gateway`."""
+
+    client: httpx.AsyncClient
+    url: str
+    api_key: str
+
+    async def post(
+        self,
+        audience: Audience,
+        category: Category = "public",
+        title: str = "벤치마크 안내",
+        body: str = "allim benchmark alert: please ignore.",
+    ) -> tuple[uuid.UUID, float]:
+        """POST one alert; its id and the unix time the request was sent."""
+        document: dict[str, Any] = {
+            "title": title,
+            "body": body,
+            "category": category,
+            "audience": audience.model_dump(),
+        }
+        posted = time.time()
+        answer = await self.client.post(
+            f"{self.url}/v1/alerts", json=document, headers={"X-API-Key": self.api_key}
+        )
+        if answer.status_code != 202:
+            raise RuntimeError(f"POST /v1/alerts answered {answer.status_code}: {answer.text}")
+        return uuid.UUID(answer.json()["id"]), posted
+
+
 class Sandbox:
     """Reads the sandbox's ledger and stats, and changes its behaviour."""
 
@@ -344,7 +377,10 @@ async def sandbox_client(bench: Stack) -> AsyncIterator[Sandbox]:
 
 
 async def warm_up(
-    bench: Stack, posting: Alerts, sandbox: Sandbox, services: tuple[Service, ...]
+    bench: Stack,
+    posting: Alerts | GatewayAlerts,
+    sandbox: Sandbox,
+    services: tuple[Service, ...],
 ) -> None:
     """Send one tiny alert end to end, so consumer groups have joined before timing starts."""
     if bench.subscribers == 0:

@@ -1,10 +1,10 @@
 """Fan-out throughput end to end, beside the raw limit in the same run.
 
-For each audience size: the alert is handed to the planner (its `alerts` row, then
-`alerts.requested`), and the figure is the time until the sandbox accepted its last batch,
-with no rate limit anywhere. Right after, the raw loop of `raw_limit.py` posts the same
-subscribers to the same sandbox with no Kafka and no bookkeeping; the ratio of the two is how
-close the broadcaster gets to what the machine can do.
+For each audience size: the alert is POSTed to `allim gateway` like an operator does, and the
+figure is the time from that POST until the sandbox accepted its last batch, with no rate
+limit anywhere (one `allim broadcaster --role all` process). Right after, the raw loop of
+`raw_limit.py` posts the same subscribers to the same sandbox with no Kafka and no
+bookkeeping; the ratio of the two is how close the broadcaster gets to what the machine can do.
 
     .venv/bin/python bench/fanout.py [--quick]     # quick: 100k and 450k; else also 1M
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from _stack import (
     WARMUP_TAG,
-    alerts,
+    GatewayAlerts,
     load_subscribers,
     log,
     parse_args,
@@ -27,6 +29,7 @@ from _stack import (
     stack,
     warm_up,
 )
+from chaos import create_operator_key, start_gateway
 from common.messages import Audience
 from raw_limit import measure_raw, size_name
 
@@ -40,14 +43,17 @@ async def main() -> None:
         await load_subscribers(bench, 10, (WARMUP_TAG,))
         bench.start_sandbox()
         broadcaster = bench.start_broadcaster("all")
-        async with sandbox_client(bench) as sandbox, alerts(bench) as posting:
+        _, gateway_url = start_gateway(bench)
+        api_key = await create_operator_key(bench.database_url)
+        async with sandbox_client(bench) as sandbox, httpx.AsyncClient(timeout=60) as client:
+            posting = GatewayAlerts(client, gateway_url, api_key)
             await warm_up(bench, posting, sandbox, (broadcaster,))
             for size in sizes:
                 await load_subscribers(bench, size - bench.subscribers)
                 await sandbox.reset()
-                alert_id, handed_over = await posting.post(Audience(all=True))
+                alert_id, posted = await posting.post(Audience(all=True))
                 ledger = await sandbox.wait_for(alert_id, size, 600.0, (broadcaster,))
-                fanout = float(ledger["last_accepted_at"]) - handed_over
+                fanout = float(ledger["last_accepted_at"]) - posted
                 duplicates += int(ledger["duplicates"])
                 await sandbox.reset()
                 raw = await measure_raw(bench, sandbox)

@@ -1,10 +1,11 @@
-"""Time to first delivery: from handing an alert over to its first batch accepted at the sandbox.
+"""Time to first delivery: from POSTing an alert to its first batch accepted at the sandbox.
 
-Small alerts (a tagged audience of 200) go one after another through a running broadcaster
-(one planner-and-sender process, no rate limit) over a database of 100,000 subscribers. The
-clock starts when the alert's `alerts.requested` record is handed to Kafka (what the
-gateway's outbox relay does) and stops at the sandbox's timestamp of the first accepted batch.
-`public` alerts take the normal shard topic, `emergency` ones the urgent topic.
+Small alerts (a tagged audience of 200) are POSTed one after another to `allim gateway`, with
+a running broadcaster (one planner-and-sender process, no rate limit) over a database of
+100,000 subscribers. The clock starts when the POST is sent and stops at the sandbox's
+timestamp of the first accepted batch: the gateway's outbox and relay, Kafka, the planner and
+a sender are all inside. `public` alerts take the normal shard topic, `emergency` ones the
+urgent topic.
 
     .venv/bin/python bench/first_delivery.py [--quick]   # 10 alerts of each category quick, 20 else
 
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from _stack import (
     SMALL_TAG,
     WARMUP_TAG,
-    alerts,
+    GatewayAlerts,
     load_subscribers,
     log,
     parse_args,
@@ -29,6 +32,7 @@ from _stack import (
     stack,
     warm_up,
 )
+from chaos import create_operator_key, start_gateway
 from common.messages import Audience, Category
 
 DATABASE_SIZE = 100_000
@@ -36,7 +40,7 @@ SMALL_AUDIENCE = 200
 
 
 async def main() -> None:
-    args = parse_args("Time from handing an alert over to its first delivery.")
+    args = parse_args("Time from POSTing an alert to its first delivery.")
     count = 10 if args.quick else 20
     latencies: dict[Category, list[float]] = {"public": [], "emergency": []}
     async with stack("first") as bench:
@@ -46,19 +50,18 @@ async def main() -> None:
         await load_subscribers(bench, DATABASE_SIZE - bench.subscribers)
         bench.start_sandbox()
         broadcaster = bench.start_broadcaster("all")
-        async with sandbox_client(bench) as sandbox, alerts(bench) as posting:
+        _, gateway_url = start_gateway(bench)
+        api_key = await create_operator_key(bench.database_url)
+        async with sandbox_client(bench) as sandbox, httpx.AsyncClient(timeout=60) as client:
+            posting = GatewayAlerts(client, gateway_url, api_key)
             await warm_up(bench, posting, sandbox, (broadcaster,))
             for index in range(count * 2):
                 category: Category = "emergency" if index % 2 else "public"
-                alert_id, handed_over = await posting.post(
-                    Audience(tags=[SMALL_TAG]), category=category
-                )
+                alert_id, posted = await posting.post(Audience(tags=[SMALL_TAG]), category=category)
                 ledger = await sandbox.wait_for(
                     alert_id, SMALL_AUDIENCE, 60.0, (broadcaster,), poll=0.05
                 )
-                latencies[category].append(
-                    (float(ledger["first_accepted_at"]) - handed_over) * 1000
-                )
+                latencies[category].append((float(ledger["first_accepted_at"]) - posted) * 1000)
     figures: dict[str, float | int] = {"first_delivery_alerts": count * 2}
     for category, values in latencies.items():
         prefix = "first_delivery" if category == "public" else f"first_delivery_{category}"
