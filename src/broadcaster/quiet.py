@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.config import BroadcasterSettings
 
@@ -34,8 +34,13 @@ class QuietHours:
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # ZoneInfo raises ZoneInfoNotFoundError (a KeyError) for an unknown zone
-        object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"Quiet hours time zone '{self.timezone}' is not an IANA zone such as 'Asia/Seoul'."
+            ) from exc
+        object.__setattr__(self, "_zone", zone)
 
     @classmethod
     def from_settings(cls, settings: BroadcasterSettings) -> QuietHours:
