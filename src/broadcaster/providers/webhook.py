@@ -31,7 +31,9 @@ Answers: any 2xx means every recipient of the batch was taken (code 1000). 429 a
 slow down (`Retry-After` in seconds or as an HTTP date); 408, 5xx, timeouts and connection
 errors are transient, and the same batch is sent again with the same idempotency key; any
 other status is a permanent refusal. A webhook has no look-up: a batch whose fate is unknown
-is sent again with the same `X-Idempotency-Key`, which receivers must deduplicate.
+is sent again with the same `X-Idempotency-Key`, which receivers must deduplicate, answering
+a key they already took with a 2xx as they did the first time (not 409: any status outside
+2xx, 408, 429 and 5xx would record the batch's recipients as failed).
 """
 
 from __future__ import annotations
