@@ -7,7 +7,9 @@
 - `figures`: every figure under its stable name (the median over the runs), flat;
 - `benchmarks.<script>`: per script its command, runs, and per figure median/min/max/spread
   and every run's value, plus `data`: the non-numeric output (time series) of one run;
-- `chaos`: the failure scenarios, each with duplicates, missing and time to complete;
+- `chaos`: the last full `make chaos` run: the failure scenarios, each with duplicates,
+  missing and time to complete; `chaos_short`: the last short one (`--quick`, the size CI
+  runs, which `make bench` runs too); the `chaos_*` figures come from the later of the two;
 - `machine`, `command`, `quick`, `started_at`, `finished_at`.
 
 Charts come from figures and series that benchmark scripts print:
@@ -128,10 +130,18 @@ def flat_figures(results: dict[str, Any]) -> dict[str, float]:
     for bench in results.get("benchmarks", {}).values():
         for name, stats in bench.get("figures", {}).items():
             figures[name] = stats["median"]
-    chaos = results.get("chaos") or {}
-    for name, value in (chaos.get("figures") or {}).items():
+    for name, value in (latest_chaos(results).get("figures") or {}).items():
         figures[name] = value
     return dict(sorted(figures.items()))
+
+
+CHAOS_KEYS = ("chaos", "chaos_short")
+
+
+def latest_chaos(results: dict[str, Any]) -> dict[str, Any]:
+    """The chaos run (full or short) that finished last, or {}."""
+    runs = [results[key] for key in CHAOS_KEYS if results.get(key)]
+    return max(runs, key=lambda run: str(run.get("finished_at", "")), default={})
 
 
 def _number(value: float) -> str:
@@ -162,10 +172,10 @@ def _find_series(results: dict[str, Any], key: str) -> tuple[str, dict[str, Any]
         value = bench.get("data", {}).get(key)
         if isinstance(value, dict) and value.get("t_s"):
             return name, value
-    chaos = results.get("chaos") or {}
-    value = (chaos.get("data") or {}).get(key)
-    if isinstance(value, dict) and value.get("t_s"):
-        return "chaos", value
+    for chaos_key in CHAOS_KEYS:
+        value = ((results.get(chaos_key) or {}).get("data") or {}).get(key)
+        if isinstance(value, dict) and value.get("t_s"):
+            return chaos_key, value
     return None
 
 
@@ -303,8 +313,7 @@ def _why_missing(results: dict[str, Any], figure: str) -> str:
     """Why a named figure is missing: its benchmark failed, did not run, or left it out."""
     stem = figure.split("_")[0]
     if stem == "chaos":
-        chaos = results.get("chaos") or {}
-        return str(chaos.get("error") or "no chaos run recorded")
+        return str(latest_chaos(results).get("error") or "no chaos run recorded")
     for script, bench in sorted(results.get("benchmarks", {}).items()):
         if script.split("_")[0] == stem:
             if bench.get("errors"):
@@ -344,18 +353,14 @@ def _bench_sections(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _chaos_section(results: dict[str, Any]) -> list[str]:
-    chaos = results.get("chaos")
-    lines = ["## Failures survived", ""]
-    if not chaos or not chaos.get("scenarios"):
-        error = (chaos or {}).get("error")
-        reason = f" (last attempt: {error})" if error else ""
-        return [*lines, f"No chaos run recorded yet{reason}: `make chaos`.", ""]
-    lines += [
-        f"`{chaos['command']}` at {chaos.get('finished_at', '?')}: a broadcast to "
-        f"{chaos['audience']:,} active subscribers per scenario; duplicates and missing are "
-        "counted at the sandbox's ledger (missing = active targeted subscribers in PostgreSQL "
-        "that the ledger never accepted). "
+def _chaos_table(chaos: dict[str, Any]) -> list[str]:
+    if not chaos.get("scenarios"):
+        error = chaos.get("error")
+        return [f"`{chaos.get('command', 'chaos')}` recorded no scenario ({error}).", ""]
+    lines = [
+        f"`{chaos['command']}`, finished {chaos.get('finished_at', '?')}: a broadcast to "
+        f"{chaos['audience']:,} active subscribers per scenario, {chaos.get('senders', '?')} "
+        f"sender processes, the provider's limit {chaos.get('rate_per_s', 0):,.0f} messages/s. "
         + (
             f"The clean run, with no failure, took {chaos['clean_seconds']:.1f} s."
             if chaos.get("clean_seconds") is not None
@@ -369,12 +374,34 @@ def _chaos_section(results: dict[str, Any]) -> list[str]:
     for s in chaos["scenarios"]:
         seconds = f"{s['seconds']:.1f} s" if s.get("seconds") is not None else "-"
         ratio = f"{s['vs_clean']:.2f}x" if s.get("vs_clean") is not None else "-"
+        missing = "n/a" if s["missing"] is None else f"{s['missing']:,}"
         verdict = "survived" if s["ok"] else f"**FAILED** {s.get('error') or ''}".strip()
+        happened = s["description"] + "".join(f"; {note}" for note in s.get("notes") or [])
         lines.append(
-            f"| {s['name']} | {s['description']} | {s['duplicates']} | {s['missing']} "
+            f"| {s['name']} | {happened} | {s['duplicates']:,} | {missing} "
             f"| {seconds} | {ratio} | {verdict} |"
         )
     return [*lines, ""]
+
+
+def _chaos_section(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Failures survived",
+        "",
+        "Duplicates and missing recipients are counted at the sandbox's ledger: a duplicate "
+        "is a recipient accepted more than once, missing is an active subscriber in "
+        "PostgreSQL that the ledger never accepted. Time to complete runs from the POST to "
+        "the alert's end, against the clean run of the same session.",
+        "",
+    ]
+    full, short = results.get("chaos"), results.get("chaos_short")
+    if not full and not short:
+        return [*lines, "No chaos run recorded yet: `make chaos`.", ""]
+    if full:
+        lines += ["### `make chaos`", "", *_chaos_table(full)]
+    if short:
+        lines += ["### The short run (`make bench`, and CI's size)", "", *_chaos_table(short)]
+    return lines
 
 
 def write_report(results: dict[str, Any], path: Path = DOC) -> None:

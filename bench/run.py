@@ -212,10 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_script(BENCH_DIR / "chaos.py", chaos_args, timeout * 2, LOG_DIR / "chaos.log")
         if outcome.error:
             failed.append("chaos")
-        # chaos.py wrote its own section of results.json; keep it
-        results["chaos"] = report.load_results().get("chaos", results.get("chaos"))
+        # chaos.py wrote its own sections of results.json; keep them
+        written = report.load_results()
+        for key in report.CHAOS_KEYS:
+            if key in written:
+                results[key] = written[key]
         if outcome.error:
-            results.setdefault("chaos", {})["error"] = outcome.error
+            results.setdefault("chaos_short", {})["error"] = outcome.error
 
     results["figures"] = report.flat_figures(results)
     results["finished_at"] = report.utc_now()
