@@ -92,6 +92,9 @@ def start_services(group: ServiceGroup, args: argparse.Namespace, logs: Path) ->
                 "ALLIM_SANDBOX_TIME_SCALE": str(args.time_scale),
                 "ALLIM_SANDBOX_SEED": str(args.seed),
                 "ALLIM_SANDBOX_TAP_CONCURRENCY": "64",
+                # a real channel has friends who stopped using KakaoTalk, or never did
+                "ALLIM_SANDBOX_INACTIVE_SHARE": "0.012",
+                "ALLIM_SANDBOX_NON_KAKAO_SHARE": "0.004",
             },
             f"{sandbox}/healthz",
             logs / "sandbox.log",
@@ -199,15 +202,21 @@ def follow_reads(console: Console, gateway: str, sandbox: str, key: str, alert_i
     """Show readers arriving until the simulated people have made every tap they will make."""
     quiet_since: float | None = None
     last_readers = -1
+    last_line = 0.0
     with console.status("Waiting for people to read ...") as status_line:
         while True:
             rollup = fetch_rollup(gateway, key, uuid.UUID(alert_id))
             pending = poll_json(f"{sandbox}/_sandbox/stats")["totals"]["taps_pending"]
             readers = rollup.readers
-            status_line.update(
+            line = (
                 f"Readers {readers:,}  read rate {rollup.read_rate:.1%}  "
                 f"forwarded {rollup.forwarded_readers:,}  taps still to come {pending:,}"
             )
+            status_line.update(line)
+            if not console.is_terminal and time.monotonic() - last_line > 15:
+                # a spinner shows nothing in a log: a line every 15 s instead
+                console.print(line)
+                last_line = time.monotonic()
             if pending == 0 and readers == last_readers:
                 quiet_since = quiet_since or time.monotonic()
                 # analytics publishes within 2 s; three quiet seconds means all is counted
