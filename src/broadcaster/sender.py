@@ -488,29 +488,45 @@ class ShardPipe:
     ) -> None:
         """Publish the batch's delivery event, then settle it in one statement."""
         deps, info = self.deps, self._info
-        codes = {r.subscriber_id: (r.result_code, r.message) for r in result.results}
-        delivered = 0
-        outcomes: list[dict[str, Any]] = []
+        answers = result.results
+        if [a.subscriber_id for a in answers] != [r.subscriber_id for r in recipients]:
+            # not in request order, or someone missing: match by subscriber id
+            codes = {a.subscriber_id: a for a in answers}
+            answers = tuple(
+                codes.get(r.subscriber_id)
+                or RecipientResult(
+                    r.subscriber_id, r.recipient_no, TEMPORARY_FAILURE, "missing from the answer"
+                )
+                for r in recipients
+            )
+        outcomes = [
+            {"subscriber_id": a.subscriber_id, "result_code": a.result_code, "delivered": True}
+            if a.result_code == DELIVERED
+            else {
+                "subscriber_id": a.subscriber_id,
+                "result_code": a.result_code,
+                "delivered": False,
+            }
+            for a in answers
+        ]
+        delivered = sum(1 for a in answers if a.result_code == DELIVERED)
         failed_ids: list[int] = []
         failed_codes: list[int] = []
         failed_reasons: list[str] = []
         again: list[int] = []
         held = False
-        for recipient in recipients:
-            sid = recipient.subscriber_id
-            code, message = codes.get(sid, (TEMPORARY_FAILURE, "missing from the answer"))
-            outcomes.append(
-                {"subscriber_id": sid, "result_code": code, "delivered": code == DELIVERED}
-            )
-            if code == DELIVERED:
-                delivered += 1
-            elif code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
-                again.append(sid)
-                held = held or code == BRAND_QUIET_HOURS
-            else:
-                failed_ids.append(sid)
-                failed_codes.append(code)
-                failed_reasons.append(f"{code} {message}"[:200])
+        if delivered < len(answers):
+            for a in answers:
+                code = a.result_code
+                if code == DELIVERED:
+                    continue
+                if code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
+                    again.append(a.subscriber_id)
+                    held = held or code == BRAND_QUIET_HOURS
+                else:
+                    failed_ids.append(a.subscriber_id)
+                    failed_codes.append(code)
+                    failed_reasons.append(f"{code} {a.message}"[:200])
         by_reason: dict[str, int] = {}
         for code in failed_codes:
             by_reason[str(code)] = by_reason.get(str(code), 0) + 1
