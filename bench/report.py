@@ -233,7 +233,7 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
         minutes = [t * scale / 60 for t in series["t_s"]]
         ax.plot(minutes, [100 * r for r in series["read_rate"]], label="read rate")
         ax.set_xlabel(
-            "minutes since the alert was posted"
+            "minutes since the first delivery"
             + (f" (simulated, clock x{scale:g})" if scale != 1 else "")
         )
         ax.set_ylabel("readers / delivered (%)")
