@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from common.messages import Audience, Button, Category
+from gateway.text import unstorable
 
 MAX_BUTTONS = 5
 MAX_OPERATOR_BUTTONS = MAX_BUTTONS - 1
@@ -38,13 +39,9 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "cancelled", "failed
 
 
 def _storable(value: str) -> str:
-    # PostgreSQL text holds neither NUL nor lone surrogates (which UTF-8 cannot encode)
-    if "\x00" in value:
-        raise ValueError("Must not contain NUL characters.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("Must be valid Unicode text (no lone surrogates).") from exc
+    reason = unstorable(value)
+    if reason is not None:
+        raise ValueError(reason[0].upper() + reason[1:] + ".")
     return value
 
 

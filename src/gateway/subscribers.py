@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from common.models import Subscriber
+from gateway.text import unstorable
 
 RECIPIENT_PATTERN = r"^01[016789][0-9]{7,8}$"
 RECIPIENT_RULE = (
@@ -46,6 +47,9 @@ def check_district(district: str | None) -> str | None:
     if district is None:
         return None
     district = district.strip()
+    reason = unstorable(district)
+    if reason is not None:
+        raise SubscriberError(f"district {reason}.")
     if len(district) > DISTRICT_MAX:
         raise SubscriberError(f"district is longer than {DISTRICT_MAX} characters.")
     return district or None
@@ -58,6 +62,9 @@ def check_tags(tags: list[str]) -> list[str]:
         tag = tag.strip()
         if not tag or tag in cleaned:
             continue
+        reason = unstorable(tag)
+        if reason is not None:
+            raise SubscriberError(f"a tag {reason}.")
         if len(tag) > TAG_MAX:
             raise SubscriberError(f"tag '{tag[:20]}...' is longer than {TAG_MAX} characters.")
         cleaned.append(tag)

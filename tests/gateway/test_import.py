@@ -128,14 +128,15 @@ async def test_bad_lines_are_rejected_by_number_and_the_rest_imported(
             b"",  # 9: blank, skipped
             f"{good[2]},x,{'y' * (MAX_LINE_BYTES + 1)}".encode(),  # 10: too long
             f"{good[3]},영통구,a;b".encode(),  # 11
+            f"{good[2]},장안\x00구,".encode(),  # 12: NUL, which PostgreSQL cannot store
         ]
     )
     response = await client.post(IMPORT, content=body, headers=headers(api_keys, CSV))
     assert response.status_code == 200, response.text
     report = response.json()
-    assert (report["accepted"], report["rejected"]) == (2, 7)
+    assert (report["accepted"], report["rejected"]) == (2, 8)
     reasons = {e["line"]: e["reason"] for e in report["errors"]}
-    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 10]
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 10, 12]
     assert "recipient_no" in reasons[3]
     assert "district" in reasons[4]
     assert "expected 3 fields" in reasons[5]
@@ -143,6 +144,7 @@ async def test_bad_lines_are_rejected_by_number_and_the_rest_imported(
     assert reasons[7] == "duplicate of line 2"
     assert "UTF-8" in reasons[8]
     assert "longer than" in reasons[10]
+    assert "NUL" in reasons[12]
     rows = await stored(engine, good)
     assert sorted(rows) == sorted([good[0], good[3]])
     assert rows[good[0]].district == "장안구"  # the first line of a number wins

@@ -110,6 +110,9 @@ async def test_put_refuses_bad_numbers_and_stores_nothing(
         ({"tags": [f"t{i}" for i in range(33)]}, "tags"),
         ({"tags": "교통"}, "tags"),
         ({"district": "장안구", "status": "active"}, "status"),
+        # text PostgreSQL cannot store (found by the OpenAPI fuzz): a 422, not a 500
+        ({"district": "장안\x00구"}, "district"),
+        ({"tags": ["ok", "bad\x00tag"]}, "tags"),
     ],
 )
 async def test_put_refuses_bad_fields_and_stores_nothing(
@@ -124,6 +127,20 @@ async def test_put_refuses_bad_fields_and_stores_nothing(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert field in {e["field"] for e in response.json()["errors"]}
+    assert await count_rows(engine, number) == 0
+
+
+async def test_a_lone_surrogate_is_a_422_and_stores_nothing(
+    client: httpx.AsyncClient, api_keys: dict[Role, str], engine: AsyncEngine
+) -> None:
+    number = new_number()
+    response = await client.put(
+        f"/v1/subscribers/{number}",
+        content=b'{"tags": ["\\ud87a"]}',  # valid JSON, but no UTF-8 can hold it
+        headers={**auth(api_keys), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert "tags" in {e["field"] for e in response.json()["errors"]}
     assert await count_rows(engine, number) == 0
 
 
