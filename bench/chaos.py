@@ -98,6 +98,9 @@ class System:
     analytics: bool = True
     rate: float = 0.0
     shard_size: int = 20_000
+    # a shard not started this long after planning is published again (the broadcaster's
+    # repair for a lost shard task); shorter than its default so a chaos run sees it work
+    stall_seconds: float = 60.0
     api_key: str = ""
     gateway_url: str = ""
     sandbox: _stack.Sandbox | None = None
@@ -128,6 +131,7 @@ class System:
             "public_base_url": self.gateway_url,
             "broadcaster_rate_messages_per_second": self.rate,
             "broadcaster_shard_size": self.shard_size,
+            "broadcaster_stall_seconds": self.stall_seconds,
         }
         bench.start_broadcaster("planner", 0, **limits)
         for index in range(self.senders):
@@ -660,6 +664,7 @@ async def run_chaos(config: ChaosConfig) -> dict[str, Any]:
         "audience": config.audience,
         "rate_per_s": config.rate,
         "senders": config.senders,
+        "broadcaster_stall_seconds": system.stall_seconds,
         "clean_seconds": clean_outcome.seconds if clean_outcome else None,
         "scenarios": [
             {

@@ -360,7 +360,12 @@ def _chaos_table(chaos: dict[str, Any]) -> list[str]:
     lines = [
         f"`{chaos['command']}`, finished {chaos.get('finished_at', '?')}: a broadcast to "
         f"{chaos['audience']:,} active subscribers per scenario, {chaos.get('senders', '?')} "
-        f"sender processes, the provider's limit {chaos.get('rate_per_s', 0):,.0f} messages/s. "
+        f"sender processes, the provider's limit {chaos.get('rate_per_s', 0):,.0f} messages/s"
+        + (
+            f", ALLIM_BROADCASTER_STALL_SECONDS={chaos['broadcaster_stall_seconds']:g}. "
+            if chaos.get("broadcaster_stall_seconds")
+            else ". "
+        )
         + (
             f"The clean run, with no failure, took {chaos['clean_seconds']:.1f} s."
             if chaos.get("clean_seconds") is not None
