@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.problems import Problem
 from gateway.auth import GRANTS, Principal, Role, authenticate
-from gateway.problems import Problem
 from gateway.state import GatewayState
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An allim API key")

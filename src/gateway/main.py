@@ -13,11 +13,11 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from common import problems
 from common.db import create_engine, session_factory
 from common.kafka import create_producer
 from common.logs import configure_logging
 from common.tokens import TokenSigner
-from gateway import problems
 from gateway.cap import AreaTable
 from gateway.config import DEFAULT_CAP_AREAS, GatewaySettings, load_settings
 from gateway.metrics import GatewayMetrics, RequestMetrics

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from gateway.problems import Problem
+from common.problems import Problem
 from sandbox.api import DealerDep
 from sandbox.clock import in_brand_quiet_hours
 from sandbox.dealer import Dealer

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from gateway import problems
+from common import problems
 from sandbox import admin, api
 from sandbox.behaviour import Behaviour
 from sandbox.clock import Clock

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.messages import Audience, Button, Category
 from common.models import Alert, AlertStats
+from common.problems import Problem
 from gateway import cap, intake
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
-from gateway.problems import Problem
 from gateway.schemas import (
     TERMINAL_STATUSES,
     AlertAccepted,

@@ -11,8 +11,8 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.problems import Problem
 from gateway.deps import StateDep
-from gateway.problems import Problem
 from gateway.state import GatewayState
 
 logger = logging.getLogger(__name__)

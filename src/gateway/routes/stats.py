@@ -7,8 +7,8 @@ import uuid
 from fastapi import APIRouter
 
 from analytics.rollups import AlertRollup, load_rollup
+from common.problems import PROBLEM_JSON, Problem
 from gateway.deps import SessionDep, ViewerDep
-from gateway.problems import PROBLEM_JSON, Problem
 
 router = APIRouter(prefix="/v1", tags=["stats"])
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import ClientDisconnect
 
 from common.db import asyncpg_dsn
+from common.problems import Problem
 from gateway import subscribers
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.importer import (
@@ -21,7 +22,6 @@ from gateway.importer import (
     format_of,
     import_subscribers,
 )
-from gateway.problems import Problem
 
 logger = logging.getLogger(__name__)
 

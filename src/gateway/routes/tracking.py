@@ -27,13 +27,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from common.events import LINK_TAPPED, CloudEvent
 from common.messages import TapData
+from common.problems import Problem
 from common.tokens import TokenError
 from common.topics import ENGAGEMENT
 from gateway.config import GatewaySettings
 from gateway.deps import get_state
 from gateway.landing import PageCache, load_page, render_alert, render_missing
 from gateway.metrics import GatewayMetrics
-from gateway.problems import Problem
 from gateway.state import KafkaLink
 
 logger = logging.getLogger(__name__)

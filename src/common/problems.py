@@ -1,4 +1,4 @@
-"""RFC 9457 problem details: every error the gateway answers is `application/problem+json`."""
+"""RFC 9457 problem details for allim's HTTP services: every error is `application/problem+json`."""
 
 from __future__ import annotations
 
