@@ -248,7 +248,10 @@ async def test_two_senders_share_the_shards_and_a_rebalance_loses_nothing(
     await kit.request(alert_id, people.audience, "public")
     await _until(lambda: slow_sandbox.ledger(alert_id)["acceptances"] >= 300, 60)
 
-    # joining mid-broadcast revokes partitions from the first sender while it sends
+    # joining mid-broadcast revokes partitions from the first sender while it sends; the
+    # provider slows down meanwhile, so the first cannot finish alone on a fast machine
+    # before the second has joined on a loaded one
+    slow_sandbox.configure(latency_ms=1_000)
     second = spawn("sender", "sender-b", **narrow)
     second.start()
     second.wait_ready()

@@ -47,7 +47,9 @@ async def test_allim_sandbox_serves_resets_connections_and_stops_on_sigterm() ->
             sandbox = SandboxClient(http, "allim-sandbox", "cli-test-secret-0123456789")
             body = {
                 "senderKey": "s",
-                "messageType": "BRAND",
+                # ALIMTALK: BRAND is refused (3022) at night in Seoul, and CI runs at any hour
+                "messageType": "ALIMTALK",
+                "templateCode": "T",
                 "content": "c",
                 "senderGroupingKey": "cli:0:1",
                 "recipientList": [{"recipientNo": "01000000001"}],
