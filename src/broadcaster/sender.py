@@ -148,6 +148,11 @@ class ShardPipe:
             state = await store.counters(self.alert_id)
             shard = await store.shard(self.alert_id, self.task.shard_no)
             if shard is None and state is not None and state.status in ("queued", "scheduled"):
+                # most likely the plan is committing right now: wait for it, not a fixed pause
+                await store.wait_for_plan(self.alert_id)
+                state = await store.counters(self.alert_id)
+                shard = await store.shard(self.alert_id, self.task.shard_no)
+            if shard is None and state is not None and state.status in ("queued", "scheduled"):
                 return "busy"
             info = await self.deps.alert(self.alert_id)
             if shard is None or info is None or state is None:

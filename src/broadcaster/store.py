@@ -8,6 +8,7 @@ one statement).
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import asyncpg
 import orjson
 
 from common.messages import Audience, Button, Category
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,19 @@ class Store:
             alert_id,
         )
         return None if row is None else _alert(row)
+
+    async def wait_for_plan(self, alert_id: uuid.UUID, timeout_ms: int = 5_000) -> None:
+        """Wait until no planner holds the alert's row, i.e. its plan is committed or gone.
+
+        The planner keeps the row `FOR UPDATE` from reading it to committing the shards, and
+        `FOR SHARE` waits for that lock; a lock held past `timeout_ms` just ends the wait.
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
+            try:
+                await connection.execute("SELECT 1 FROM alerts WHERE id = $1 FOR SHARE", alert_id)
+            except asyncpg.LockNotAvailableError:
+                logger.info("alert %s is still being planned", alert_id)
 
     async def counters(self, alert_id: uuid.UUID) -> Counters | None:
         """The alert's status and counters."""
