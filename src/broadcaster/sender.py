@@ -392,6 +392,10 @@ class ShardPipe:
         deps, attempt = self.deps, 0
         while True:
             await deps.limiter.acquire(len(batch.recipients))
+            if self._halted():
+                # cancelled or stopping while it waited for the rate budget: the batch stays
+                # unsent, its row 'sending', so a resumed shard looks it up and sends it then
+                return None
             deps.metrics.in_flight.inc()
             started = time.perf_counter()
             try:
@@ -421,7 +425,7 @@ class ShardPipe:
             attempt += 1
             deps.metrics.retries.labels(cause).inc()
             await self._sleep(delay)
-            if self.stopping.is_set():
+            if self._halted():
                 return None
 
     def _backoff(self, attempt: int) -> float:
