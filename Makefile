@@ -20,6 +20,7 @@ lint: install
 	$(BIN)/ruff check src tests bench migrations
 	$(BIN)/ruff format --check src tests bench migrations
 	$(BIN)/mypy
+	MYPYPATH=src:bench $(BIN)/mypy --strict bench/*.py
 
 format: install
 	$(BIN)/ruff format src tests bench migrations

@@ -92,9 +92,10 @@ async def publish_alert(
     await _send(producer, ALERT_EVENTS, key, CloudEvent(events.ALERT_STARTED, "/bench", started))
     for seq, first in enumerate(range(1, taps + 1, 1000)):
         size = min(1000, taps + 1 - first)
+        batch_id = f"{alert}:0:{seq}"
         batch = {
             "alert_id": str(alert),
-            "batch_id": f"{alert}:0:{seq}",
+            "batch_id": batch_id,
             "shard_no": 0,
             "seq": seq,
             "category": "emergency",
@@ -103,7 +104,7 @@ async def publish_alert(
             "failed_by_reason": {},
             "outcomes": [],
         }
-        event = CloudEvent(events.DELIVERY_BATCH, "/bench", batch, id=batch["batch_id"])
+        event = CloudEvent(events.DELIVERY_BATCH, "/bench", batch, id=batch_id)
         await _send(producer, DELIVERIES, key, event)
     now = datetime.now(UTC).isoformat()
     pending = []
