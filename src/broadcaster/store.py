@@ -155,6 +155,14 @@ RETURNING shard_no
 """
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release a pooled connection as it is: no reset round trip after every statement.
+
+    Nothing here changes session state (`SET LOCAL` only, inside transactions), and the one
+    session lock, a shard's advisory lock, is released by `Store.shard_lock` itself.
+    """
+
+
 class Store:
     """The broadcaster's queries, on one asyncpg pool."""
 
@@ -164,7 +172,7 @@ class Store:
     @classmethod
     async def connect(cls, dsn: str, size: int) -> Store:
         """A store with a pool of `size` connections to `dsn` (a plain postgresql:// DSN)."""
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, reset=_keep_session)
         return cls(pool)
 
     async def close(self) -> None:
@@ -248,9 +256,15 @@ class Store:
                 yield bool(locked)
             finally:
                 if locked:
-                    await connection.execute(
-                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key
-                    )
+                    try:
+                        await connection.execute(
+                            "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key
+                        )
+                    except BaseException:
+                        # pooled connections are not reset on release (`_keep_session`): one
+                        # that may still hold the lock is closed, which releases it
+                        connection.terminate()
+                        raise
 
     async def shard(self, alert_id: uuid.UUID, shard_no: int) -> ShardRow | None:
         """The shard and the position its range batches reached."""
@@ -304,10 +318,14 @@ class Store:
 
         The alert goes `sending -> completed` in the same transaction when every shard is
         done. The alert row is locked first, so of two senders finishing the last two shards
-        at once the second sees the first's shard done.
+        at once the second sees the first's shard done. `FOR NO KEY UPDATE`, not `FOR UPDATE`:
+        the foreign-key checks of a new batch row take `KEY SHARE` on the alert, and a
+        `FOR UPDATE` waiting behind those closed a deadlock with batches being settled.
         """
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
+            await connection.execute(
+                "SELECT 1 FROM alerts WHERE id = $1 FOR NO KEY UPDATE", alert_id
+            )
             await connection.execute(
                 "UPDATE shards SET status = $3, updated_at = now()"
                 " WHERE alert_id = $1 AND shard_no = $2",
