@@ -33,6 +33,7 @@ from broadcaster.config import BroadcasterSettings
 from broadcaster.main import http_client, kakao_options
 from broadcaster.providers.base import OutgoingBatch, Recipient
 from broadcaster.providers.kakao import KakaoProvider
+from common.collector import tune_collector
 from common.tokens import TokenSigner
 
 KEYSET = (
@@ -96,6 +97,7 @@ async def raw_send(bench: Stack) -> tuple[uuid.UUID, float]:
 
     async with http_client(settings) as client:
         provider = KakaoProvider(client, kakao_options(settings))
+        tune_collector()  # as the broadcaster does, so the two are compared like with like
 
         async def post() -> None:
             while (batch := await queue.get()) is not None:

@@ -31,6 +31,7 @@ from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
 from broadcaster.sender import SenderDeps, SendOptions
 from broadcaster.store import Store
 from common import topics
+from common.collector import tune_collector
 from common.db import asyncpg_dsn, create_engine
 from common.kafka import create_consumer, create_producer
 from common.tokens import TokenSigner
@@ -116,6 +117,7 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
                         _senders(settings, store, publisher, metrics, stopping)
                     )
                 logger.info("broadcaster running as %s", role)
+                tune_collector()
                 await asyncio.wait(
                     [*jobs, asyncio.create_task(stopping.wait())],
                     return_when=asyncio.FIRST_COMPLETED,

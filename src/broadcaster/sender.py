@@ -498,7 +498,9 @@ class ShardPipe:
         """Publish the batch's delivery event, then settle it in one statement."""
         deps, info = self.deps, self._info
         answers = result.results
-        if [a.subscriber_id for a in answers] != [r.subscriber_id for r in recipients]:
+        if len(answers) != len(recipients) or any(
+            a.subscriber_id != r.subscriber_id for a, r in zip(answers, recipients, strict=True)
+        ):
             # not in request order, or someone missing: match by subscriber id
             codes = {a.subscriber_id: a for a in answers}
             answers = tuple(
@@ -508,34 +510,31 @@ class ShardPipe:
                 )
                 for r in recipients
             )
+        # one pass builds the outcomes of the event; the rest only looks at the failures
         outcomes = [
-            {"subscriber_id": a.subscriber_id, "result_code": a.result_code, "delivered": True}
-            if a.result_code == DELIVERED
-            else {
+            {
                 "subscriber_id": a.subscriber_id,
                 "result_code": a.result_code,
-                "delivered": False,
+                "delivered": a.result_code == DELIVERED,
             }
             for a in answers
         ]
-        delivered = sum(1 for a in answers if a.result_code == DELIVERED)
+        failures = [a for a in answers if a.result_code != DELIVERED]
+        delivered = len(answers) - len(failures)
         failed_ids: list[int] = []
         failed_codes: list[int] = []
         failed_reasons: list[str] = []
         again: list[int] = []
         held = False
-        if delivered < len(answers):
-            for a in answers:
-                code = a.result_code
-                if code == DELIVERED:
-                    continue
-                if code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
-                    again.append(a.subscriber_id)
-                    held = held or code == BRAND_QUIET_HOURS
-                else:
-                    failed_ids.append(a.subscriber_id)
-                    failed_codes.append(code)
-                    failed_reasons.append(f"{code} {a.message}"[:200])
+        for a in failures:
+            code = a.result_code
+            if code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
+                again.append(a.subscriber_id)
+                held = held or code == BRAND_QUIET_HOURS
+            else:
+                failed_ids.append(a.subscriber_id)
+                failed_codes.append(code)
+                failed_reasons.append(f"{code} {a.message}"[:200])
         by_reason: dict[str, int] = {}
         for code in failed_codes:
             by_reason[str(code)] = by_reason.get(str(code), 0) + 1
@@ -567,10 +566,9 @@ class ShardPipe:
                 "outcomes": outcomes,
             }
         )
+        # recipients are in id order (pages and follow-ups are read ORDER BY id)
         highest = (
-            last_id
-            if last_id is not None
-            else max((r.subscriber_id for r in recipients), default=0)
+            last_id if last_id is not None else (recipients[-1].subscriber_id if recipients else 0)
         )
         await deps.store.settle(
             Settlement(
