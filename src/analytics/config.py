@@ -19,7 +19,7 @@ class AnalyticsSettings(CommonSettings):
         description="Name under which applied event ids are kept in `processed_events`.",
     )
     analytics_max_batch: int = Field(
-        10_000,
+        20_000,
         ge=1,
         description="Most Kafka records applied in one database transaction.",
     )

@@ -23,6 +23,7 @@ from analytics.consumer import DATABASE_ERRORS, Aggregator, wait_or_stop
 from analytics.metrics import AnalyticsMetrics
 from analytics.snapshots import SnapshotPublisher
 from analytics.store import RollupStore, prepare_connection
+from common.collector import tune_collector
 from common.db import asyncpg_dsn
 from common.kafka import create_consumer, create_producer
 from common.topics import ensure_topics
@@ -132,6 +133,7 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
         if not await _until_up("Kafka", consumer.start, stop):
             return
         logger.info("analytics consuming as group %s", settings.analytics_group_id)
+        tune_collector()
         background = [
             asyncio.create_task(publisher.run(stop)),
             asyncio.create_task(

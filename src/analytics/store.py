@@ -53,19 +53,22 @@ ON CONFLICT DO NOTHING
 RETURNING event_id
 """
 
-# taps stay in the database: the ones seen before are deleted from the temp table
+# taps stay in the database: their ids are inserted, and only when fewer were new than the
+# poll holds are the ones seen before deleted from the temp table (DROP_SEEN_TAPS)
 NEW_TAPS = """
 WITH fresh AS (
     INSERT INTO processed_events (consumer, event_id)
     SELECT $1, event_id FROM analytics_taps
     ON CONFLICT DO NOTHING
-    RETURNING event_id
-), seen AS (
-    DELETE FROM analytics_taps t
-    WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = t.event_id)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM seen) AS seen
+SELECT count(*) AS fresh FROM fresh
+"""
+
+# a tap id whose processed_events row was not written by this transaction was applied before
+DROP_SEEN_TAPS = """
+DELETE FROM analytics_taps t USING processed_events p
+WHERE p.consumer = $1 AND p.event_id = t.event_id AND p.xmin <> pg_current_xact_id()::xid
 """
 
 # the first tapper of each token in this poll becomes its first reader, unless one exists
@@ -89,8 +92,12 @@ WITH firsts AS (
     ORDER BY alert_id, reader_id, seq
 ), inserted AS (
     INSERT INTO alert_readers (alert_id, reader_id, subscriber_id, forwarded, first_read_at)
-    SELECT f.alert_id, f.reader_id, f.subscriber_id, t.reader_id <> f.reader_id, f.tapped_at
-    FROM firsts f JOIN token_first_readers t USING (alert_id, subscriber_id)
+    SELECT f.alert_id, f.reader_id, f.subscriber_id,
+           -- one primary-key lookup per reader: a join read all of the alert's tokens
+           (SELECT t.reader_id FROM token_first_readers t
+            WHERE t.alert_id = f.alert_id AND t.subscriber_id = f.subscriber_id) <> f.reader_id,
+           f.tapped_at
+    FROM firsts f
     ON CONFLICT DO NOTHING
     RETURNING alert_id, forwarded, first_read_at
 )
@@ -291,11 +298,14 @@ class RollupStore:
             ],
             columns=["seq", "event_id", "alert_id", "subscriber_id", "reader_id", "tapped_at"],
         )
-        counts = await connection.fetchrow(NEW_TAPS, self._consumer)
-        applied.new_events += counts["fresh"]
-        applied.duplicates += counts["seen"]
-        if not counts["fresh"]:
+        fresh: int = await connection.fetchval(NEW_TAPS, self._consumer)
+        seen = len(decoded.taps) - fresh
+        applied.new_events += fresh
+        applied.duplicates += seen
+        if not fresh:
             return
+        if seen:
+            await connection.execute(DROP_SEEN_TAPS, self._consumer)
         for row in await connection.fetch(NEW_TOKEN_READERS):
             deltas.setdefault(row["alert_id"], AlertDelta()).first_readers += row["n"]
         for row in await connection.fetch(NEW_READERS):

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from common import problems
+from common.collector import tune_collector
 from common.db import create_engine, session_factory
 from common.kafka import create_producer
 from common.logs import configure_logging
@@ -67,6 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             asyncio.create_task(kafka.connect_forever(settings.kafka_bootstrap)),
             asyncio.create_task(relay.run()),
         ]
+        tune_collector()
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from common import problems
+from common.collector import tune_collector
 from sandbox import admin, api
 from sandbox.behaviour import Behaviour
 from sandbox.clock import Clock
@@ -45,6 +46,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
                 simulator=simulator,
             )
             tapping = asyncio.create_task(simulator.run())
+            tune_collector()
             try:
                 yield
             finally:

@@ -1,11 +1,26 @@
 import asyncio
+import time
 import uuid
 
 import pytest
 
-from common.events import DELIVERY_BATCH, CloudEvent, EventError
+from common.events import DELIVERY_BATCH, CloudEvent, EventError, time_ordered_id
 from common.kafka import create_consumer, create_producer, send_event
 from common.topics import DELIVERIES
+
+
+def test_default_ids_are_uuid7_in_time_order() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [CloudEvent(DELIVERY_BATCH, "/t", {}).id for _ in range(1000)]
+    time.sleep(0.002)
+    later = time_ordered_id()
+    after = time.time_ns() // 1_000_000
+
+    parsed = [uuid.UUID(i) for i in ids]
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    assert all(before <= u.int >> 80 <= after for u in parsed)
+    assert len(set(ids)) == len(ids)
+    assert max(ids) < later  # a later millisecond sorts after, as text too
 
 
 def test_headers_round_trip() -> None:
