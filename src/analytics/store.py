@@ -1,8 +1,9 @@
 """The rollups in PostgreSQL, and how one poll of events is applied to them exactly once.
 
 `apply` runs in ONE transaction: the poll's taps are copied into a temporary table and their
-event ids inserted into `processed_events` with ON CONFLICT DO NOTHING; the taps whose ids do
-not come back (seen before) are deleted from the temporary table, so only new taps count.
+event ids inserted into `processed_events` with ON CONFLICT DO NOTHING; when fewer ids were
+new than the poll holds, the taps seen before are deleted from the temporary table, so only
+new taps count.
 Delivered batches and lifecycle events are deduplicated the same way through a table of ids.
 The new taps are turned into first readers of tokens (`token_first_readers`), distinct
 readers (`alert_readers`) and per-minute reads with INSERT ... ON CONFLICT DO NOTHING
