@@ -115,9 +115,8 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
             settings.analytics_group_id,
             client_id,
             max_poll_records=settings.analytics_max_batch,
-            # one alert's taps share a partition: a fetch carries several polls of them, so
-            # a backlog is not read in pauses of one fetch round trip every poll or two
-            max_partition_fetch_bytes=48 << 20,
+            # one alert's taps share a partition: let one fetch carry a whole poll of them
+            max_partition_fetch_bytes=16 << 20,
             fetch_max_bytes=64 << 20,
         )
         aggregator = Aggregator(
