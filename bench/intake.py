@@ -123,14 +123,16 @@ async def post_all(
             started = time.perf_counter()
             try:
                 response = await http.post("/v1/alerts", content=content, headers=headers)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 errors += 1
+                log("alert %d: %r", n, exc)
                 continue
             latencies.append(time.perf_counter() - started)
             if response.status_code == 202:
                 accepted[response.json()["id"]] = time.time()
             else:
                 errors += 1
+                log("alert %d: HTTP %d %s", n, response.status_code, response.text[:300])
 
     async with httpx.AsyncClient(
         base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=30.0
