@@ -30,14 +30,14 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from _stack import Stack, log, report, stack
+from _stack import Stack, log, report, skip_history, stack
 from cli.processes import Service, free_port
 from common import events
 from common.events import CloudEvent
 from common.kafka import create_producer
-from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT, TOPICS
+from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT
 
 FULL_TAPS = 450_000
 QUICK_TAPS = 100_000
@@ -135,27 +135,6 @@ async def _send(producer: AIOKafkaProducer, topic: str, key: bytes, event: Cloud
     await producer.send(topic, value=event.value(), key=key, headers=event.headers())
 
 
-async def skip_history(bootstrap: str) -> None:
-    """Commit the group's offsets at the end of each topic, so only this run's events count."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        counted = {DELIVERIES, ENGAGEMENT, ALERT_EVENTS}
-        partitions = [
-            TopicPartition(spec.name, n)
-            for spec in TOPICS
-            if spec.name in counted
-            for n in range(spec.partitions)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-    finally:
-        await consumer.stop()
-
-
 async def rollup(connection: asyncpg.Connection, alert: uuid.UUID) -> dict[str, Any]:
     row = await connection.fetchrow(
         "SELECT taps, readers, first_readers, forwarded_readers, delivered"
@@ -204,7 +183,7 @@ async def main() -> None:
     taps = args.taps or (QUICK_TAPS if args.quick else FULL_TAPS)
     figures: dict[str, Any] = {"analytics_taps_per_phase": taps}
     async with stack("analytics") as bench:
-        await skip_history(bench.kafka)
+        await skip_history(bench.kafka, {GROUP: (DELIVERIES, ENGAGEMENT, ALERT_EVENTS)})
         producer = create_producer(bench.kafka, "allim-bench-analytics", linger_ms=20)
         await producer.start()
         connection = await asyncpg.connect(bench.dsn)
