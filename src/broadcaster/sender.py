@@ -254,6 +254,8 @@ class ShardPipe:
         return await self._finish(exhausted)
 
     async def _finish(self, exhausted: bool) -> Outcome:
+        if self._failure is not None:
+            await self._fail(self._failure)
         if self.deps.control.is_cancelled(self.alert_id):
             return await self._cancel()
         if self.stopping.is_set() or self._unsettled:
@@ -278,13 +280,19 @@ class ShardPipe:
         return "done"
 
     async def _gate(self) -> None:
-        """Wait while urgent shards go first, the alert is paused, or quiet hours hold it."""
+        """Wait while urgent shards go first, the alert is paused, or quiet hours hold it.
+
+        An alert whose `expires_at` has passed goes no further: its unsent batches stop,
+        and it is marked failed once the batches in flight are settled.
+        """
         control, priority = self.deps.control, self.deps.priority
         while not self._halted() and (
             (not self.urgent and priority.urgent) or control.is_paused(self.alert_id)
         ):
             # polled, so that a stop or a cancel ends the wait as quickly as the gate opens
             await self._sleep(0.05)
+        if self._expired():
+            return
         if self.urgent or self._halted():
             return
         held = self.deps.held_until(self._info.category, datetime.now(UTC))
@@ -292,6 +300,21 @@ class ShardPipe:
             # the shard gives its slot back and is taken up again when quiet hours end
             logger.info("alert %s held until %s (quiet hours)", self.alert_id, held.isoformat())
             self.held_until = held
+
+    def _expired(self) -> bool:
+        """True, and the alert stopped in this process, once its `expires_at` has passed."""
+        expires_at = self._info.expires_at
+        if expires_at is None or datetime.now(UTC) < expires_at:
+            return False
+        if self._failure is None:
+            self._failure = "expired before every recipient was sent to"
+            logger.warning(
+                "alert %s expired while sending; its unsent batches stop",
+                self.alert_id,
+                extra={"alert_id": str(self.alert_id)},
+            )
+        self.deps.control.cancel(self.alert_id)
+        return True
 
     def _next_seq(self) -> int:
         seq = self._seq
@@ -392,9 +415,10 @@ class ShardPipe:
         deps, attempt = self.deps, 0
         while True:
             await deps.limiter.acquire(len(batch.recipients))
-            if self._halted():
-                # cancelled or stopping while it waited for the rate budget: the batch stays
-                # unsent, its row 'sending', so a resumed shard looks it up and sends it then
+            if deps.control.is_cancelled(self.alert_id):
+                # cancelled while it waited for the rate budget: the batch stays unsent (its
+                # row 'sending'). A stopping sender still sends it: SIGTERM finishes the
+                # batches it has begun.
                 return None
             deps.metrics.in_flight.inc()
             started = time.perf_counter()
@@ -478,7 +502,7 @@ class ShardPipe:
         """Send a follow-up batch once its `not_before` has come."""
         if batch.not_before is not None:
             await self._sleep_until(batch.not_before)
-        if self._halted():
+        if self._expired() or self._halted():
             return False
         recipients = await self._rows_of(batch)
         await self.deps.store.release_held(batch.id)

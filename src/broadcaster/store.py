@@ -34,6 +34,7 @@ class AlertInfo:
     buttons: tuple[Button, ...]
     audience: Audience
     created_at: datetime
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ class Store:
         """The alert's content, or None when there is no such alert."""
         row = await self.pool.fetchrow(
             "SELECT id, title, body, category, buttons::text AS buttons,"
-            " audience::text AS audience, created_at FROM alerts WHERE id = $1",
+            " audience::text AS audience, created_at, expires_at FROM alerts WHERE id = $1",
             alert_id,
         )
         return None if row is None else _alert(row)
@@ -433,4 +434,5 @@ def _alert(row: asyncpg.Record) -> AlertInfo:
         buttons=tuple(Button.model_validate(b) for b in buttons),
         audience=Audience.model_validate(orjson.loads(row["audience"])),
         created_at=row["created_at"],
+        expires_at=row["expires_at"],
     )

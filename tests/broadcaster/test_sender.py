@@ -82,6 +82,7 @@ class Dealer:
     refuse: int | None = None  # answer every send with this HTTP status
     before_send: Callable[[OutgoingBatch], Awaitable[None]] | None = None
     sends: list[OutgoingBatch] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)  # unix time of each send
     accepted: dict[str, BatchResult] = field(default_factory=dict)
     attempts: dict[int, int] = field(default_factory=dict)
 
@@ -89,6 +90,7 @@ class Dealer:
         if self.before_send is not None:
             await self.before_send(batch)
         self.sends.append(batch)
+        self.sent_at.append(time.time())
         await asyncio.sleep(self.latency)
         if self.refuse is not None:
             raise PermanentProviderError("refused", self.refuse)
@@ -461,6 +463,53 @@ async def test_refused_requests_fail_the_alert_after_the_threshold(
         "SELECT DISTINCT result_code FROM delivery_failures WHERE alert_id = $1", alert_id
     )
     assert [c[0] for c in codes] == [400]
+
+
+async def test_an_alert_that_expires_while_sending_stops_and_is_failed(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(500)
+    rig.deps.options = SendOptions(batch_size=10)
+    rig.deps.in_flight = asyncio.Semaphore(2)
+    rig.dealer.latency = 0.05
+    expires_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    alert_id = await kit.create_alert(people.audience, expires_at=expires_at)
+    [task, *rest] = await rig.plan(alert_id)
+
+    assert await rig.run(task) == "cancelled"
+    sent = len(rig.dealer.recipients())
+    for other in rest:
+        assert await rig.run(other) == "cancelled"
+
+    assert 0 < sent < 500
+    assert len(rig.dealer.recipients()) == sent
+    # besides the two requests in flight when it expired, nothing went out after expiry
+    late = [t for t in rig.dealer.sent_at if t > expires_at.timestamp()]
+    assert len(late) <= 2
+    row = await rig.alert(alert_id)
+    assert row["status"] == "failed"
+    assert "expired" in row["status_reason"]
+    assert row["delivered"] == sent
+
+
+async def test_a_resumed_shard_of_an_expired_alert_sends_nothing(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(30)
+    alert_id = await kit.create_alert(
+        people.audience, expires_at=datetime.now(UTC) + timedelta(minutes=5)
+    )
+    [task] = await rig.plan(alert_id)
+    # held overnight, say, and its expiry passed meanwhile
+    await store.pool.execute(
+        "UPDATE alerts SET expires_at = now() - interval '1 second' WHERE id = $1", alert_id
+    )
+
+    assert await rig.run(task) == "cancelled"
+
+    assert rig.dealer.sends == []
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("failed", 0)
 
 
 async def test_a_stopped_shard_resumes_from_its_checkpoint(rig: Rig, kit: Any) -> None:
