@@ -54,6 +54,11 @@ HeldUntil = Callable[[Category, datetime], datetime | None]
 BrandResumeAt = Callable[[datetime], datetime]
 
 
+# a held batch due within this long is waited for inside the shard's pipe (retries of
+# temporary failures); one due later gives the shard's slot back until then
+HOLD_IN_PIPE = timedelta(seconds=5)
+
+
 class ShardConflictError(RuntimeError):
     """A batch id this shard was about to write exists already: someone else sends it."""
 
@@ -207,6 +212,8 @@ class ShardPipe:
         self._tokens = self.deps.signer.signer_for(self.alert_id, expires)
         self._seq = shard.next_seq
         for batch in await self.deps.store.unsettled(self.alert_id, shard.shard_no):
+            if batch.status == "held" and self._holds_shard(batch.not_before):
+                continue
             self._spawn(self._recover(batch))
         position, exhausted = shard.position, False
         try:
@@ -300,6 +307,19 @@ class ShardPipe:
             # the shard gives its slot back and is taken up again when quiet hours end
             logger.info("alert %s held until %s (quiet hours)", self.alert_id, held.isoformat())
             self.held_until = held
+
+    def _holds_shard(self, not_before: datetime | None) -> bool:
+        """True when a held batch is due too late to wait for in the pipe.
+
+        A batch the provider refused in BRAND quiet hours (3022) is due at 08:00 KST: the
+        shard then stops like one held by allim's own quiet hours (`held_until`), giving its
+        slot back, and its held batches are sent when it is run again.
+        """
+        if not_before is None or not_before - datetime.now(UTC) <= HOLD_IN_PIPE:
+            return False
+        if self.held_until is None or not_before < self.held_until:
+            self.held_until = not_before
+        return True
 
     def _expired(self) -> bool:
         """True, and the alert stopped in this process, once its `expires_at` has passed."""
@@ -615,7 +635,7 @@ class ShardPipe:
             self._refused = 0
         if self._failure is not None:
             await self._fail(self._failure)
-        if follow_up is not None:
+        if follow_up is not None and not self._holds_shard(follow_up.not_before):
             self._spawn(
                 self._send_held(
                     BatchRow(

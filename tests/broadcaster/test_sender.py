@@ -299,6 +299,34 @@ async def test_brand_3022_is_held_until_the_brand_window_then_sent(rig: Rig, kit
     assert (row["status"], row["delivered"]) == ("completed", 30)
 
 
+async def test_a_brand_hold_until_morning_gives_the_shard_slot_back(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(30)
+    rig.dealer.code = lambda sid, attempt: 3022 if attempt == 1 else 1000
+    morning = datetime.now(UTC) + timedelta(hours=1)
+    rig.deps.brand_resume_at = lambda now: morning
+    alert_id = await kit.create_alert(people.audience, category="promotional")
+    [task] = await rig.plan(alert_id)
+
+    pipe = ShardPipe(rig.deps, task, asyncio.Event())
+    # it does not sit on its slot until morning
+    assert await asyncio.wait_for(pipe.run(), 10) == "held"
+    assert pipe.held_until == morning
+    assert len(rig.dealer.sends) == 1
+
+    # morning: the shard is run again and sends its held batch, once
+    await store.pool.execute(
+        "UPDATE batches SET not_before = now() WHERE alert_id = $1 AND status = 'held'",
+        alert_id,
+    )
+    assert await rig.run(task) == "done"
+    assert len(rig.dealer.sends) == 2
+    assert sorted(r.subscriber_id for r in rig.dealer.sends[1].recipients) == people.ids
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("completed", 30)
+
+
 async def test_a_batch_of_unknown_fate_is_looked_up_not_sent_again(
     rig: Rig, kit: Any, store: Store
 ) -> None:
