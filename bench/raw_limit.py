@@ -97,7 +97,8 @@ async def raw_send(bench: Stack) -> tuple[uuid.UUID, float]:
 
     async with http_client(settings) as client:
         provider = KakaoProvider(client, kakao_options(settings))
-        tune_collector()  # as the broadcaster does, so the two are compared like with like
+        # as the broadcaster does, so the two are compared like with like
+        collecting = tune_collector()
 
         async def post() -> None:
             while (batch := await queue.get()) is not None:
@@ -105,6 +106,7 @@ async def raw_send(bench: Stack) -> tuple[uuid.UUID, float]:
 
         started = time.time()
         await asyncio.gather(read(), *(post() for _ in range(in_flight)))
+        collecting.cancel()
     return alert_id, started
 
 

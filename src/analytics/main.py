@@ -133,7 +133,7 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
         if not await _until_up("Kafka", consumer.start, stop):
             return
         logger.info("analytics consuming as group %s", settings.analytics_group_id)
-        tune_collector()
+        collecting = tune_collector()
         background = [
             asyncio.create_task(publisher.run(stop)),
             asyncio.create_task(
@@ -149,6 +149,7 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
             await aggregator.run(stop)
         finally:
             stop.set()
+            collecting.cancel()
             await asyncio.gather(*background)
     logger.info("analytics stopped")
 

@@ -105,6 +105,7 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
     await producer.start()
     publisher = Publisher(producer)
     jobs: list[asyncio.Task[None]] = []
+    collecting: asyncio.Task[None] | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
             try:
@@ -117,7 +118,7 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
                         _senders(settings, store, publisher, metrics, stopping)
                     )
                 logger.info("broadcaster running as %s", role)
-                tune_collector()
+                collecting = tune_collector()
                 await asyncio.wait(
                     [*jobs, asyncio.create_task(stopping.wait())],
                     return_when=asyncio.FIRST_COMPLETED,
@@ -125,6 +126,8 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
             finally:
                 # every job ends before the clients it uses are closed, also after an error
                 stopping.set()
+                if collecting is not None:
+                    collecting.cancel()
                 await asyncio.gather(*jobs, return_exceptions=True)
     finally:
         await producer.stop()

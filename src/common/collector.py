@@ -28,22 +28,22 @@ OLD_EVERY = 10
 YOUNG_PERIOD_SECONDS = 1.0
 
 
-def tune_collector(period: float = YOUNG_PERIOD_SECONDS) -> None:
+def tune_collector(period: float = YOUNG_PERIOD_SECONDS) -> asyncio.Task[None]:
     """Freeze what start-up allocated, collect rarely on allocation, and on a timer.
 
-    Called from a running event loop once set-up is done. What is alive then (modules,
-    classes, settings, clients) lives as long as the process; `gc.freeze` moves it out of
-    every later collection. `bench/sender_memory.py` shows that peak memory stays flat.
+    Called from a running event loop once set-up is done; the timer's task is returned, to
+    be cancelled with the process's other background work. What is alive at the call
+    (modules, classes, settings, clients) lives as long as the process; `gc.freeze` moves it
+    out of every later collection. `bench/sender_memory.py` shows that peak memory stays flat.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_EVERY, OLD_EVERY)
-    loop = asyncio.get_running_loop()
-    loop.call_later(period, _collect_young, loop, period)
+    return asyncio.get_running_loop().create_task(_collect_young(period))
 
 
-def _collect_young(loop: asyncio.AbstractEventLoop, period: float) -> None:
-    # the two young generations: what the last period left, and what was in use then
-    gc.collect(1)
-    if not loop.is_closed():
-        loop.call_later(period, _collect_young, loop, period)
+async def _collect_young(period: float) -> None:
+    while True:
+        await asyncio.sleep(period)
+        # the two young generations: what the last period left, and what was in use then
+        gc.collect(1)

@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             asyncio.create_task(kafka.connect_forever(settings.kafka_bootstrap)),
             asyncio.create_task(relay.run()),
         ]
-        tune_collector()
+        tasks.append(tune_collector())
         try:
             yield
         finally:

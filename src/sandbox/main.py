@@ -45,14 +45,14 @@ def create_app(settings: SandboxSettings) -> FastAPI:
                 stats=stats,
                 simulator=simulator,
             )
-            tapping = asyncio.create_task(simulator.run())
-            tune_collector()
+            background = [asyncio.create_task(simulator.run()), tune_collector()]
             try:
                 yield
             finally:
-                tapping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await tapping
+                for task in background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app = SandboxApp(
         title="allim sandbox",

@@ -27,7 +27,7 @@ def restored_collector() -> Iterator[None]:
 async def test_start_up_objects_are_frozen_and_collections_are_rarer() -> None:
     survivor = {"made": "before tune_collector"}
 
-    tune_collector()
+    tune_collector().cancel()
 
     assert gc.get_threshold() == (YOUNG_THRESHOLD, MIDDLE_EVERY, OLD_EVERY)
     assert gc.get_freeze_count() > 0
@@ -36,16 +36,19 @@ async def test_start_up_objects_are_frozen_and_collections_are_rarer() -> None:
 
 
 async def test_the_timer_frees_cyclic_garbage_without_an_allocation_trigger() -> None:
-    tune_collector(period=0.05)
-    a, b = Node(), Node()
-    a.other, b.other = b, a
-    gone = weakref.ref(a)
-    del a, b
-    assert gone() is not None  # a cycle: reference counting alone does not free it
+    collecting = tune_collector(period=0.05)
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        assert gone() is not None  # a cycle: reference counting alone does not free it
 
-    for _ in range(40):
-        await asyncio.sleep(0.05)
-        if gone() is None:
-            break
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if gone() is None:
+                break
 
-    assert gone() is None
+        assert gone() is None
+    finally:
+        collecting.cancel()
