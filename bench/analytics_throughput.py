@@ -102,7 +102,9 @@ async def publish_alert(
             "delivered": size,
             "failed": 0,
             "failed_by_reason": {},
-            "outcomes": [],
+            # each recipient's outcome, as the broadcaster sends them
+            "subscriber_ids": list(range(first, first + size)),
+            "result_codes": [1000] * size,
         }
         event = CloudEvent(events.DELIVERY_BATCH, "/bench", batch, id=batch_id)
         await _send(producer, DELIVERIES, key, event)

@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import uvloop
 
 from _stack import (
     WARMUP_TAG,
@@ -142,4 +143,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # the broadcaster runs on uvloop: so does the loop it is compared with
+    uvloop.run(main())

@@ -47,8 +47,8 @@ class Publisher:
     async def delivery(self, data: dict[str, Any]) -> None:
         """The settled fate of one batch (`DeliveryBatchData` as JSON); `ce_id` is the batch id.
 
-        The data comes as a plain dict because this is the hot path: building a thousand
-        pydantic outcomes per batch costs more than everything else the sender does.
+        The data comes as a plain dict because this is the hot path: it is made for every
+        batch, and validating it again would cost more than building it.
         """
         event = CloudEvent(
             type=events.DELIVERY_BATCH,

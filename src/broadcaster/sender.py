@@ -542,9 +542,8 @@ class ShardPipe:
         """Publish the batch's delivery event, then settle it in one statement."""
         deps, info = self.deps, self._info
         answers = result.results
-        if len(answers) != len(recipients) or any(
-            a.subscriber_id != r.subscriber_id for a, r in zip(answers, recipients, strict=True)
-        ):
+        subscriber_ids = [a.subscriber_id for a in answers]
+        if subscriber_ids != [r.subscriber_id for r in recipients]:
             # not in request order, or someone missing: match by subscriber id
             codes = {a.subscriber_id: a for a in answers}
             answers = tuple(
@@ -554,15 +553,8 @@ class ShardPipe:
                 )
                 for r in recipients
             )
-        # one pass builds the outcomes of the event; the rest only looks at the failures
-        outcomes = [
-            {
-                "subscriber_id": a.subscriber_id,
-                "result_code": a.result_code,
-                "delivered": a.result_code == DELIVERED,
-            }
-            for a in answers
-        ]
+            subscriber_ids = [a.subscriber_id for a in answers]
+        result_codes = [a.result_code for a in answers]
         failures = [a for a in answers if a.result_code != DELIVERED]
         delivered = len(answers) - len(failures)
         failed_ids: list[int] = []
@@ -607,7 +599,8 @@ class ShardPipe:
                 "delivered": delivered,
                 "failed": len(failed_ids),
                 "failed_by_reason": by_reason,
-                "outcomes": outcomes,
+                "subscriber_ids": subscriber_ids,
+                "result_codes": result_codes,
             }
         )
         # recipients are in id order (pages and follow-ups are read ORDER BY id)

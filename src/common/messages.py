@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Category = Literal["emergency", "public", "promotional"]
 
@@ -71,14 +71,6 @@ class ShardTask(Message):
     category: Category
 
 
-class RecipientOutcome(Message):
-    """What the provider said about one recipient of a batch."""
-
-    subscriber_id: int
-    result_code: int
-    delivered: bool
-
-
 class DeliveryBatchData(Message):
     """Data of a `dev.allim.delivery.batch` event: the settled fate of one batch."""
 
@@ -90,7 +82,21 @@ class DeliveryBatchData(Message):
     delivered: int
     failed: int
     failed_by_reason: dict[str, int]
-    outcomes: list[RecipientOutcome]
+    # per recipient, in the batch's order: who, and the provider's result code (1000 is
+    # delivered; 3022 and temporary failures go out again in a later batch of their own).
+    # Two parallel lists, not a list of objects: a batch has up to 1,000 recipients and the
+    # event is made for every batch.
+    subscriber_ids: list[int]
+    result_codes: list[int]
+
+    @model_validator(mode="after")
+    def _outcomes_pair_up(self) -> DeliveryBatchData:
+        if len(self.subscriber_ids) != len(self.result_codes):
+            raise ValueError(
+                f"subscriber_ids has {len(self.subscriber_ids)} entries and result_codes "
+                f"{len(self.result_codes)}: they must pair up."
+            )
+        return self
 
 
 class AlertLifecycleData(Message):

@@ -24,7 +24,6 @@ from common.messages import (
     AlertLifecycleData,
     DeliveryBatchData,
     Message,
-    RecipientOutcome,
     TapData,
 )
 from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT, TOPICS
@@ -81,7 +80,8 @@ class Facts:
             delivered=delivered,
             failed=sum(reasons.values()),
             failed_by_reason=reasons,
-            outcomes=[RecipientOutcome(subscriber_id=1, result_code=1000, delivered=True)],
+            subscriber_ids=[1],
+            result_codes=[1000],
         )
         return Delivery(data.batch_id, at, data)
 
@@ -178,7 +178,8 @@ class Stream:
                     delivered=size - failed,
                     failed=failed,
                     failed_by_reason={"3019": failed} if failed else {},
-                    outcomes=[],
+                    subscriber_ids=list(range(first, first + size)),
+                    result_codes=[3019] * failed + [1000] * (size - failed),
                 )
                 expected.delivered += size - failed
                 expected.failed += failed

@@ -101,3 +101,36 @@ def test_poison_is_kept_with_its_reason() -> None:
     assert "time zone" in reasons[5]
     assert "longer than 100" in reasons[6]
     assert not decoded.event_ids()
+
+
+def _delivery(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "alert_id": str(ALERT),
+        "batch_id": f"{ALERT}:0:0",
+        "shard_no": 0,
+        "seq": 0,
+        "category": "public",
+        "delivered": 2,
+        "failed": 1,
+        "failed_by_reason": {"3019": 1},
+        "subscriber_ids": [5, 6, 9],
+        "result_codes": [1000, 3019, 1000],
+    }
+    data.update(changes)
+    return data
+
+
+def test_a_delivery_pairs_each_recipient_with_its_code() -> None:
+    decoded = decode([_record(topics.DELIVERIES, events.DELIVERY_BATCH, _delivery())])
+    [delivery] = decoded.deliveries
+    pairs = dict(zip(delivery.data.subscriber_ids, delivery.data.result_codes, strict=True))
+    assert pairs == {5: 1000, 6: 3019, 9: 1000}
+    assert not decoded.poison
+
+
+def test_a_delivery_whose_outcome_lists_do_not_pair_up_is_poison() -> None:
+    unpaired = _delivery(result_codes=[1000, 3019])
+    decoded = decode([_record(topics.DELIVERIES, events.DELIVERY_BATCH, unpaired)])
+    [poison] = decoded.poison
+    assert "subscriber_ids has 3 entries and result_codes 2" in poison.reason
+    assert not decoded.deliveries and not decoded.event_ids()
