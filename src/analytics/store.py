@@ -36,13 +36,15 @@ from common import events
 from common.messages import AlertStatsData
 
 TEMP_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS analytics_ids (event_id text NOT NULL) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS analytics_ids (
+    event_id text COLLATE "C" NOT NULL
+) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS analytics_taps (
     seq integer NOT NULL,
-    event_id text NOT NULL,
+    event_id text COLLATE "C" NOT NULL,
     alert_id uuid NOT NULL,
     subscriber_id bigint NOT NULL,
-    reader_id text NOT NULL,
+    reader_id text COLLATE "C" NOT NULL,
     tapped_at timestamptz NOT NULL
 ) ON COMMIT DELETE ROWS;
 """

@@ -250,7 +250,8 @@ class AlertReader(Base):
     __tablename__ = "alert_readers"
 
     alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    reader_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # identifiers: byte order (COLLATE "C") keeps index inserts and sorts cheap
+    reader_id: Mapped[str] = mapped_column(String(64, collation="C"), primary_key=True)
     # the subscriber whose token this reader first tapped, and whether they were its first reader
     subscriber_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     forwarded: Mapped[bool] = mapped_column(nullable=False)
@@ -272,8 +273,9 @@ class ProcessedEvent(Base):
 
     __tablename__ = "processed_events"
 
-    consumer: Mapped[str] = mapped_column(String(32), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # identifiers: byte order (COLLATE "C") keeps index inserts cheap
+    consumer: Mapped[str] = mapped_column(String(32, collation="C"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100, collation="C"), primary_key=True)
     processed_at: Mapped[datetime] = _now()
 
 
