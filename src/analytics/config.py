@@ -19,9 +19,10 @@ class AnalyticsSettings(CommonSettings):
         description="Name under which applied event ids are kept in `processed_events`.",
     )
     analytics_max_batch: int = Field(
-        20_000,
+        50_000,
         ge=1,
-        description="Most Kafka records applied in one database transaction.",
+        description="Most Kafka records applied in one database transaction (a backlog fills "
+        "them; a steady stream makes small ones).",
     )
     analytics_poll_seconds: float = Field(
         0.2, gt=0, description="Longest wait for records before an empty poll returns."

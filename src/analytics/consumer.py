@@ -32,6 +32,8 @@ T = TypeVar("T")
 SUBSCRIBED = (topics.DELIVERIES, topics.ENGAGEMENT, topics.ALERT_EVENTS)
 # records decoded between two turns of the event loop (some 5 ms of work)
 DECODE_SLICE = 500
+# while a transaction runs, how long each look for more records to add to the next one waits
+MERGE_WAIT_MS = 20
 # errors after which the same poll is applied again once the database answers
 DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -61,8 +63,9 @@ class _WaitForPoll(ConsumerRebalanceListener):  # type: ignore[misc]
 class Aggregator:
     """Applies every record of `deliveries`, `engagement` and `alerts.lifecycle` exactly once.
 
-    Two polls are in flight at most: while one is applied in PostgreSQL, the next is fetched
-    and decoded. They are applied and committed strictly in order, and a poll is never
+    Two transactions' worth of records are in hand at most: while one is applied in
+    PostgreSQL, the records that arrive meanwhile are fetched and decoded into the next (up
+    to `max_batch`). They are applied and committed strictly in order, and one is never
     applied after the one before it was given up, so no offset passes an unapplied record.
     """
 
@@ -74,7 +77,7 @@ class Aggregator:
         metrics: AnalyticsMetrics,
         changes: ChangeListener,
         *,
-        max_batch: int = 20_000,
+        max_batch: int = 50_000,
         poll_seconds: float = 0.2,
         retry_seconds: float = 1.0,
     ) -> None:
@@ -108,20 +111,64 @@ class Aggregator:
                 if not polled:
                     continue
                 async with self.lock:
-                    records = [r for batch in polled.values() for r in batch]
-                    # decoded while the previous poll's transaction runs in PostgreSQL, in
-                    # slices: between two, that transaction sends its next statement
+                    records: list[Record] = []
+                    offsets: dict[TopicPartition, int] = {}
                     decoded = Decoded()
-                    for start in range(0, len(records), DECODE_SLICE):
-                        decode(records[start : start + DECODE_SLICE], into=decoded)
-                        await asyncio.sleep(0)
+                    await self._take(polled, records, offsets, decoded)
+                    await self._take_more(records, offsets, decoded, stop)
                     if not await self.drain() or stop.is_set():
                         return
                     self._pending = asyncio.create_task(
-                        self._finish(polled, records, decoded, stop)
+                        self._finish(offsets, records, decoded, stop)
                     )
         finally:
             await self.drain()
+
+    async def _take(
+        self,
+        polled: Mapping[TopicPartition, Sequence[Record]],
+        records: list[Record],
+        offsets: dict[TopicPartition, int],
+        decoded: Decoded,
+    ) -> None:
+        """Add a poll to the next transaction: its records, offsets and decoded facts."""
+        taken = [r for batch in polled.values() for r in batch]
+        for tp, batch in polled.items():
+            if batch:
+                offsets[tp] = batch[-1].offset + 1
+        records += taken
+        # decoded while the previous poll's transaction runs in PostgreSQL, in slices:
+        # between two, that transaction sends its next statement
+        for start in range(0, len(taken), DECODE_SLICE):
+            decode(taken[start : start + DECODE_SLICE], into=decoded)
+            await asyncio.sleep(0)
+
+    async def _take_more(
+        self,
+        records: list[Record],
+        offsets: dict[TopicPartition, int],
+        decoded: Decoded,
+        stop: asyncio.Event,
+    ) -> None:
+        """While the transaction before is still running, take in what else has arrived.
+
+        Up to `max_batch` records: one transaction of many records costs PostgreSQL much
+        less than several small ones (each pays its statements, sorts and commit), and a
+        fetch's remainder no longer makes a small transaction of its own.
+        """
+        while (
+            self._pending is not None
+            and not self._pending.done()
+            and len(records) < self._max_batch
+            and not stop.is_set()
+        ):
+            try:
+                polled = await self._consumer.getmany(
+                    timeout_ms=MERGE_WAIT_MS, max_records=self._max_batch - len(records)
+                )
+            except KafkaError:
+                return  # the loop's own poll reports it and retries
+            await self._take(polled, records, offsets, decoded)
 
     async def drain(self) -> bool:
         """Wait until the poll in flight is committed; False if it was given up (stopping)."""
@@ -130,7 +177,7 @@ class Aggregator:
 
     async def _finish(
         self,
-        polled: Mapping[TopicPartition, Sequence[Record]],
+        offsets: dict[TopicPartition, int],
         records: list[Record],
         decoded: Decoded,
         stop: asyncio.Event,
@@ -146,7 +193,7 @@ class Aggregator:
             return False
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_records.observe(len(records))
-        await self._commit({tp: batch[-1].offset + 1 for tp, batch in polled.items() if batch})
+        await self._commit(offsets)
         self._count(records, decoded, applied)
         self._changes.mark(applied.alerts)
         return True
