@@ -12,7 +12,9 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import asyncpg
@@ -58,6 +60,16 @@ class _WaitForPoll(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+
+
+@dataclass
+class Batch:
+    """What one transaction applies: decoded facts, the offsets after them, records by topic."""
+
+    decoded: Decoded = field(default_factory=Decoded)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    consumed: Counter[str] = field(default_factory=Counter)
+    size: int = 0
 
 
 class Aggregator:
@@ -111,45 +123,35 @@ class Aggregator:
                 if not polled:
                     continue
                 async with self.lock:
-                    records: list[Record] = []
-                    offsets: dict[TopicPartition, int] = {}
-                    decoded = Decoded()
-                    await self._take(polled, records, offsets, decoded)
-                    await self._take_more(records, offsets, decoded, stop)
+                    batch = Batch()
+                    await self._take(polled, batch)
+                    await self._take_more(batch, stop)
                     if not await self.drain() or stop.is_set():
                         return
-                    self._pending = asyncio.create_task(
-                        self._finish(offsets, records, decoded, stop)
-                    )
+                    self._pending = asyncio.create_task(self._finish(batch, stop))
         finally:
             await self.drain()
 
-    async def _take(
-        self,
-        polled: Mapping[TopicPartition, Sequence[Record]],
-        records: list[Record],
-        offsets: dict[TopicPartition, int],
-        decoded: Decoded,
-    ) -> None:
-        """Add a poll to the next transaction: its records, offsets and decoded facts."""
-        taken = [r for batch in polled.values() for r in batch]
-        for tp, batch in polled.items():
-            if batch:
-                offsets[tp] = batch[-1].offset + 1
-        records += taken
+    async def _take(self, polled: Mapping[TopicPartition, Sequence[Record]], batch: Batch) -> None:
+        """Add a poll to the next transaction: its decoded facts, offsets and counts.
+
+        The records themselves are not kept (only poison, for the dead-letter topic): two
+        transactions of 50,000 records would otherwise hold some 100 MB of them.
+        """
+        taken = [r for records in polled.values() for r in records]
+        for tp, records in polled.items():
+            if records:
+                batch.offsets[tp] = records[-1].offset + 1
+        for record in taken:
+            batch.consumed[record.topic] += 1
+        batch.size += len(taken)
         # decoded while the previous poll's transaction runs in PostgreSQL, in slices:
         # between two, that transaction sends its next statement
         for start in range(0, len(taken), DECODE_SLICE):
-            decode(taken[start : start + DECODE_SLICE], into=decoded)
+            decode(taken[start : start + DECODE_SLICE], into=batch.decoded)
             await asyncio.sleep(0)
 
-    async def _take_more(
-        self,
-        records: list[Record],
-        offsets: dict[TopicPartition, int],
-        decoded: Decoded,
-        stop: asyncio.Event,
-    ) -> None:
+    async def _take_more(self, batch: Batch, stop: asyncio.Event) -> None:
         """While the transaction before is still running, take in what else has arrived.
 
         Up to `max_batch` records: one transaction of many records costs PostgreSQL much
@@ -159,29 +161,24 @@ class Aggregator:
         while (
             self._pending is not None
             and not self._pending.done()
-            and len(records) < self._max_batch
+            and batch.size < self._max_batch
             and not stop.is_set()
         ):
             try:
                 polled = await self._consumer.getmany(
-                    timeout_ms=MERGE_WAIT_MS, max_records=self._max_batch - len(records)
+                    timeout_ms=MERGE_WAIT_MS, max_records=self._max_batch - batch.size
                 )
             except KafkaError:
                 return  # the loop's own poll reports it and retries
-            await self._take(polled, records, offsets, decoded)
+            await self._take(polled, batch)
 
     async def drain(self) -> bool:
         """Wait until the poll in flight is committed; False if it was given up (stopping)."""
         pending, self._pending = self._pending, None
         return True if pending is None else await pending
 
-    async def _finish(
-        self,
-        offsets: dict[TopicPartition, int],
-        records: list[Record],
-        decoded: Decoded,
-        stop: asyncio.Event,
-    ) -> bool:
+    async def _finish(self, batch: Batch, stop: asyncio.Event) -> bool:
+        decoded = batch.decoded
         if (
             decoded.poison
             and await self._retry(lambda: self._dead_letter(decoded.poison), stop) is None
@@ -192,9 +189,9 @@ class Aggregator:
         if applied is None:
             return False
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
-        self._metrics.batch_records.observe(len(records))
-        await self._commit(offsets)
-        self._count(records, decoded, applied)
+        self._metrics.batch_records.observe(batch.size)
+        await self._commit(batch.offsets)
+        self._count(batch, applied)
         self._changes.mark(applied.alerts)
         return True
 
@@ -247,11 +244,9 @@ class Aggregator:
             # the poll is applied; whoever reads these records again skips them by id
             logger.warning("committing offsets failed; records will be redelivered", exc_info=True)
 
-    def _count(self, records: list[Record], decoded: Decoded, applied: Applied) -> None:
-        consumed: dict[str, int] = {}
-        for record in records:
-            consumed[record.topic] = consumed.get(record.topic, 0) + 1
-        for topic, n in consumed.items():
+    def _count(self, batch: Batch, applied: Applied) -> None:
+        decoded = batch.decoded
+        for topic, n in batch.consumed.items():
             self._metrics.records.labels(topic).inc(n)
         outcomes = {
             "applied": applied.new_events,
