@@ -210,21 +210,32 @@ async def skip_history(kafka: str, groups: dict[str, tuple[str, ...]] = GROUPS) 
     The data stack outlives a benchmark run, and the records of earlier runs name alerts of
     databases that are gone; a group that last ran long ago would first dead-letter them all.
     """
-    partitions_of = {spec.name: spec.partitions for spec in topics.TOPICS}
     for group, names in groups.items():
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka, group_id=group, enable_auto_commit=False
         )
         await consumer.start()
         try:
-            partitions = [
-                TopicPartition(name, n) for name in names for n in range(partitions_of[name])
-            ]
+            partitions = topics.partitions(*names)
             consumer.assign(partitions)
             await consumer.seek_to_end(*partitions)
             await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
         finally:
             await consumer.stop()
+
+
+async def end_offsets(kafka: str, *names: str) -> dict[TopicPartition, int]:
+    """Where the named topics end now: what a run makes after this is read from here.
+
+    The data stack outlives a run, so the topics hold every earlier run's records too.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None)
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(topics.partitions(*names))
+        return ends
+    finally:
+        await consumer.stop()
 
 
 def _rows(first: int, count: int, tags: list[str]) -> Iterator[tuple[int, str, list[str]]]:

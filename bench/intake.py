@@ -31,10 +31,10 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from _stack import Stack, log, percentile, report, stack
+from _stack import Stack, end_offsets, log, percentile, report, stack
 from cli.processes import Service, free_port
 from common.db import create_engine, session_factory
-from common.topics import ALERTS_REQUESTED, TOPICS
+from common.topics import ALERTS_REQUESTED
 from gateway.auth import create_key
 
 FULL_ALERTS = 10_000
@@ -143,19 +143,6 @@ async def post_all(
     return wall, latencies, accepted, errors
 
 
-async def end_offsets(kafka: str) -> dict[TopicPartition, int]:
-    """Where `alerts.requested` ends now, so the read-back skips older records."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None)
-    await consumer.start()
-    try:
-        partitions = next(t.partitions for t in TOPICS if t.name == ALERTS_REQUESTED)
-        tps = [TopicPartition(ALERTS_REQUESTED, p) for p in range(partitions)]
-        offsets: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        return offsets
-    finally:
-        await consumer.stop()
-
-
 async def read_back(
     kafka: str, start: dict[TopicPartition, int], ids: set[str], within: float
 ) -> dict[str, list[float]]:
@@ -207,7 +194,7 @@ async def main() -> None:
             Service("gateway", ["gateway"], env, f"{url}/readyz", bench.workdir / "gateway.log")
         )
         key = await operator_key(bench)
-        start = await end_offsets(bench.kafka)
+        start = await end_offsets(bench.kafka, ALERTS_REQUESTED)
 
         await post_all(url, key, 100, args.clients, json_alert)  # warm-up
         log("posting %d JSON alerts from %d clients", count, args.clients)

@@ -36,11 +36,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from _stack import Stack, log, percentile, report, stack, vm_kib
+from _stack import Stack, end_offsets, log, percentile, report, stack, vm_kib
 from cli.processes import Service, allim_executable, free_port
 from common.db import create_engine, session_factory
 from common.tokens import TokenSigner
-from common.topics import ENGAGEMENT, TOPICS
+from common.topics import ENGAGEMENT, partitions
 from gateway.auth import create_key
 
 FULL_ROWS = 450_000
@@ -182,26 +182,6 @@ async def hammer_all(
     return latencies, statuses
 
 
-def engagement_partitions() -> list[TopicPartition]:
-    """Every partition of `engagement`."""
-    partitions = next(spec.partitions for spec in TOPICS if spec.name == ENGAGEMENT)
-    return [TopicPartition(ENGAGEMENT, p) for p in range(partitions)]
-
-
-async def engagement_ends(bootstrap: str) -> dict[TopicPartition, int]:
-    """Where `engagement` ends now: taps made after this are counted from here.
-
-    The data stack outlives a run, so the topic holds every earlier run's taps too.
-    """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(engagement_partitions())
-        return ends
-    finally:
-        await consumer.stop()
-
-
 async def count_taps(
     bootstrap: str, alert_id: uuid.UUID, expected: int, since: dict[TopicPartition, int]
 ) -> int:
@@ -213,7 +193,7 @@ async def count_taps(
     found = 0
     key = str(alert_id).encode()
     try:
-        assigned = engagement_partitions()
+        assigned = partitions(ENGAGEMENT)
         consumer.assign(assigned)
         for partition in assigned:
             consumer.seek(partition, since[partition])
@@ -281,7 +261,7 @@ async def main() -> None:
             idle_before = tree_cpu_seconds(gateway.pid)
             await asyncio.sleep(IDLE_SECONDS)
             idle_rate = (tree_cpu_seconds(gateway.pid) - idle_before) / IDLE_SECONDS
-            since = await engagement_ends(bench.kafka)
+            since = await end_offsets(bench.kafka, ENGAGEMENT)
             log("tapping for %.0f s with %d clients", seconds, args.clients)
             cpu_before = tree_cpu_seconds(gateway.pid)
             started = time.perf_counter()

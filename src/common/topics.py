@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -42,6 +43,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ALERTS_STATS, 3, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}),
     TopicSpec(DEAD_LETTER, 1, {"retention.ms": str(14 * 24 * 3600 * 1000)}),
 )
+
+
+def partitions(*names: str) -> list[TopicPartition]:
+    """Every partition of the named topics, as they are created (`TOPICS`)."""
+    counts = {spec.name: spec.partitions for spec in TOPICS}
+    return [TopicPartition(name, n) for name in names for n in range(counts[name])]
 
 
 async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS) -> list[str]:

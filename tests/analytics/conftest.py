@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from analytics.consumer import SUBSCRIBED
 from analytics.records import Decoded, Delivery, Lifecycle, Tap
@@ -26,7 +26,7 @@ from common.messages import (
     Message,
     TapData,
 )
-from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT, TOPICS
+from common.topics import ALERT_EVENTS, DELIVERIES, ENGAGEMENT, partitions
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -274,15 +274,10 @@ async def group(kafka_topics: str) -> str:
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(spec.name, n)
-            for spec in TOPICS
-            if spec.name in SUBSCRIBED
-            for n in range(spec.partitions)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+        subscribed = partitions(*SUBSCRIBED)
+        consumer.assign(subscribed)
+        await consumer.seek_to_end(*subscribed)
+        await consumer.commit({tp: await consumer.position(tp) for tp in subscribed})
     finally:
         await consumer.stop()
     return name

@@ -1,8 +1,17 @@
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from common.topics import ALERTS_STATS, BROADCAST_SHARDS, TOPICS, ensure_topics
+from common.topics import (
+    ALERTS_STATS,
+    BROADCAST_SHARDS,
+    DELIVERIES,
+    ENGAGEMENT,
+    TOPICS,
+    ensure_topics,
+    partitions,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -26,3 +35,10 @@ async def test_topics_have_explicit_partitions_and_creation_is_idempotent(
         assert entries["cleanup.policy"] == "compact"
     finally:
         await admin.close()
+
+
+def test_partitions_lists_every_partition_of_the_named_topics() -> None:
+    found = partitions(ENGAGEMENT, DELIVERIES)
+    assert found == [TopicPartition(ENGAGEMENT, n) for n in range(6)] + [
+        TopicPartition(DELIVERIES, n) for n in range(6)
+    ]

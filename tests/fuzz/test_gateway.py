@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 import schemathesis
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -22,7 +22,7 @@ import _stack
 import chaos
 from common.db import asyncpg_dsn
 from common.tokens import TOKEN_LENGTH, TokenSigner
-from common.topics import ENGAGEMENT, TOPICS
+from common.topics import ENGAGEMENT, partitions
 
 pytestmark = pytest.mark.integration
 
@@ -102,11 +102,10 @@ async def test_openapi_fuzz_finds_no_server_error(gateway: Gateway) -> None:
 
 async def _engagement_end(bootstrap: str) -> int:
     """How many records the `engagement` topic holds, over all its partitions."""
-    partitions = next(spec.partitions for spec in TOPICS if spec.name == ENGAGEMENT)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        assigned = [TopicPartition(ENGAGEMENT, p) for p in range(partitions)]
+        assigned = partitions(ENGAGEMENT)
         consumer.assign(assigned)
         ends = await consumer.end_offsets(assigned)
         return sum(ends.values())

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaTimeoutError
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,7 +22,7 @@ from common.events import LINK_TAPPED, CloudEvent
 from common.messages import TapData
 from common.models import Alert
 from common.tokens import TokenSigner
-from common.topics import ENGAGEMENT, TOPICS
+from common.topics import ENGAGEMENT, partitions
 from gateway.config import GatewaySettings
 from gateway.landing import AlertPage, PageCache
 from gateway.main import create_app
@@ -62,14 +62,13 @@ async def read_taps(
 ) -> list[CloudEvent]:
     """The tap events of one alert, read from the start until `count` came (and then a
     little longer, so that an extra one would show) or `within` seconds passed."""
-    partitions = next(spec.partitions for spec in TOPICS if spec.name == ENGAGEMENT)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     found: list[CloudEvent] = []
     try:
-        assigned = [TopicPartition(ENGAGEMENT, p) for p in range(partitions)]
+        assigned = partitions(ENGAGEMENT)
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         loop = asyncio.get_running_loop()
