@@ -32,7 +32,7 @@ from _stack import (
 )
 from broadcaster.config import BroadcasterSettings
 from broadcaster.main import http_client, kakao_options
-from broadcaster.providers.base import OutgoingBatch, Recipient
+from broadcaster.providers.base import OutgoingBatch, Recipients
 from broadcaster.providers.kakao import KakaoProvider
 from common.collector import tune_collector
 from common.tokens import TokenSigner
@@ -77,7 +77,7 @@ async def raw_send(bench: Stack) -> tuple[uuid.UUID, float]:
             keyset = await connection.prepare(KEYSET)
             after, seq = 0, 0
             while rows := await keyset.fetch(after, size):
-                recipients = tuple(Recipient(r[0], r[1], base + sign.sign(r[0])) for r in rows)
+                recipients = Recipients.render(rows, base, sign.sign)
                 await queue.put(
                     OutgoingBatch(
                         batch_id=f"{alert_id}:0:{seq}",

@@ -40,7 +40,7 @@ class BroadcasterSettings(CommonSettings):
         1_000, ge=1, le=1_000, description="Recipients per provider request (provider max 1,000)."
     )
     broadcaster_max_in_flight: int = Field(
-        16, ge=1, description="Provider requests in flight at once, per sender process."
+        8, ge=1, description="Provider requests in flight at once, per sender process."
     )
     broadcaster_shard_concurrency: int = Field(
         4,

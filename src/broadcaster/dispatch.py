@@ -2,8 +2,10 @@
 
 Urgent shards (`broadcast.shards.urgent`) are started before any normal one and, from the
 moment they arrive, hold every normal shard's next batch until they are done. Both kinds
-run at most `shard_concurrency` at a time (each running shard holds a database connection
-for its lock). A record's offset
+run at most `shard_concurrency` at a time, not counting up to as many more that have sent
+their last batch and wait for those in flight to settle: the next shard starts meanwhile, so
+the sender does not idle at every shard's end (each running shard holds a database
+connection for its lock). A record's offset
 is committed only once its shard is finished (done, cancelled, skipped or dead-lettered), and
 only up to the lowest offset still running in its partition; on revocation the shards of the
 lost partitions stop after their in-flight batches and what finished is committed.
@@ -42,6 +44,7 @@ class Work:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     runner: asyncio.Task[None] | None = None
     not_before: float = 0.0  # loop time before which it must not start (quiet hours)
+    draining: bool = False  # it sends nothing more; its batches in flight are settling
 
     @property
     def urgent(self) -> bool:
@@ -186,14 +189,14 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         if due:
             self.held = [w for w in self.held if w.not_before > now]
             self.queued.extend(due)
-        urgent = sum(1 for w in self.running.values() if w.urgent)
-        while self.urgent and urgent < self.shard_concurrency:
-            self._start(self.urgent.popleft())
-            urgent += 1
-        normal = len(self.running) - urgent
-        while self.queued and normal < self.shard_concurrency:
-            self._start(self.queued.popleft())
-            normal += 1
+        for urgent, waiting in ((True, self.urgent), (False, self.queued)):
+            running = [w for w in self.running.values() if w.urgent == urgent]
+            draining = sum(1 for w in running if w.draining)
+            # a draining shard still holds its lock's connection: at most as many again
+            busy = len(running) - min(draining, self.shard_concurrency)
+            while waiting and busy < self.shard_concurrency:
+                self._start(waiting.popleft())
+                busy += 1
 
     def _start(self, work: Work) -> None:
         self.running[(work.partition, work.offset)] = work
@@ -205,7 +208,10 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             while not (work.stopping.is_set() or self.stopping.is_set()):
                 try:
-                    pipe = ShardPipe(self.deps, work.task, work.stopping)
+                    work.draining = False
+                    pipe = ShardPipe(
+                        self.deps, work.task, work.stopping, lambda: self._draining(work)
+                    )
                     outcome = await pipe.run()
                 except Exception as exc:
                     attempt += 1
@@ -231,6 +237,14 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             self.deps.metrics.shards.labels(outcome).inc()
             if outcome in FINISHED:
                 self.offsets.finished(work.partition, work.offset)
+            if not self.stopping.is_set():
+                self._schedule()
+
+    def _draining(self, work: Work) -> None:
+        """The shard sent its last batch: the next one may start while those settle."""
+        work.draining = True
+        if not self.stopping.is_set():
+            self._schedule()
 
     def _hold(self, work: Work, until: datetime | None) -> None:
         """Park a shard held by quiet hours; it takes no slot until they end."""

@@ -29,6 +29,7 @@ from broadcaster.publishing import Publisher
 from broadcaster.quiet import QuietHours, next_brand_window
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
 from broadcaster.sender import SenderDeps, SendOptions
+from broadcaster.settling import Settler
 from broadcaster.store import Store
 from common import topics
 from common.collector import tune_collector
@@ -98,8 +99,9 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
             registry=metrics.registry,
         )
     await ensure_topics(settings.kafka_bootstrap)
-    # each running shard holds a connection for its lock (urgent and normal ones)
-    connections = settings.database_pool_size + 2 * settings.broadcaster_shard_concurrency
+    # each running shard holds a connection for its lock: urgent and normal ones, each kind
+    # up to twice `shard_concurrency` while shards that sent their last batch drain
+    connections = settings.database_pool_size + 4 * settings.broadcaster_shard_concurrency
     store = await Store.connect(asyncpg_dsn(settings.database_url), connections)
     producer = create_producer(settings.kafka_bootstrap, "allim-broadcaster")
     await producer.start()
@@ -189,6 +191,7 @@ async def _senders(
         provider=provider,
         limiter=GlobalRateLimiter(engine, RateLimits.from_settings(settings)),
         publisher=publisher,
+        settler=Settler(store, publisher),
         control=control,
         priority=Priority(),
         metrics=metrics,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -44,20 +46,32 @@ class Publisher:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
 
-    async def delivery(self, data: dict[str, Any]) -> None:
-        """The settled fate of one batch (`DeliveryBatchData` as JSON); `ce_id` is the batch id.
+    async def deliveries(self, batches: Sequence[dict[str, Any]]) -> None:
+        """The settled fates of batches (`DeliveryBatchData` as JSON); `ce_id` is the batch id.
 
-        The data comes as a plain dict because this is the hot path: it is made for every
-        batch, and validating it again would cost more than building it.
+        All are handed to the producer first and then awaited together, so they share its
+        requests and acknowledgements. The data come as plain dicts because this is the hot
+        path: one is made for every batch, and validating it again would cost more than
+        building it.
         """
-        event = CloudEvent(
-            type=events.DELIVERY_BATCH,
-            source=SOURCE,
-            id=data["batch_id"],
-            subject=data["alert_id"],
-            data=data,
-        )
-        await send_event(self.producer, topics.DELIVERIES, data["alert_id"], event)
+        acknowledged = []
+        for data in batches:
+            event = CloudEvent(
+                type=events.DELIVERY_BATCH,
+                source=SOURCE,
+                id=data["batch_id"],
+                subject=data["alert_id"],
+                data=data,
+            )
+            acknowledged.append(
+                await self.producer.send(
+                    topics.DELIVERIES,
+                    value=event.value(),
+                    key=data["alert_id"].encode(),
+                    headers=event.headers(),
+                )
+            )
+        await asyncio.gather(*acknowledged)
 
     async def lifecycle(
         self,

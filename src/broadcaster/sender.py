@@ -1,11 +1,14 @@
 """The pipe of one shard: stream its subscribers, send their batches, settle each one.
 
-Exactly once rests on three steps per batch: the batch row is written `sending` (with its
-id range) before the request; the request carries the batch id as idempotency key and
-grouping key; after the answer the delivery event is published and the batch, the shard's
-checkpoint, the counters and the failures are settled in one statement. A shard that starts
-finds every batch whose fate is unknown and looks it up before anything else: found, it is
-settled without sending; not found, the same range goes out again under the same key.
+Exactly once rests on three steps per batch: the batch's page is read and its row written
+`sending` (with its id range) in one statement before the request; the request carries the
+batch id as idempotency key and grouping key; after the answer the delivery event is
+published and then the batch, the shard's checkpoint, the counters and the failures are
+settled in one statement (`broadcaster.settling`, several batches at a time). A shard that
+starts finds every batch whose fate is unknown and looks it up before anything else: found,
+it is settled without sending; not found, the same range goes out again under the same key.
+A batch that could not be settled (Kafka or the database away) stops its shard, which the
+dispatcher runs again after a pause, to look that batch up.
 """
 
 from __future__ import annotations
@@ -38,15 +41,16 @@ from broadcaster.providers.base import (
     BatchResult,
     OutgoingBatch,
     Provider,
-    Recipient,
-    RecipientResult,
+    Recipients,
 )
 from broadcaster.publishing import Publisher
+from broadcaster.settling import Settler
 from broadcaster.store import AlertInfo, BatchRow, FollowUp, Settlement, ShardRow, Store
 from common.messages import Category, ShardTask
 from common.tokens import AlertTokenSigner, TokenSigner
 
 logger = logging.getLogger(__name__)
+
 
 Outcome = Literal["done", "cancelled", "skipped", "stopped", "busy", "held"]
 # when a category may be sent again (None: now), and when BRAND messages are accepted again
@@ -61,6 +65,10 @@ HOLD_IN_PIPE = timedelta(seconds=5)
 
 class ShardConflictError(RuntimeError):
     """A batch id this shard was about to write exists already: someone else sends it."""
+
+
+class UnsettledBatchError(RuntimeError):
+    """A batch of the shard failed before it was settled (Kafka or the database was away)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class SenderDeps:
     provider: Provider
     limiter: RateLimiter
     publisher: Publisher
+    settler: Settler
     control: Control
     priority: Priority
     metrics: BroadcasterMetrics
@@ -122,10 +131,17 @@ class SenderDeps:
 class ShardPipe:
     """Sends one shard to the end, or until it is stopped or its alert cancelled."""
 
-    def __init__(self, deps: SenderDeps, task: ShardTask, stopping: asyncio.Event) -> None:
+    def __init__(
+        self,
+        deps: SenderDeps,
+        task: ShardTask,
+        stopping: asyncio.Event,
+        draining: Callable[[], None] = lambda: None,
+    ) -> None:
         self.deps = deps
         self.task = task
         self.stopping = stopping
+        self._draining = draining  # told when the shard sends nothing more
         self.alert_id = task.alert_id
         self.urgent = task.category == "emergency"
         self._tasks: set[asyncio.Task[bool]] = set()
@@ -217,46 +233,42 @@ class ShardPipe:
             self._spawn(self._recover(batch))
         position, exhausted = shard.position, False
         try:
-            while not self._halted():
+            # a batch left unsettled (it failed) stops the shard: run again, it looks it up
+            while not self._halted() and not self._unsettled:
                 await self._gate()
                 if self._halted() or self.held_until is not None:
                     break
                 # the slot first, then the page: a batch is read at the last moment, so an
                 # opt-out made while earlier batches are in flight is honoured
                 await self.deps.in_flight.acquire()
-                try:
-                    rows = await self.deps.store.page(
-                        info.audience, position, shard.last_id, self.deps.options.batch_size
-                    )
-                except BaseException:
-                    self.deps.in_flight.release()
-                    raise
-                if not rows or self._halted():
-                    self.deps.in_flight.release()
-                    exhausted = not rows
-                    break
-                recipients = self._recipients(rows)
+                # reserved before the statement: a follow-up batch may take the next one meanwhile
                 seq = self._next_seq()
                 batch_id = f"{self.alert_id}:{shard.shard_no}:{seq}"
                 try:
-                    written = await self.deps.store.begin_batch(
+                    rows, written = await self.deps.store.begin_batch(
                         batch_id,
                         self.alert_id,
                         shard.shard_no,
                         seq,
-                        recipients[0].subscriber_id,
-                        recipients[-1].subscriber_id,
-                        len(recipients),
+                        info.audience,
+                        position,
+                        shard.last_id,
+                        self.deps.options.batch_size,
                     )
+                    if rows and not written:
+                        raise ShardConflictError(f"Batch '{batch_id}' exists already.")
                 except BaseException:
                     self.deps.in_flight.release()
                     raise
-                if not written:
+                if not rows:
                     self.deps.in_flight.release()
-                    raise ShardConflictError(f"Batch '{batch_id}' exists already.")
-                position = recipients[-1].subscriber_id
+                    exhausted = True
+                    break
+                recipients = self._recipients(rows)
+                position = recipients.subscriber_ids[-1]
                 self._spawn(self._deliver(batch_id, recipients, holding_slot=True))
         finally:
+            self._draining()
             await self._drain()
         return await self._finish(exhausted)
 
@@ -265,8 +277,13 @@ class ShardPipe:
             await self._fail(self._failure)
         if self.deps.control.is_cancelled(self.alert_id):
             return await self._cancel()
-        if self.stopping.is_set() or self._unsettled:
+        if self.stopping.is_set():
             return "stopped"
+        if self._unsettled:
+            # the dispatcher runs the shard again after a pause; it looks its batches up
+            raise UnsettledBatchError(
+                f"Shard {self.alert_id}:{self.task.shard_no} left a batch unsettled."
+            )
         if self.held_until is not None:
             return "held"
         if not exhausted:
@@ -344,24 +361,29 @@ class ShardPipe:
     def _spawn(self, work: Coroutine[Any, Any, bool]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[bool]) -> None:
+        """A batch's task ended: note when it left its batch unsettled (and why)."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            self._unsettled = True
+        elif (error := task.exception()) is not None:
+            self._unsettled = True
+            logger.error(
+                "batch of shard %s:%s failed",
+                self.alert_id,
+                self.task.shard_no,
+                exc_info=error,
+                extra={"alert_id": str(self.alert_id), "shard": self.task.shard_no},
+            )
+        elif task.result() is False:
+            self._unsettled = True
 
     async def _drain(self) -> None:
         """Wait for every batch of this shard that is in flight or waiting to be sent."""
         while self._tasks:
-            done = await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            for result in done:
-                if isinstance(result, BaseException):
-                    self._unsettled = True
-                    if not isinstance(result, asyncio.CancelledError):
-                        logger.error(
-                            "batch of shard %s:%s failed",
-                            self.alert_id,
-                            self.task.shard_no,
-                            exc_info=result,
-                        )
-                elif result is False:
-                    self._unsettled = True
+            await asyncio.wait(list(self._tasks))
 
     async def _sleep_until(self, when: datetime) -> None:
         await self._sleep((when - datetime.now(UTC)).total_seconds())
@@ -377,12 +399,11 @@ class ShardPipe:
 
     # -- batches --------------------------------------------------------------------------
 
-    def _recipients(self, rows: Sequence[asyncpg.Record]) -> list[Recipient]:
+    def _recipients(self, rows: Sequence[asyncpg.Record]) -> Recipients:
         base = self.deps.options.public_base_url.rstrip("/") + "/r/"
-        sign = self._tokens.sign
-        return [Recipient(r[0], r[1], base + sign(r[0])) for r in rows]
+        return Recipients.render(rows, base, self._tokens.sign)
 
-    def _outgoing(self, batch_id: str, recipients: Sequence[Recipient]) -> OutgoingBatch:
+    def _outgoing(self, batch_id: str, recipients: Recipients) -> OutgoingBatch:
         info = self._info
         return OutgoingBatch(
             batch_id=batch_id,
@@ -392,11 +413,11 @@ class ShardPipe:
             title=info.title,
             body=info.body,
             buttons=info.buttons,
-            recipients=tuple(recipients),
+            recipients=recipients,
         )
 
     async def _deliver(
-        self, batch_id: str, recipients: Sequence[Recipient], *, holding_slot: bool = False
+        self, batch_id: str, recipients: Recipients, *, holding_slot: bool = False
     ) -> bool:
         """Send a written batch and settle it; False when stopped before its fate was known."""
         if not holding_slot:
@@ -409,11 +430,11 @@ class ShardPipe:
             self.deps.in_flight.release()
         if result is None:
             return False
-        await self._settle(batch_id, recipients, result)
+        await self._settle(batch_id, recipients.subscriber_ids, result)
         return True
 
     def _refusal(
-        self, batch_id: str, recipients: Sequence[Recipient], exc: PermanentProviderError
+        self, batch_id: str, recipients: Recipients, exc: PermanentProviderError
     ) -> BatchResult:
         """A refused request: every recipient failed with the HTTP status as their code."""
         logger.error("batch %s refused: %s", batch_id, exc, extra={"batch_id": batch_id})
@@ -422,12 +443,9 @@ class ShardPipe:
             # stop the alert's next batches now; it is marked failed once this one is settled
             self._failure = f"the provider refused {self._refused} requests in a row"
             self.deps.control.cancel(self.alert_id)
+        refused = recipients.subscriber_ids
         return BatchResult(
-            batch_id,
-            tuple(
-                RecipientResult(r.subscriber_id, r.recipient_no, exc.status, str(exc))
-                for r in recipients
-            ),
+            batch_id, list(refused), [exc.status] * len(refused), dict.fromkeys(refused, str(exc))
         )
 
     async def _request(self, batch: OutgoingBatch) -> BatchResult | None:
@@ -485,14 +503,13 @@ class ShardPipe:
             return False
         if result is not None:
             logger.info("batch %s found at the provider; settled without sending", batch.id)
-            recipients = [Recipient(r.subscriber_id, r.recipient_no, "") for r in result.results]
-            await self._settle(batch.id, recipients, result, last_id=batch.last_id)
+            await self._settle(batch.id, result.subscriber_ids, result, last_id=batch.last_id)
             return True
         logger.info("batch %s unknown to the provider; sending it again", batch.id)
         recipients = await self._rows_of(batch)
         if not recipients:
             # everyone in it opted out meanwhile: nothing to send, nothing was sent
-            await self._settle(batch.id, [], BatchResult(batch.id, ()), last_id=batch.last_id)
+            await self._settle(batch.id, [], BatchResult(batch.id, [], []), last_id=batch.last_id)
             return True
         return await self._deliver(batch.id, recipients)
 
@@ -508,7 +525,7 @@ class ShardPipe:
                 await self._sleep(self._backoff(attempt))
         return None
 
-    async def _rows_of(self, batch: BatchRow) -> list[Recipient]:
+    async def _rows_of(self, batch: BatchRow) -> Recipients:
         store = self.deps.store
         if batch.subscriber_ids is not None:
             rows = await store.recipients(batch.subscriber_ids)
@@ -527,50 +544,47 @@ class ShardPipe:
         recipients = await self._rows_of(batch)
         await self.deps.store.release_held(batch.id)
         if not recipients:
-            await self._settle(batch.id, [], BatchResult(batch.id, ()), last_id=batch.last_id)
+            await self._settle(batch.id, [], BatchResult(batch.id, [], []), last_id=batch.last_id)
             return True
         return await self._deliver(batch.id, recipients)
 
     async def _settle(
         self,
         batch_id: str,
-        recipients: Sequence[Recipient],
+        sent: list[int],
         result: BatchResult,
         *,
         last_id: int | None = None,
     ) -> None:
-        """Publish the batch's delivery event, then settle it in one statement."""
+        """Publish the batch's delivery event and settle it (see `broadcaster.settling`).
+
+        `sent` are the subscriber ids the batch went to, in id order (pages and follow-ups
+        are read ORDER BY id).
+        """
         deps, info = self.deps, self._info
-        answers = result.results
-        subscriber_ids = [a.subscriber_id for a in answers]
-        if subscriber_ids != [r.subscriber_id for r in recipients]:
+        codes, messages = result.result_codes, result.messages
+        if result.subscriber_ids != sent:
             # not in request order, or someone missing: match by subscriber id
-            codes = {a.subscriber_id: a for a in answers}
-            answers = tuple(
-                codes.get(r.subscriber_id)
-                or RecipientResult(
-                    r.subscriber_id, r.recipient_no, TEMPORARY_FAILURE, "missing from the answer"
-                )
-                for r in recipients
-            )
-            subscriber_ids = [a.subscriber_id for a in answers]
-        result_codes = [a.result_code for a in answers]
-        failures = [a for a in answers if a.result_code != DELIVERED]
-        delivered = len(answers) - len(failures)
+            answered = dict(zip(result.subscriber_ids, codes, strict=True))
+            codes = [answered.get(i, TEMPORARY_FAILURE) for i in sent]
+            messages = messages | {i: "missing from the answer" for i in sent if i not in answered}
+        delivered = codes.count(DELIVERED)
         failed_ids: list[int] = []
         failed_codes: list[int] = []
         failed_reasons: list[str] = []
         again: list[int] = []
         held = False
-        for a in failures:
-            code = a.result_code
-            if code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
-                again.append(a.subscriber_id)
-                held = held or code == BRAND_QUIET_HOURS
-            else:
-                failed_ids.append(a.subscriber_id)
-                failed_codes.append(code)
-                failed_reasons.append(f"{code} {a.message}"[:200])
+        if delivered < len(codes):
+            for subscriber_id, code in zip(sent, codes, strict=True):
+                if code == DELIVERED:
+                    continue
+                if code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
+                    again.append(subscriber_id)
+                    held = held or code == BRAND_QUIET_HOURS
+                else:
+                    failed_ids.append(subscriber_id)
+                    failed_codes.append(code)
+                    failed_reasons.append(f"{code} {messages.get(subscriber_id, '')}"[:200])
         by_reason: dict[str, int] = {}
         for code in failed_codes:
             by_reason[str(code)] = by_reason.get(str(code), 0) + 1
@@ -587,40 +601,33 @@ class ShardPipe:
                 f"{self.alert_id}:{self.task.shard_no}:{seq}", seq, tuple(again), not_before
             )
             deps.metrics.retries.labels("quiet-hours" if held else "recipient").inc(len(again))
-        seq_of_batch = int(batch_id.rsplit(":", 1)[1])
-        # the JSON of DeliveryBatchData, built directly (see Publisher.delivery)
-        await deps.publisher.delivery(
-            {
-                "alert_id": str(self.alert_id),
-                "batch_id": batch_id,
-                "shard_no": self.task.shard_no,
-                "seq": seq_of_batch,
-                "category": info.category,
-                "delivered": delivered,
-                "failed": len(failed_ids),
-                "failed_by_reason": by_reason,
-                "subscriber_ids": subscriber_ids,
-                "result_codes": result_codes,
-            }
+        highest = last_id if last_id is not None else (sent[-1] if sent else 0)
+        settlement = Settlement(
+            batch_id=batch_id,
+            alert_id=self.alert_id,
+            shard_no=self.task.shard_no,
+            last_id=highest,
+            sent=len(sent),
+            delivered=delivered,
+            failed_ids=failed_ids,
+            failed_codes=failed_codes,
+            failed_reasons=failed_reasons,
+            follow_up=follow_up,
         )
-        # recipients are in id order (pages and follow-ups are read ORDER BY id)
-        highest = (
-            last_id if last_id is not None else (recipients[-1].subscriber_id if recipients else 0)
-        )
-        await deps.store.settle(
-            Settlement(
-                batch_id=batch_id,
-                alert_id=self.alert_id,
-                shard_no=self.task.shard_no,
-                last_id=highest,
-                sent=len(recipients),
-                delivered=delivered,
-                failed_ids=failed_ids,
-                failed_codes=failed_codes,
-                failed_reasons=failed_reasons,
-                follow_up=follow_up,
-            )
-        )
+        # the JSON of DeliveryBatchData, built directly (see Publisher.deliveries)
+        event = {
+            "alert_id": str(self.alert_id),
+            "batch_id": batch_id,
+            "shard_no": self.task.shard_no,
+            "seq": int(batch_id.rsplit(":", 1)[1]),
+            "category": info.category,
+            "delivered": delivered,
+            "failed": len(failed_ids),
+            "failed_by_reason": by_reason,
+            "subscriber_ids": sent,
+            "result_codes": codes,
+        }
+        await deps.settler.settle(settlement, event)
         deps.metrics.delivered.labels(info.category).inc(delivered)
         for reason, count in by_reason.items():
             deps.metrics.failed.labels(info.category, reason).inc(count)

@@ -75,7 +75,7 @@ class FollowUp:
 
 @dataclass(frozen=True)
 class Settlement:
-    """The settled fate of one batch, written in one statement."""
+    """The settled fate of one batch; `Store.settle` writes several in one statement."""
 
     batch_id: str
     alert_id: uuid.UUID
@@ -114,45 +114,72 @@ def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any
     return sql, params
 
 
+# settles a group of batches of one alert in one statement: each batch `done` (unless it was
+# settled before: then nothing of it counts), its shard's checkpoint and counters, the
+# alert's counters, the failures, and the follow-up batches of recipients to try again
 _SETTLE = """
-WITH b AS (
-    UPDATE batches SET status = 'done', delivered = $4, failed = $5, settled_at = now()
-    WHERE id = $1 AND status <> 'done' RETURNING id
+WITH i AS (
+    SELECT * FROM unnest($2::varchar[], $3::int[], $4::bigint[], $5::int[], $6::int[],
+                         $7::int[], $8::varchar[], $9::int[], $10::timestamptz[])
+        AS i(id, shard_no, last_id, sent, delivered, failed, follow_id, follow_seq, not_before)
+), b AS (
+    UPDATE batches SET status = 'done', delivered = i.delivered, failed = i.failed,
+        settled_at = now()
+    FROM i WHERE batches.id = i.id AND batches.status <> 'done'
+    RETURNING i.*
 ), s AS (
-    UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), $6),
-        sent = sent + $7, delivered = delivered + $4, failed = failed + $5,
-        next_seq = GREATEST(next_seq, $12 + 1), updated_at = now()
-    WHERE alert_id = $2 AND shard_no = $3 AND EXISTS (SELECT 1 FROM b)
+    UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), g.last_id),
+        sent = shards.sent + g.sent, delivered = shards.delivered + g.delivered,
+        failed = shards.failed + g.failed, next_seq = GREATEST(shards.next_seq, g.next_seq),
+        updated_at = now()
+    FROM (
+        SELECT shard_no, max(last_id) AS last_id, sum(sent) AS sent,
+            sum(delivered) AS delivered, sum(failed) AS failed,
+            COALESCE(max(follow_seq) + 1, 0) AS next_seq
+        FROM b GROUP BY shard_no
+    ) g
+    WHERE shards.alert_id = $1 AND shards.shard_no = g.shard_no
 ), a AS (
-    UPDATE alerts SET delivered = delivered + $4, failed = failed + $5, updated_at = now()
-    WHERE id = $2 AND EXISTS (SELECT 1 FROM b)
+    UPDATE alerts SET delivered = alerts.delivered + g.delivered,
+        failed = alerts.failed + g.failed, updated_at = now()
+    FROM (SELECT sum(delivered) AS delivered, sum(failed) AS failed FROM b) g
+    WHERE alerts.id = $1 AND EXISTS (SELECT 1 FROM b)
 ), f AS (
     INSERT INTO delivery_failures (alert_id, subscriber_id, batch_id, result_code, reason)
-    SELECT $2, t.sid, $1, t.code, t.reason
-    FROM unnest($8::bigint[], $9::int[], $10::text[]) AS t(sid, code, reason)
-    WHERE EXISTS (SELECT 1 FROM b)
+    SELECT $1, t.sid, t.batch_id, t.code, t.reason
+    FROM unnest($11::varchar[], $12::bigint[], $13::int[], $14::text[])
+        AS t(batch_id, sid, code, reason)
+    WHERE t.batch_id IN (SELECT id FROM b)
     ON CONFLICT DO NOTHING
 ), n AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,
                          subscriber_ids, not_before)
-    SELECT $11::varchar, $2, $3, $12, ($13::bigint[])[1],
-           ($13::bigint[])[cardinality($13::bigint[])], cardinality($13::bigint[]), 'held',
-           $13::bigint[], $14::timestamptz
-    WHERE $11::varchar IS NOT NULL AND EXISTS (SELECT 1 FROM b)
+    SELECT b.follow_id, $1, b.shard_no, b.follow_seq, x.ids[1], x.ids[cardinality(x.ids)],
+           cardinality(x.ids), 'held', x.ids, b.not_before
+    FROM b JOIN (
+        SELECT batch_id, array_agg(sid ORDER BY sid) AS ids
+        FROM unnest($15::varchar[], $16::bigint[]) AS t(batch_id, sid) GROUP BY batch_id
+    ) x ON x.batch_id = b.follow_id
     ON CONFLICT (id) DO NOTHING
 )
-SELECT count(*) FROM b
+SELECT id FROM b
 """
 
+# the shard's next page and its batch row, written `sending`, in one statement (one round trip
+# and one commit per batch); the page is read once (MATERIALIZED) and returned in id order
 _BEGIN_BATCH = """
-WITH b AS (
+WITH p AS MATERIALIZED (
+    SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
+    AND status = 'active'{conditions} ORDER BY id LIMIT $7
+), b AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 'sending', 1)
+    SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM p HAVING count(*) > 0
     ON CONFLICT (id) DO NOTHING RETURNING id
+), s AS (
+    UPDATE shards SET next_seq = GREATEST(next_seq, $4 + 1), status = 'sending', updated_at = now()
+    WHERE alert_id = $2 AND shard_no = $3 AND EXISTS (SELECT 1 FROM b)
 )
-UPDATE shards SET next_seq = GREATEST(next_seq, $4 + 1), status = 'sending', updated_at = now()
-WHERE alert_id = $2 AND shard_no = $3 AND EXISTS (SELECT 1 FROM b)
-RETURNING shard_no
+SELECT id, recipient_no, EXISTS (SELECT 1 FROM b) AS written FROM p ORDER BY id
 """
 
 
@@ -383,15 +410,29 @@ class Store:
         alert_id: uuid.UUID,
         shard_no: int,
         seq: int,
-        first_id: int,
-        last_id: int,
-        size: int,
-    ) -> bool:
-        """Write the batch as `sending` before its request; False when the id exists."""
-        shard = await self.pool.fetchval(
-            _BEGIN_BATCH, batch_id, alert_id, shard_no, seq, first_id, last_id, size
+        audience: Audience,
+        after: int,
+        last: int,
+        limit: int,
+    ) -> tuple[list[asyncpg.Record], bool]:
+        """Read the next page (`after < id <= last`) and write it as batch `sending`.
+
+        Its recipients (none: the shard is exhausted, nothing written), and False when the
+        batch id exists already.
+        """
+        conditions, params = audience_filter(audience, 8)
+        rows: list[asyncpg.Record] = await self.pool.fetch(
+            _BEGIN_BATCH.format(conditions=conditions),
+            batch_id,
+            alert_id,
+            shard_no,
+            seq,
+            after,
+            last,
+            limit,
+            *params,
         )
-        return shard is not None
+        return rows, bool(rows) and rows[0]["written"]
 
     async def release_held(self, batch_id: str) -> None:
         """A held follow-up batch is about to be sent: its fate becomes unknown."""
@@ -401,27 +442,34 @@ class Store:
             batch_id,
         )
 
-    async def settle(self, s: Settlement) -> bool:
-        """Settle a batch in one statement; False when it was settled before."""
-        follow = s.follow_up
-        count = await self.pool.fetchval(
+    async def settle(self, alert_id: uuid.UUID, group: Sequence[Settlement]) -> set[str]:
+        """Settle batches of one alert in one statement; the ids of those not settled before."""
+        failures: tuple[list[str], list[int], list[int], list[str]] = ([], [], [], [])
+        held: tuple[list[str], list[int]] = ([], [])
+        for s in group:
+            failures[0].extend([s.batch_id] * len(s.failed_ids))
+            failures[1].extend(s.failed_ids)
+            failures[2].extend(s.failed_codes)
+            failures[3].extend(s.failed_reasons)
+            if s.follow_up is not None:
+                held[0].extend([s.follow_up.batch_id] * len(s.follow_up.subscriber_ids))
+                held[1].extend(s.follow_up.subscriber_ids)
+        rows = await self.pool.fetch(
             _SETTLE,
-            s.batch_id,
-            s.alert_id,
-            s.shard_no,
-            s.delivered,
-            len(s.failed_ids),
-            s.last_id,
-            s.sent,
-            list(s.failed_ids),
-            list(s.failed_codes),
-            list(s.failed_reasons),
-            follow.batch_id if follow else None,
-            follow.seq if follow else 0,
-            list(follow.subscriber_ids) if follow else None,
-            follow.not_before if follow else None,
+            alert_id,
+            [s.batch_id for s in group],
+            [s.shard_no for s in group],
+            [s.last_id for s in group],
+            [s.sent for s in group],
+            [s.delivered for s in group],
+            [len(s.failed_ids) for s in group],
+            [s.follow_up.batch_id if s.follow_up else None for s in group],
+            [s.follow_up.seq if s.follow_up else None for s in group],
+            [s.follow_up.not_before if s.follow_up else None for s in group],
+            *failures,
+            *held,
         )
-        return bool(count)
+        return {r[0] for r in rows}
 
 
 def _alert(row: asyncpg.Record) -> AlertInfo:

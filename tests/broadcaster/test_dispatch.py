@@ -1,10 +1,17 @@
-"""The dispatcher's offset bookkeeping: commit only below the lowest unfinished shard."""
+"""The dispatcher's bookkeeping: commit only below the lowest unfinished shard; start the next
+shard while the last batches of one settle."""
 
 from __future__ import annotations
 
-from aiokafka import TopicPartition
+import asyncio
+import uuid
+from typing import cast
 
-from broadcaster.dispatch import Offsets
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from broadcaster.dispatch import Dispatcher, Offsets, Work
+from broadcaster.sender import SenderDeps
+from common.messages import ShardTask
 
 P0 = TopicPartition("broadcast.shards", 0)
 P1 = TopicPartition("broadcast.shards", 1)
@@ -57,3 +64,41 @@ def test_forgotten_partitions_leave_no_trace() -> None:
     offsets.forget({P0})
 
     assert offsets.committable() == {}
+
+
+def dispatcher(shard_concurrency: int) -> tuple[Dispatcher, list[Work]]:
+    """A dispatcher whose `_start` only records (the pipes are tested in test_sender.py)."""
+    d = Dispatcher(
+        cast(AIOKafkaConsumer, None), cast(SenderDeps, None), shard_concurrency, asyncio.Event()
+    )
+    started: list[Work] = []
+
+    def start(work: Work) -> None:
+        d.running[(work.partition, work.offset)] = work
+        started.append(work)
+
+    d._start = start  # type: ignore[method-assign]
+    return d, started
+
+
+def task(n: int) -> ShardTask:
+    alert = uuid.UUID(int=1)
+    return ShardTask(
+        alert_id=alert, shard_no=n, shard_count=10, first_id=1, last_id=2, category="public"
+    )
+
+
+async def test_a_shard_that_sent_its_last_batch_lets_the_next_one_start() -> None:
+    d, started = dispatcher(2)
+    d.queued.extend(Work(P0, n, task(n)) for n in range(5))
+    d._schedule()
+    assert [w.offset for w in started] == [0, 1]
+
+    d._draining(started[0])  # settling its last batches: shard 2 starts meanwhile
+    assert [w.offset for w in started] == [0, 1, 2]
+    d._draining(started[1])
+    d._draining(started[2])  # draining ones beyond shard_concurrency count again
+    assert [w.offset for w in started] == [0, 1, 2, 3]
+    d.running.pop((P0, 0))
+    d._schedule()
+    assert [w.offset for w in started] == [0, 1, 2, 3, 4]

@@ -16,7 +16,7 @@ from broadcaster.errors import (
     RetryableProviderError,
     ThrottledError,
 )
-from broadcaster.providers.base import OutgoingBatch, Recipient
+from broadcaster.providers.base import OutgoingBatch, Recipients
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
 from common.messages import Button
 
@@ -44,8 +44,10 @@ def batch(
         title="태풍 대비 안내",
         body="강풍에 대비하세요.",
         buttons=buttons,
-        recipients=tuple(
-            Recipient(100 + i, f"0101234{i:04d}", f"https://a.test/r/tok{i}") for i in range(count)
+        recipients=Recipients(
+            [100 + i for i in range(count)],
+            [f"0101234{i:04d}" for i in range(count)],
+            [f"https://a.test/r/tok{i}" for i in range(count)],
         ),
     )
 
@@ -104,7 +106,8 @@ async def test_send_posts_the_contract_body_with_key_and_secret() -> None:
         "recipientGroupingKey": "101",
         "templateParameter": {"link": "https://a.test/r/tok1"},
     }
-    assert [(r.subscriber_id, r.result_code) for r in result.results] == [(100, 1000), (101, 3018)]
+    assert (result.subscriber_ids, result.result_codes) == ([100, 101], [1000, 3018])
+    assert result.messages == {101: "m"}
 
 
 async def test_promotional_goes_as_brand_ad_and_keeps_the_alerts_own_link_button() -> None:
@@ -195,7 +198,7 @@ async def test_lookup_by_grouping_key() -> None:
     assert seen[0].url.params["senderGroupingKey"] == f"{ALERT}:3:17"
     assert seen[0].headers["X-Secret-Key"] == "s3cret"
     assert result is not None
-    assert [(r.subscriber_id, r.result_code) for r in result.results] == [(100, 1000), (101, 5000)]
+    assert (result.subscriber_ids, result.result_codes) == ([100, 101], [1000, 5000])
 
 
 async def test_lookup_of_an_unknown_key_is_none() -> None:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.errors import ThrottledError
-from broadcaster.providers.base import OutgoingBatch, Recipient
+from broadcaster.providers.base import OutgoingBatch, Recipients
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
 from common.db import create_engine
@@ -96,9 +96,10 @@ class Sender:
                         "안내",
                         "rate limit test",
                         (),
-                        tuple(
-                            Recipient(i, f"010{i:08d}", f"http://127.0.0.1:9/r/{i}")
-                            for i in range(first, first + BATCH)
+                        Recipients(
+                            list(range(first, first + BATCH)),
+                            [f"010{i:08d}" for i in range(first, first + BATCH)],
+                            [f"http://127.0.0.1:9/r/{i}" for i in range(first, first + BATCH)],
                         ),
                     )
                     await self.limiter.acquire(BATCH)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,10 +21,11 @@ from broadcaster.control import Control, Priority
 from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError
 from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.planner import Planner
-from broadcaster.providers.base import BatchResult, OutgoingBatch, Recipient, RecipientResult
+from broadcaster.providers.base import BatchResult, OutgoingBatch, Recipients
 from broadcaster.publishing import Publisher
-from broadcaster.sender import SenderDeps, SendOptions, ShardPipe
-from broadcaster.store import Store
+from broadcaster.sender import SenderDeps, SendOptions, ShardPipe, UnsettledBatchError
+from broadcaster.settling import Settler
+from broadcaster.store import FollowUp, Settlement, Store
 from common import topics
 from common.events import CloudEvent
 from common.messages import (
@@ -96,12 +97,13 @@ class Dealer:
             raise PermanentProviderError("refused", self.refuse)
         if batch.batch_id in self.accepted:
             raise AlreadyAcceptedError(batch.batch_id)
-        results = []
-        for r in batch.recipients:
-            self.attempts[r.subscriber_id] = self.attempts.get(r.subscriber_id, 0) + 1
-            code = self.code(r.subscriber_id, self.attempts[r.subscriber_id])
-            results.append(RecipientResult(r.subscriber_id, r.recipient_no, code, str(code)))
-        self.accepted[batch.batch_id] = BatchResult(batch.batch_id, tuple(results))
+        ids = batch.recipients.subscriber_ids
+        codes = []
+        for sid in ids:
+            self.attempts[sid] = self.attempts.get(sid, 0) + 1
+            codes.append(self.code(sid, self.attempts[sid]))
+        messages = {sid: str(code) for sid, code in zip(ids, codes, strict=True) if code != 1000}
+        self.accepted[batch.batch_id] = BatchResult(batch.batch_id, list(ids), codes, messages)
         return self.accepted[batch.batch_id]
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
@@ -109,7 +111,7 @@ class Dealer:
 
     def recipients(self) -> list[int]:
         """Every subscriber id sent to, with repeats."""
-        return [r.subscriber_id for b in self.sends for r in b.recipients]
+        return [sid for b in self.sends for sid in b.recipients.subscriber_ids]
 
 
 class Unlimited:
@@ -173,6 +175,7 @@ def rig(store: Store, producer: AIOKafkaProducer) -> Rig:
         provider=dealer,
         limiter=Unlimited(),
         publisher=publisher,
+        settler=Settler(store, publisher),
         control=Control(),
         priority=Priority(),
         metrics=metrics,
@@ -197,8 +200,7 @@ async def test_a_shard_is_sent_in_batches_with_tracked_links_and_settled(
     assert [b.batch_id for b in rig.dealer.sends] == [f"{alert_id}:0:{i}" for i in range(3)]
     assert [len(b.recipients) for b in rig.dealer.sends] == [100, 100, 50]
     assert rig.dealer.recipients() == people.ids
-    first = rig.dealer.sends[0].recipients[0]
-    token = first.link.rsplit("/r/", 1)[1]
+    token = rig.dealer.sends[0].recipients.links[0].rsplit("/r/", 1)[1]
     verified = TokenSigner(b"test-tracking-secret-0123456789").verify(token, time.time())
     assert (verified.alert_id, verified.subscriber_id) == (alert_id, people.ids[0])
     row = await rig.alert(alert_id)
@@ -279,9 +281,7 @@ async def test_permanent_failures_are_recorded_and_temporary_ones_retried_once_m
     assert {(f[0], f[1]) for f in failures} == {(sid, 3018) for sid in inactive}
     sent = rig.dealer.recipients()
     assert sorted(sent) == sorted(people.ids + sorted(temporary))
-    follow_ups = [
-        b for b in rig.dealer.sends if {r.subscriber_id for r in b.recipients} <= temporary
-    ]
+    follow_ups = [b for b in rig.dealer.sends if set(b.recipients.subscriber_ids) <= temporary]
     assert len(follow_ups) == 2  # one per original batch, each with an id of its own
     assert len({b.batch_id for b in rig.dealer.sends}) == len(rig.dealer.sends)
 
@@ -324,7 +324,7 @@ async def test_a_brand_hold_until_morning_gives_the_shard_slot_back(
     )
     assert await rig.run(task) == "done"
     assert len(rig.dealer.sends) == 2
-    assert sorted(r.subscriber_id for r in rig.dealer.sends[1].recipients) == people.ids
+    assert sorted(rig.dealer.sends[1].recipients.subscriber_ids) == people.ids
     row = await rig.alert(alert_id)
     assert (row["status"], row["delivered"]) == ("completed", 30)
 
@@ -336,10 +336,19 @@ async def test_a_batch_of_unknown_fate_is_looked_up_not_sent_again(
     alert_id = await kit.create_alert(people.audience)
     [task] = await rig.plan(alert_id)
     # a sender wrote two batches and died: the provider took the first, never saw the second
-    for seq, (first, last) in enumerate([(0, 99), (100, 199)]):
-        assert await store.begin_batch(
-            f"{alert_id}:0:{seq}", alert_id, 0, seq, people.ids[first], people.ids[last], 100
+    for seq, first in enumerate([0, 100]):
+        rows, written = await store.begin_batch(
+            f"{alert_id}:0:{seq}",
+            alert_id,
+            0,
+            seq,
+            people.audience,
+            people.ids[first] - 1,
+            task.last_id,
+            100,
         )
+        assert written
+        assert [r["id"] for r in rows] == people.ids[first : first + 100]
     taken = await rig.dealer.send(
         _batch(alert_id, f"{alert_id}:0:0", people.ids[:100], people.numbers[:100])
     )
@@ -349,7 +358,7 @@ async def test_a_batch_of_unknown_fate_is_looked_up_not_sent_again(
 
     assert sorted(b.batch_id for b in rig.dealer.sends) == [f"{alert_id}:0:1", f"{alert_id}:0:2"]
     assert sorted(rig.dealer.recipients()) == people.ids[100:]
-    assert len(taken.results) == 100
+    assert len(taken.subscriber_ids) == 100
     row = await rig.alert(alert_id)
     assert (row["status"], row["delivered"]) == ("completed", 250)
 
@@ -560,6 +569,112 @@ async def test_a_stopped_shard_resumes_from_its_checkpoint(rig: Rig, kit: Any) -
     assert sorted(rig.dealer.recipients()) == people.ids
 
 
+async def test_a_group_of_batches_is_settled_in_one_statement_and_counts_once(
+    kit: Any, store: Store
+) -> None:
+    people = await kit.seed(300)
+    alert_id = await kit.create_alert(people.audience)
+    planner = Planner(store, Publisher(kit.producer), BroadcasterMetrics(), shard_size=250)
+    assert await planner.plan(alert_id) == "planned"
+    ids = people.ids
+    begun = [(0, 0, 0), (0, 1, 100), (0, 2, 200), (1, 0, 250)]  # (shard, seq, first index)
+    for shard_no, seq, first in begun:
+        rows, written = await store.begin_batch(
+            f"{alert_id}:{shard_no}:{seq}",
+            alert_id,
+            shard_no,
+            seq,
+            people.audience,
+            ids[first] - 1,
+            ids[249] if shard_no == 0 else ids[-1],
+            100,
+        )
+        assert written and rows
+    failed, again = ids[100:102], ids[102:105]
+    group = [
+        Settlement(f"{alert_id}:0:0", alert_id, 0, ids[99], 100, 100, [], [], [], None),
+        Settlement(
+            f"{alert_id}:0:1",
+            alert_id,
+            0,
+            ids[199],
+            100,
+            95,
+            failed,
+            [3018, 3018],
+            ["3018 inactive"] * 2,
+            FollowUp(f"{alert_id}:0:10", 10, tuple(again), datetime.now(UTC)),
+        ),
+        Settlement(f"{alert_id}:0:2", alert_id, 0, ids[249], 50, 50, [], [], [], None),
+        Settlement(f"{alert_id}:1:0", alert_id, 1, ids[-1], 50, 50, [], [], [], None),
+    ]
+
+    assert await store.settle(alert_id, group) == {s.batch_id for s in group}
+    assert await store.settle(alert_id, group) == set()  # settled before: nothing counts twice
+
+    alert = await store.pool.fetchrow(
+        "SELECT delivered, failed FROM alerts WHERE id = $1", alert_id
+    )
+    assert (alert["delivered"], alert["failed"]) == (295, 2)
+    shards = await store.pool.fetch(
+        "SELECT shard_no, checkpoint_id, sent, delivered, failed, next_seq FROM shards"
+        " WHERE alert_id = $1 ORDER BY shard_no",
+        alert_id,
+    )
+    assert [tuple(r) for r in shards] == [
+        (0, ids[249], 250, 245, 2, 11),
+        (1, ids[-1], 50, 50, 0, 1),
+    ]
+    failures = await store.pool.fetch(
+        "SELECT subscriber_id, batch_id, result_code FROM delivery_failures WHERE alert_id = $1",
+        alert_id,
+    )
+    assert sorted(tuple(f) for f in failures) == [(i, f"{alert_id}:0:1", 3018) for i in failed]
+    held = await store.pool.fetchrow(
+        "SELECT status, first_id, last_id, size, subscriber_ids FROM batches WHERE id = $1",
+        f"{alert_id}:0:10",
+    )
+    assert tuple(held) == ("held", again[0], again[-1], 3, again)
+    statuses = await store.pool.fetch(
+        "SELECT DISTINCT status FROM batches WHERE alert_id = $1 AND id <> $2",
+        alert_id,
+        f"{alert_id}:0:10",
+    )
+    assert [r[0] for r in statuses] == ["done"]
+
+
+class PublishingFailsOnce(Publisher):
+    """Kafka is away for the first group of delivery events."""
+
+    failed = False
+
+    async def deliveries(self, batches: Sequence[dict[str, Any]]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the broker is away")
+        await super().deliveries(batches)
+
+
+async def test_a_batch_left_unsettled_stops_its_shard_and_is_looked_up_when_run_again(
+    rig: Rig, kit: Any, store: Store, kafka_topics: str
+) -> None:
+    people = await kit.seed(250)
+    rig.deps.settler = Settler(store, PublishingFailsOnce(kit.producer))
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+
+    with pytest.raises(UnsettledBatchError):
+        await rig.run(task)
+    assert await rig.run(task) == "done"
+
+    # the batch whose events failed was sent once, and settled from the provider's records
+    assert sorted(rig.dealer.recipients()) == people.ids
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("completed", 250)
+    events = await events_of(kafka_topics, topics.DELIVERIES, alert_id)
+    assert {e.id for e in events} == {b.batch_id for b in rig.dealer.sends}
+
+
 async def test_a_finished_shard_is_skipped(rig: Rig, kit: Any) -> None:
     people = await kit.seed(10)
     alert_id = await kit.create_alert(people.audience)
@@ -585,7 +700,7 @@ def _batch(
         title="t",
         body="b",
         buttons=(),
-        recipients=tuple(Recipient(i, n, "") for i, n in zip(ids, numbers, strict=True)),
+        recipients=Recipients(ids, numbers, [""] * len(ids)),
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from broadcaster.config import BroadcasterSettings
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
-from broadcaster.providers.base import DELIVERED, OutgoingBatch, Recipient
+from broadcaster.providers.base import DELIVERED, OutgoingBatch, Recipients
 from broadcaster.providers.webhook import WebhookProvider, signature
 from common.messages import Button
 
@@ -31,13 +31,10 @@ def make_batch(seq: int = 0, size: int = 3) -> OutgoingBatch:
         title="태풍 대비 안내",
         body="창문을 닫고 외출을 삼가세요.",
         buttons=(Button(name="자세히 보기", link="#{link}"),),
-        recipients=tuple(
-            Recipient(
-                subscriber_id=seq * 1000 + i,
-                recipient_no=f"010{seq * 1000 + i:08d}",
-                link=f"https://allim.example/r/token-{seq}-{i}",
-            )
-            for i in range(size)
+        recipients=Recipients(
+            subscriber_ids=[seq * 1000 + i for i in range(size)],
+            recipient_nos=[f"010{seq * 1000 + i:08d}" for i in range(size)],
+            links=[f"https://allim.example/r/token-{seq}-{i}" for i in range(size)],
         ),
     )
 
@@ -122,9 +119,8 @@ async def test_any_2xx_delivers_every_recipient(status: int) -> None:
     async with client:
         result = await provider.send(batch)
     assert result.batch_id == batch.batch_id
-    assert [r.subscriber_id for r in result.results] == [r.subscriber_id for r in batch.recipients]
-    assert [r.recipient_no for r in result.results] == [r.recipient_no for r in batch.recipients]
-    assert {r.result_code for r in result.results} == {DELIVERED}
+    assert result.subscriber_ids == batch.recipients.subscriber_ids
+    assert result.result_codes == [DELIVERED] * len(batch.recipients)
 
 
 async def test_429_with_seconds_is_throttled() -> None:

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
-from broadcaster.providers.base import DELIVERED, OutgoingBatch, Recipient
+from broadcaster.providers.base import DELIVERED, OutgoingBatch, Recipients
 from broadcaster.providers.webhook import WebhookProvider, signature
 from cli.processes import free_port
 
@@ -95,9 +95,10 @@ def make_batch(seq: int, size: int = 100) -> OutgoingBatch:
         title="호우 경보",
         body="하천 주변 접근을 삼가세요.",
         buttons=(),
-        recipients=tuple(
-            Recipient(i, f"010{i:08d}", f"http://127.0.0.1/r/{i}")
-            for i in range(first, first + size)
+        recipients=Recipients(
+            list(range(first, first + size)),
+            [f"010{i:08d}" for i in range(first, first + size)],
+            [f"http://127.0.0.1/r/{i}" for i in range(first, first + size)],
         ),
     )
 
@@ -114,7 +115,7 @@ async def test_signed_batches_reach_a_real_receiver(receiver: Receiver) -> None:
     async with provider_for(receiver.url) as provider:
         results = await asyncio.gather(*(provider.send(make_batch(seq)) for seq in range(10)))
     assert receiver.recipients == dict.fromkeys(range(1000), 1)
-    assert all(r.result_code == DELIVERED for result in results for r in result.results)
+    assert all(code == DELIVERED for result in results for code in result.result_codes)
 
 
 async def test_a_resent_batch_is_taken_once(receiver: Receiver) -> None:

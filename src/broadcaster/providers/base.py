@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from common.messages import Button, Category
 
@@ -17,17 +18,30 @@ TEMPORARY_FAILURE = 5000
 PERMANENT_CODES = frozenset({INACTIVE, NOT_KAKAO_USER})
 
 
-# Recipient and RecipientResult are made a thousand times per batch: plain slotted classes,
-# since a frozen dataclass's __init__ costs three times as much (object.__setattr__ per field)
+# a batch's recipients and their results are parallel lists, not an object per recipient: a
+# thousand objects per batch cost more to make, keep and walk than the request itself
 
 
-@dataclass(slots=True)
-class Recipient:
-    """One recipient of a batch, with the tracked link rendered for them."""
+@dataclass(frozen=True, slots=True)
+class Recipients:
+    """The recipients of one batch in id order, each with the tracked link rendered for them."""
 
-    subscriber_id: int
-    recipient_no: str
-    link: str
+    subscriber_ids: list[int]
+    recipient_nos: list[str]
+    links: list[str]
+
+    def __len__(self) -> int:
+        return len(self.subscriber_ids)
+
+    @classmethod
+    def render(
+        cls, rows: Sequence[Sequence[Any]], link_base: str, sign: Callable[[int], str]
+    ) -> Recipients:
+        """From rows of (subscriber id, recipient number): each link is `link_base` + token."""
+        subscriber_ids = [r[0] for r in rows]
+        return cls(
+            subscriber_ids, [r[1] for r in rows], [link_base + sign(i) for i in subscriber_ids]
+        )
 
 
 @dataclass(frozen=True)
@@ -41,25 +55,20 @@ class OutgoingBatch:
     title: str
     body: str
     buttons: tuple[Button, ...]
-    recipients: tuple[Recipient, ...]
-
-
-@dataclass(slots=True)
-class RecipientResult:
-    """What the provider said about one recipient."""
-
-    subscriber_id: int
-    recipient_no: str
-    result_code: int
-    message: str
+    recipients: Recipients
 
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The provider's per-recipient answer to one batch."""
+    """The provider's answer to one batch: a result code per recipient, in parallel lists.
+
+    `messages` holds what the provider said of each recipient not delivered, by subscriber id.
+    """
 
     batch_id: str
-    results: tuple[RecipientResult, ...]
+    subscriber_ids: list[int]
+    result_codes: list[int]
+    messages: dict[int, str] = field(default_factory=dict)
 
 
 class Provider(Protocol):

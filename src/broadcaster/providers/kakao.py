@@ -16,7 +16,7 @@ from broadcaster.errors import (
     RetryableProviderError,
     ThrottledError,
 )
-from broadcaster.providers.base import BatchResult, OutgoingBatch, RecipientResult
+from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class KakaoProvider:
 
     def body(self, batch: OutgoingBatch) -> bytes:
         """The JSON request body of one batch."""
+        recipients = batch.recipients
         buttons = [{"name": b.name, "linkMo": b.link} for b in batch.buttons]
         if not any(LINK_VARIABLE in b["linkMo"] for b in buttons) and len(buttons) < 5:
             buttons.append({"name": self._options.default_button, "linkMo": LINK_VARIABLE})
@@ -65,11 +66,16 @@ class KakaoProvider:
             "senderGroupingKey": batch.batch_id,
             "recipientList": [
                 {
-                    "recipientNo": r.recipient_no,
-                    "recipientGroupingKey": str(r.subscriber_id),
-                    "templateParameter": {"link": r.link},
+                    "recipientNo": number,
+                    "recipientGroupingKey": str(subscriber_id),
+                    "templateParameter": {"link": link},
                 }
-                for r in batch.recipients
+                for subscriber_id, number, link in zip(
+                    recipients.subscriber_ids,
+                    recipients.recipient_nos,
+                    recipients.links,
+                    strict=True,
+                )
             ],
         }
         if batch.message_type == "ALIMTALK":
@@ -98,7 +104,7 @@ class KakaoProvider:
                 response.status_code,
             )
         message = document.get("message") or {}
-        return BatchResult(batch.batch_id, _results(message.get("sendResults") or []))
+        return _result(batch.batch_id, message.get("sendResults") or [])
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
         """The results of `batch_id`, or None when the dealer has no request with that key."""
@@ -112,7 +118,7 @@ class KakaoProvider:
         messages = found.get("messages") or []
         if not messages:
             return None
-        return BatchResult(batch_id, _results(messages))
+        return _result(batch_id, messages)
 
     def _document(self, response: httpx.Response, batch_id: str) -> dict[str, Any]:
         status = response.status_code
@@ -137,16 +143,15 @@ class KakaoProvider:
         return document
 
 
-def _results(entries: list[dict[str, Any]]) -> tuple[RecipientResult, ...]:
-    return tuple(
-        RecipientResult(
-            subscriber_id=int(e["recipientGroupingKey"]),
-            recipient_no=str(e.get("recipientNo", "")),
-            result_code=int(e["resultCode"]),
-            message=str(e.get("resultMessage", "")),
-        )
-        for e in entries
-    )
+def _result(batch_id: str, entries: list[dict[str, Any]]) -> BatchResult:
+    subscriber_ids = [int(e["recipientGroupingKey"]) for e in entries]
+    codes = [int(e["resultCode"]) for e in entries]
+    messages = {
+        subscriber_id: str(e.get("resultMessage", ""))
+        for subscriber_id, code, e in zip(subscriber_ids, codes, entries, strict=True)
+        if code != DELIVERED
+    }
+    return BatchResult(batch_id, subscriber_ids, codes, messages)
 
 
 def _message(response: httpx.Response) -> str:

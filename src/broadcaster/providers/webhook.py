@@ -50,12 +50,11 @@ import orjson
 from broadcaster.backoff import parse_retry_after
 from broadcaster.config import BroadcasterSettings
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
-from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, RecipientResult
+from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch
 
 SIGNATURE_HEADER = "X-Allim-Signature"
 TIMESTAMP_HEADER = "X-Allim-Timestamp"
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
-ACCEPTED_MESSAGE = "accepted by webhook"
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -98,6 +97,7 @@ class WebhookProvider:
 
     def body(self, batch: OutgoingBatch) -> bytes:
         """The JSON request body of one batch (the shape in this module's docstring)."""
+        recipients = batch.recipients
         payload: dict[str, Any] = {
             "batch_id": batch.batch_id,
             "alert": {"id": str(batch.alert_id), "category": batch.category},
@@ -108,8 +108,13 @@ class WebhookProvider:
                 "buttons": [{"name": b.name, "link": b.link} for b in batch.buttons],
             },
             "recipients": [
-                {"subscriber_id": r.subscriber_id, "recipient_no": r.recipient_no, "link": r.link}
-                for r in batch.recipients
+                {"subscriber_id": subscriber_id, "recipient_no": number, "link": link}
+                for subscriber_id, number, link in zip(
+                    recipients.subscriber_ids,
+                    recipients.recipient_nos,
+                    recipients.links,
+                    strict=True,
+                )
             ],
         }
         return orjson.dumps(payload)
@@ -150,13 +155,8 @@ class WebhookProvider:
                 f"{response.text[:200]}",
                 status,
             )
-        return BatchResult(
-            batch.batch_id,
-            tuple(
-                RecipientResult(r.subscriber_id, r.recipient_no, DELIVERED, ACCEPTED_MESSAGE)
-                for r in batch.recipients
-            ),
-        )
+        delivered = batch.recipients.subscriber_ids
+        return BatchResult(batch.batch_id, list(delivered), [DELIVERED] * len(delivered))
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
         """Always None: a webhook cannot be asked, so the batch is sent again with its key."""
