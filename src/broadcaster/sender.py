@@ -227,6 +227,7 @@ class ShardPipe:
         expires = int(info.created_at.timestamp()) + self.deps.options.token_ttl_days * 86400
         self._tokens = self.deps.signer.signer_for(self.alert_id, expires)
         self._seq = shard.next_seq
+        await self.deps.store.start_shard(self.alert_id, shard.shard_no)
         for batch in await self.deps.store.unsettled(self.alert_id, shard.shard_no):
             if batch.status == "held" and self._holds_shard(batch.not_before):
                 continue
@@ -255,7 +256,7 @@ class ShardPipe:
                         shard.last_id,
                         self.deps.options.batch_size,
                     )
-                    if rows and not written:
+                    if not written:
                         raise ShardConflictError(f"Batch '{batch_id}' exists already.")
                 except BaseException:
                     self.deps.in_flight.release()

@@ -130,12 +130,10 @@ WITH i AS (
 ), s AS (
     UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), g.last_id),
         sent = shards.sent + g.sent, delivered = shards.delivered + g.delivered,
-        failed = shards.failed + g.failed, next_seq = GREATEST(shards.next_seq, g.next_seq),
-        updated_at = now()
+        failed = shards.failed + g.failed, updated_at = now()
     FROM (
         SELECT shard_no, max(last_id) AS last_id, sum(sent) AS sent,
-            sum(delivered) AS delivered, sum(failed) AS failed,
-            COALESCE(max(follow_seq) + 1, 0) AS next_seq
+            sum(delivered) AS delivered, sum(failed) AS failed
         FROM b GROUP BY shard_no
     ) g
     WHERE shards.alert_id = $1 AND shards.shard_no = g.shard_no
@@ -166,7 +164,8 @@ SELECT id FROM b
 """
 
 # the shard's next page and its batch row, written `sending`, in one statement (one round trip
-# and one commit per batch); the page is read once (MATERIALIZED) and returned in id order
+# and one commit per batch); the page is read once (MATERIALIZED) and returned in id order,
+# or nothing when no row was written (the page is empty, or the batch id exists already)
 _BEGIN_BATCH = """
 WITH p AS MATERIALIZED (
     SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
@@ -175,11 +174,8 @@ WITH p AS MATERIALIZED (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
     SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM p HAVING count(*) > 0
     ON CONFLICT (id) DO NOTHING RETURNING id
-), s AS (
-    UPDATE shards SET next_seq = GREATEST(next_seq, $4 + 1), status = 'sending', updated_at = now()
-    WHERE alert_id = $2 AND shard_no = $3 AND EXISTS (SELECT 1 FROM b)
 )
-SELECT id, recipient_no, EXISTS (SELECT 1 FROM b) AS written FROM p ORDER BY id
+SELECT id, recipient_no FROM p WHERE EXISTS (SELECT 1 FROM b) ORDER BY id
 """
 
 
@@ -295,12 +291,13 @@ class Store:
                         raise
 
     async def shard(self, alert_id: uuid.UUID, shard_no: int) -> ShardRow | None:
-        """The shard and the position its range batches reached."""
+        """The shard, its next batch number and the position its range batches reached."""
         row = await self.pool.fetchrow(
-            "SELECT s.first_id, s.last_id, s.status, s.next_seq,"
-            " (SELECT max(b.last_id) FROM batches b WHERE b.alert_id = s.alert_id"
-            "  AND b.shard_no = s.shard_no AND b.subscriber_ids IS NULL) AS position"
-            " FROM shards s WHERE s.alert_id = $1 AND s.shard_no = $2",
+            "SELECT s.first_id, s.last_id, s.status, b.next_seq, b.position FROM shards s,"
+            " LATERAL (SELECT COALESCE(max(seq) + 1, 0) AS next_seq,"
+            "  max(last_id) FILTER (WHERE subscriber_ids IS NULL) AS position FROM batches"
+            "  WHERE alert_id = s.alert_id AND shard_no = s.shard_no) b"
+            " WHERE s.alert_id = $1 AND s.shard_no = $2",
             alert_id,
             shard_no,
         )
@@ -315,6 +312,15 @@ class Store:
             row["status"],
             row["next_seq"],
             position,
+        )
+
+    async def start_shard(self, alert_id: uuid.UUID, shard_no: int) -> None:
+        """A sender took the shard up: no longer `pending` (see `Planner.republish_stalled`)."""
+        await self.pool.execute(
+            "UPDATE shards SET status = 'sending', updated_at = now()"
+            " WHERE alert_id = $1 AND shard_no = $2 AND status = 'pending'",
+            alert_id,
+            shard_no,
         )
 
     async def unsettled(self, alert_id: uuid.UUID, shard_no: int) -> list[BatchRow]:
@@ -417,8 +423,8 @@ class Store:
     ) -> tuple[list[asyncpg.Record], bool]:
         """Read the next page (`after < id <= last`) and write it as batch `sending`.
 
-        Its recipients (none: the shard is exhausted, nothing written), and False when the
-        batch id exists already.
+        Its recipients (none: the shard is exhausted), and False when the batch id exists
+        already (nothing written).
         """
         conditions, params = audience_filter(audience, 8)
         rows: list[asyncpg.Record] = await self.pool.fetch(
@@ -432,7 +438,10 @@ class Store:
             limit,
             *params,
         )
-        return rows, bool(rows) and rows[0]["written"]
+        if rows:
+            return rows, True
+        # nothing written: an empty page, or someone else's batch under this id (rare)
+        return [], not await self.page(audience, after, last, 1)
 
     async def release_held(self, batch_id: str) -> None:
         """A held follow-up batch is about to be sent: its fate becomes unknown."""

@@ -137,7 +137,6 @@ class Shard(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     # highest subscriber id whose batch is settled; the next batch starts after it
     checkpoint_id: Mapped[int | None] = mapped_column(BigInteger)
-    next_seq: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     sent: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     failed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
