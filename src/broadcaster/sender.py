@@ -431,7 +431,10 @@ class ShardPipe:
             self.deps.in_flight.release()
         if result is None:
             return False
-        await self._settle(batch_id, recipients.subscriber_ids, result)
+        sent = recipients.subscriber_ids
+        # numbers and links are not needed to settle: freed now rather than once settled
+        del recipients
+        await self._settle(batch_id, sent, result)
         return True
 
     def _refusal(

@@ -9,8 +9,9 @@ in `bench/fanout.py`.
 
 So the automatic collections are made rare, and the young generations are collected on a
 timer instead, between batches rather than in the middle of them. The timer is what keeps
-memory flat: httpx leaves every request and response in a reference cycle (the response and
-its bound stream), with both bodies, some 250 kB per batch, which only a collection frees.
+memory flat: what is left in reference cycles waits for a collection (httpx leaves each
+response in one with its stream and both bodies; the broadcaster's provider adapters cut it,
+`broadcaster.providers.base.unbound`, but other clients and libraries make their own).
 """
 
 from __future__ import annotations

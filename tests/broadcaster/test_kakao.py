@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,7 @@ from broadcaster.errors import (
     RetryableProviderError,
     ThrottledError,
 )
-from broadcaster.providers.base import OutgoingBatch, Recipients
+from broadcaster.providers.base import OutgoingBatch, Recipients, unbound
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
 from common.messages import Button
 
@@ -207,3 +209,22 @@ async def test_lookup_of_an_unknown_key_is_none() -> None:
         "messageSearchResultResponse": {"messages": [], "totalCount": 0},
     }
     assert await provider(lambda _: httpx.Response(200, json=empty)).lookup("nope:0:0") is None
+
+
+async def test_an_unbound_response_is_freed_without_a_garbage_collection() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"{}"))
+    async with httpx.AsyncClient(transport=transport) as client:
+        gc.disable()
+        try:
+            bound = await client.post("http://dealer.test/", content=b"x" * 1000)
+            kept = weakref.ref(bound)
+            del bound
+            assert kept() is not None  # the client's reference cycle keeps it
+
+            response = unbound(await client.post("http://dealer.test/", content=b"x" * 1000))
+            assert response.content == b"{}"
+            freed = weakref.ref(response)
+            del response
+            assert freed() is None
+        finally:
+            gc.enable()

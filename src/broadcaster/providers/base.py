@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import httpx
+
 from common.messages import Button, Category
 
 # per-recipient result codes of the provider contract (PROVIDER_API.md)
@@ -69,6 +71,17 @@ class BatchResult:
     subscriber_ids: list[int]
     result_codes: list[int]
     messages: dict[int, str] = field(default_factory=dict)
+
+
+def unbound(response: httpx.Response) -> httpx.Response:
+    """The response, read, without the reference cycle the client leaves it in.
+
+    `httpx` binds a response and its stream to each other, so a response and its request
+    (both bodies, some 350 kB per batch) were freed only by the next garbage collection
+    instead of as soon as the provider adapter is done with them. Its content stays.
+    """
+    response.stream = httpx.ByteStream(b"")
+    return response
 
 
 class Provider(Protocol):

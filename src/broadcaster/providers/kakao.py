@@ -16,7 +16,7 @@ from broadcaster.errors import (
     RetryableProviderError,
     ThrottledError,
 )
-from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch
+from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, unbound
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ class KakaoProvider:
         """Post one batch; per-recipient codes in the result, request-level answers raised."""
         headers = {**JSON_HEADERS, **self._auth, "X-Idempotency-Key": batch.batch_id}
         try:
-            response = await self._client.post(
-                self._send_url, content=self.body(batch), headers=headers
+            response = unbound(
+                await self._client.post(self._send_url, content=self.body(batch), headers=headers)
             )
         except httpx.TransportError as exc:
             raise RetryableProviderError(
@@ -110,7 +110,9 @@ class KakaoProvider:
         """The results of `batch_id`, or None when the dealer has no request with that key."""
         params = {"senderGroupingKey": batch_id, "pageNum": "1", "pageSize": "1000"}
         try:
-            response = await self._client.get(self._lookup_url, params=params, headers=self._auth)
+            response = unbound(
+                await self._client.get(self._lookup_url, params=params, headers=self._auth)
+            )
         except httpx.TransportError as exc:
             raise RetryableProviderError(f"Look-up of '{batch_id}' failed: {exc!r}") from exc
         document = self._document(response, batch_id)

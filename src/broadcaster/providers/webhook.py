@@ -50,7 +50,7 @@ import orjson
 from broadcaster.backoff import parse_retry_after
 from broadcaster.config import BroadcasterSettings
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
-from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch
+from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, unbound
 
 SIGNATURE_HEADER = "X-Allim-Signature"
 TIMESTAMP_HEADER = "X-Allim-Timestamp"
@@ -132,8 +132,10 @@ class WebhookProvider:
         """Post one batch; a 2xx answer delivers every recipient, other answers raise."""
         body = self.body(batch)
         try:
-            response = await self._client.post(
-                self._url, content=body, headers=self.headers(batch.batch_id, body)
+            response = unbound(
+                await self._client.post(
+                    self._url, content=body, headers=self.headers(batch.batch_id, body)
+                )
             )
         except httpx.TransportError as exc:
             raise RetryableProviderError(
