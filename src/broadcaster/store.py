@@ -164,18 +164,20 @@ SELECT id FROM b
 """
 
 # the shard's next page and its batch row, written `sending`, in one statement (one round trip
-# and one commit per batch); the page is read once (MATERIALIZED) and returned in id order,
-# or nothing when no row was written (the page is empty, or the batch id exists already)
+# and one commit per batch). The row's range comes from the page's ids alone (an index-only
+# scan when the audience is everyone); the page itself is read in the same snapshot, and
+# only when the row was written (nothing: the page is empty, or the batch id exists already)
 _BEGIN_BATCH = """
-WITH p AS MATERIALIZED (
-    SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
-    AND status = 'active'{conditions} ORDER BY id LIMIT $7
-), b AS (
+WITH b AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-    SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM p HAVING count(*) > 0
+    SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM (
+        SELECT id FROM subscribers WHERE id > $5 AND id <= $6
+        AND status = 'active'{conditions} ORDER BY id LIMIT $7
+    ) page HAVING count(*) > 0
     ON CONFLICT (id) DO NOTHING RETURNING id
 )
-SELECT id, recipient_no FROM p WHERE EXISTS (SELECT 1 FROM b) ORDER BY id
+SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
+AND status = 'active'{conditions} AND EXISTS (SELECT 1 FROM b) ORDER BY id LIMIT $7
 """
 
 
