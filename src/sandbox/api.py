@@ -27,8 +27,8 @@ DEFAULT_PAGE_SIZE = 15
 router = APIRouter(prefix="/v1/appkeys/{appkey}", tags=["provider"])
 
 
-def get_dealer(request: Request) -> Dealer:
-    """The process's dealer."""
+async def get_dealer(request: Request) -> Dealer:
+    """The process's dealer (async: FastAPI runs a plain-def dependency in a worker thread)."""
     dealer: Dealer = request.app.state.dealer
     return dealer
 
