@@ -164,20 +164,34 @@ SELECT id FROM b
 """
 
 # the shard's next page and its batch row, written `sending`, in one statement (one round trip
-# and one commit per batch). The row's range comes from the page's ids alone (an index-only
-# scan when the audience is everyone); the page itself is read in the same snapshot, and
-# only when the row was written (nothing: the page is empty, or the batch id exists already)
-_BEGIN_BATCH = """
+# and one commit per batch), returning the page in id order only when the row was written
+# (nothing: the page is empty, or the batch id exists already). For an audience of everyone
+# the row's range comes from an index-only scan of the page's ids and the page is read again
+# in the same snapshot: cheaper than keeping it. A filtered audience's page may lie among
+# many subscribers who do not match, so it is scanned once and kept (MATERIALIZED).
+_BEGIN_BATCH_EVERYONE = """
 WITH b AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
     SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM (
-        SELECT id FROM subscribers WHERE id > $5 AND id <= $6
-        AND status = 'active'{conditions} ORDER BY id LIMIT $7
+        SELECT id FROM subscribers WHERE id > $5 AND id <= $6 AND status = 'active'
+        ORDER BY id LIMIT $7
     ) page HAVING count(*) > 0
     ON CONFLICT (id) DO NOTHING RETURNING id
 )
 SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
-AND status = 'active'{conditions} AND EXISTS (SELECT 1 FROM b) ORDER BY id LIMIT $7
+AND status = 'active' AND EXISTS (SELECT 1 FROM b) ORDER BY id LIMIT $7
+"""
+_BEGIN_BATCH_FILTERED = """
+WITH page AS MATERIALIZED (
+    SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
+    AND status = 'active'{conditions} ORDER BY id LIMIT $7
+), b AS (
+    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
+    SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM page
+    HAVING count(*) > 0
+    ON CONFLICT (id) DO NOTHING RETURNING id
+)
+SELECT id, recipient_no FROM page WHERE EXISTS (SELECT 1 FROM b) ORDER BY id
 """
 
 
@@ -429,8 +443,13 @@ class Store:
         already (nothing written).
         """
         conditions, params = audience_filter(audience, 8)
+        statement = (
+            _BEGIN_BATCH_FILTERED.format(conditions=conditions)
+            if conditions
+            else _BEGIN_BATCH_EVERYONE
+        )
         rows: list[asyncpg.Record] = await self.pool.fetch(
-            _BEGIN_BATCH.format(conditions=conditions),
+            statement,
             batch_id,
             alert_id,
             shard_no,

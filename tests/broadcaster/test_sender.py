@@ -31,6 +31,7 @@ from common.events import CloudEvent
 from common.messages import (
     AlertControl,
     AlertLifecycleData,
+    Audience,
     Category,
     DeliveryBatchData,
     ShardTask,
@@ -641,6 +642,36 @@ async def test_a_group_of_batches_is_settled_in_one_statement_and_counts_once(
         f"{alert_id}:0:10",
     )
     assert [r[0] for r in statuses] == ["done"]
+
+
+@pytest.mark.parametrize("everyone", [True, False])
+async def test_beginning_a_batch_reads_its_page_and_writes_its_row_once(
+    kit: Any, store: Store, everyone: bool
+) -> None:
+    people = await kit.seed(150)
+    alert_id = await kit.create_alert(people.audience)
+    planner = Planner(store, Publisher(kit.producer), BroadcasterMetrics(), shard_size=250)
+    assert await planner.plan(alert_id) == "planned"
+    # everyone: the seeded ids are consecutive, so their range holds nobody else
+    audience = Audience(all=True) if everyone else people.audience
+    ids, last = people.ids, people.ids[-1]
+
+    rows, written = await store.begin_batch(
+        f"{alert_id}:0:0", alert_id, 0, 0, audience, ids[0] - 1, last, 100
+    )
+    assert written and [r["id"] for r in rows] == ids[:100]
+    row = await store.pool.fetchrow(
+        "SELECT status, first_id, last_id, size FROM batches WHERE id = $1", f"{alert_id}:0:0"
+    )
+    assert tuple(row) == ("sending", ids[0], ids[99], 100)
+    # the same id again: nothing written, nothing returned, and said so
+    assert await store.begin_batch(
+        f"{alert_id}:0:0", alert_id, 0, 0, audience, ids[99], last, 100
+    ) == ([], False)
+    # past the end: an empty page, not a conflict
+    assert await store.begin_batch(
+        f"{alert_id}:0:1", alert_id, 0, 1, audience, last, last, 100
+    ) == ([], True)
 
 
 class PublishingFailsOnce(Publisher):
