@@ -227,12 +227,11 @@ class ShardPipe:
         expires = int(info.created_at.timestamp()) + self.deps.options.token_ttl_days * 86400
         self._tokens = self.deps.signer.signer_for(self.alert_id, expires)
         self._seq = shard.next_seq
-        await self.deps.store.start_shard(self.alert_id, shard.shard_no)
         for batch in await self.deps.store.unsettled(self.alert_id, shard.shard_no):
             if batch.status == "held" and self._holds_shard(batch.not_before):
                 continue
             self._spawn(self._recover(batch))
-        position, exhausted = shard.position, False
+        position, exhausted, pending = shard.position, False, shard.status == "pending"
         try:
             # a batch left unsettled (it failed) stops the shard: run again, it looks it up
             while not self._halted() and not self._unsettled:
@@ -268,6 +267,11 @@ class ShardPipe:
                 recipients = self._recipients(rows)
                 position = recipients.subscriber_ids[-1]
                 self._spawn(self._deliver(batch_id, recipients, holding_slot=True))
+                if pending:
+                    # no longer pending (see `Planner.republish_stalled`), once the first
+                    # request is on its way: it need not wait for this
+                    await self.deps.store.start_shard(self.alert_id, shard.shard_no)
+                    pending = False
         finally:
             self._draining()
             await self._drain()
