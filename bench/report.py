@@ -337,7 +337,13 @@ def _bench_sections(results: dict[str, Any]) -> list[str]:
             "",
             f"`.venv/bin/python {bench['command']}`: {bench['succeeded']} of "
             f"{bench['runs']} runs succeeded, wall time per run "
-            f"{', '.join(f'{s:g} s' for s in bench['seconds'])}.",
+            f"{', '.join(f'{s:g} s' for s in bench['seconds'])}."
+            + (
+                f" Measured by `{bench['by']}`, finished {bench['finished_at']}"
+                f" at commit `{bench.get('commit') or '?'}`."
+                if bench.get("by")
+                else " Measured before runs were dated (see `Last run` above for the latest)."
+            ),
             "",
         ]
         for error in bench.get("errors", []):

@@ -201,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             if outcome.error:
                 break
         summary = result.summary()
+        # a run with --only keeps the other benchmarks' entries: each says when, from which
+        # commit and by which command it was measured
+        summary["finished_at"] = report.utc_now()
+        summary["commit"] = results["machine"].get("commit")
+        summary["by"] = results["command"]
         results["benchmarks"][script.stem] = summary
         if summary["errors"]:
             failed.append(script.stem)
