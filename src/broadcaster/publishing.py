@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from broadcaster.store import Counters
 from common import events, topics
 from common.events import CloudEvent
-from common.kafka import send_event
+from common.kafka import hand_over_event, send_event
 from common.messages import AlertLifecycleData, Category
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,7 @@ class Publisher:
                 data=data,
             )
             acknowledged.append(
-                await self.producer.send(
-                    topics.DELIVERIES,
-                    value=event.value(),
-                    key=data["alert_id"].encode(),
-                    headers=event.headers(),
-                )
+                await hand_over_event(self.producer, topics.DELIVERIES, data["alert_id"], event)
             )
         await asyncio.gather(*acknowledged)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from common.events import CloudEvent
 
@@ -43,13 +46,21 @@ def create_consumer(
     return AIOKafkaConsumer(*topics, **options)
 
 
-async def send_event(
+async def hand_over_event(
     producer: AIOKafkaProducer, topic: str, key: str | None, event: CloudEvent
-) -> None:
-    """Publish one CloudEvent and wait until the broker has it."""
-    await producer.send_and_wait(
+) -> asyncio.Future[RecordMetadata]:
+    """Give one CloudEvent to the producer; the future is done when the broker has it."""
+    acknowledged: asyncio.Future[RecordMetadata] = await producer.send(
         topic,
         value=event.value(),
         key=key.encode() if key is not None else None,
         headers=event.headers(),
     )
+    return acknowledged
+
+
+async def send_event(
+    producer: AIOKafkaProducer, topic: str, key: str | None, event: CloudEvent
+) -> None:
+    """Publish one CloudEvent and wait until the broker has it."""
+    await (await hand_over_event(producer, topic, key, event))
