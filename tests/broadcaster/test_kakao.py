@@ -211,6 +211,23 @@ async def test_lookup_of_an_unknown_key_is_none() -> None:
     assert await provider(lambda _: httpx.Response(200, json=empty)).lookup("nope:0:0") is None
 
 
+@pytest.mark.parametrize(
+    "results",
+    [
+        [{"recipientGroupingKey": "100"}],  # no resultCode
+        [{"recipientGroupingKey": "not-an-id", "resultCode": 1000}],
+        [{"resultCode": 1000}],  # no recipientGroupingKey
+        "not a list of results",
+        [["100", 1000]],
+    ],
+)
+async def test_results_that_cannot_be_read_are_a_clear_retryable_error(results: Any) -> None:
+    body = {"header": {"resultCode": 0}, "message": {"sendResults": results}}
+    kakao = provider(lambda request: httpx.Response(200, json=body))
+    with pytest.raises(RetryableProviderError, match="results that cannot be read"):
+        await kakao.send(batch())
+
+
 async def test_an_unbound_response_is_freed_without_a_garbage_collection() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"{}"))
     async with httpx.AsyncClient(transport=transport) as client:

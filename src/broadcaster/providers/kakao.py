@@ -146,13 +146,19 @@ class KakaoProvider:
 
 
 def _result(batch_id: str, entries: list[dict[str, Any]]) -> BatchResult:
-    subscriber_ids = [int(e["recipientGroupingKey"]) for e in entries]
-    codes = [int(e["resultCode"]) for e in entries]
-    messages = {
-        subscriber_id: str(e.get("resultMessage", ""))
-        for subscriber_id, code, e in zip(subscriber_ids, codes, entries, strict=True)
-        if code != DELIVERED
-    }
+    """The per-recipient results; retryable when they cannot be read (nothing is settled)."""
+    try:
+        subscriber_ids = [int(e["recipientGroupingKey"]) for e in entries]
+        codes = [int(e["resultCode"]) for e in entries]
+        messages = {
+            subscriber_id: str(e.get("resultMessage", ""))
+            for subscriber_id, code, e in zip(subscriber_ids, codes, entries, strict=True)
+            if code != DELIVERED
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RetryableProviderError(
+            f"Batch '{batch_id}' got per-recipient results that cannot be read: {exc!r}"
+        ) from exc
     return BatchResult(batch_id, subscriber_ids, codes, messages)
 
 
