@@ -13,7 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
+from pydantic import ValidationError
+
 from cli import admin, broadcaster, demo, gateway, operator, sandbox, stats, subscribers
+from common.config import CommonSettings
 
 # Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
 COMMAND_GROUPS: tuple[ModuleType, ...] = (
@@ -49,6 +52,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        if exc.title not in _settings_names(CommonSettings):
+            raise
+        # a bad ALLIM_* variable or .env line: say which, without a traceback
+        print(f"allim {args.command}: invalid settings: {exc}", file=sys.stderr)
+        return 2
+
+
+def _settings_names(settings: type[CommonSettings]) -> set[str]:
+    """The names of `settings` and of every settings class built on it."""
+    names = {settings.__name__}
+    for subclass in settings.__subclasses__():
+        names |= _settings_names(subclass)
+    return names
 
 
 if __name__ == "__main__":

@@ -17,3 +17,30 @@ def test_every_subcommand_has_a_handler() -> None:
     assert choices is not None
     for name, sub in choices.items():  # type: ignore[union-attr]
         assert sub.get_default("handler") is not None, name
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value"),
+    [
+        (["broadcaster"], "ALLIM_BROADCASTER_MAX_IN_FLIGHT", "0"),
+        (["broadcaster"], "ALLIM_BROADCASTER_SHARD_SIZE", "many"),
+        (["sandbox"], "ALLIM_DATABASE_POOL_SIZE", "-1"),
+    ],
+)
+def test_invalid_settings_are_a_short_clear_error(
+    command: list[str],
+    variable: str,
+    value: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ALLIM_ENVIRONMENT", "test")
+    monkeypatch.setenv("ALLIM_TRACKING_SECRET", "test-tracking-secret-0123456789")
+    monkeypatch.setenv(variable, value)
+
+    assert main(command) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"allim {command[0]}: invalid settings:")
+    assert variable.removeprefix("ALLIM_").lower() in err
+    assert "Traceback" not in err
