@@ -58,6 +58,11 @@ class BroadcasterSettings(CommonSettings):
     broadcaster_control_poll_seconds: float = Field(
         0.5, gt=0, description="How often senders re-read cancelled alerts from the database."
     )
+    broadcaster_settle_window_seconds: float = Field(
+        0.2,
+        ge=0,
+        description="Longest a sent batch waits to be settled together with the ones after it.",
+    )
     broadcaster_progress_seconds: float = Field(
         2.0, gt=0, description="Least seconds between two progress events of one alert."
     )

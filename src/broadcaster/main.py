@@ -191,7 +191,7 @@ async def _senders(
         provider=provider,
         limiter=GlobalRateLimiter(engine, RateLimits.from_settings(settings)),
         publisher=publisher,
-        settler=Settler(store, publisher),
+        settler=Settler(store, publisher, window=settings.broadcaster_settle_window_seconds),
         control=control,
         priority=Priority(),
         metrics=metrics,

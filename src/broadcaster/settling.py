@@ -6,13 +6,18 @@ that is a broker acknowledgement and a database commit for every 1,000 recipient
 batches that come to be settled while a group is being settled wait and form the next group:
 the group's events are handed to the producer together and acknowledged together, then one
 statement settles the group. A group holds batches of one alert only, so two sender
-processes never lock two alerts' rows in opposite orders. When batches come one at a time, a
-group is one batch and nothing waits.
+processes never lock two alerts' rows in opposite orders.
+
+A group is also given up to `window` seconds from its oldest batch's arrival to fill up to
+`max_group`: every group costs a produce request and a statement, and the broker's and the
+database's cost is mostly per request, not per batch. Settling later holds nothing up but
+the settling itself: a batch's request slot is free once its answer is in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -26,17 +31,22 @@ class _Pending:
     settlement: Settlement
     event: dict[str, Any]
     settled: asyncio.Future[bool]
+    arrived: float  # loop time
 
 
 class Settler:
     """Settles the batches of every shard pipe of a sender process."""
 
-    def __init__(self, store: Store, publisher: Publisher, max_group: int = 64) -> None:
+    def __init__(
+        self, store: Store, publisher: Publisher, max_group: int = 64, window: float = 0.0
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._max_group = max_group
+        self._window = window
         self._pending: deque[_Pending] = deque()
         self._settling: asyncio.Task[None] | None = None
+        self._filled = asyncio.Event()  # set when `max_group` batches wait
 
     async def settle(self, settlement: Settlement, event: dict[str, Any]) -> bool:
         """Publish the batch's delivery event, then settle it; False when settled before.
@@ -44,8 +54,11 @@ class Settler:
         Raises what publishing or the statement raised; the batch then stays unsettled (its
         row `sending`), to be looked up when its shard runs again.
         """
-        settled = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(settlement, event, settled))
+        loop = asyncio.get_running_loop()
+        settled = loop.create_future()
+        self._pending.append(_Pending(settlement, event, settled, loop.time()))
+        if len(self._pending) >= self._max_group:
+            self._filled.set()
         if self._settling is None:
             self._settling = asyncio.create_task(self._settle_pending())
         result: bool = await settled
@@ -54,6 +67,7 @@ class Settler:
     async def _settle_pending(self) -> None:
         try:
             while self._pending:
+                await self._fill()
                 group = self._take()
                 try:
                     await self._publisher.deliveries([p.event for p in group])
@@ -77,6 +91,16 @@ class Settler:
             # cancelled: nobody settles what still waits
             while self._pending:
                 self._pending.popleft().settled.cancel()
+
+    async def _fill(self) -> None:
+        """Wait until `max_group` batches wait or the oldest has waited `window` seconds."""
+        if len(self._pending) >= self._max_group:
+            return
+        self._filled.clear()
+        remaining = self._pending[0].arrived + self._window - asyncio.get_running_loop().time()
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._filled.wait(), remaining)
 
     def _take(self) -> list[_Pending]:
         """The oldest waiting batch and the next ones of its alert, up to `max_group`."""

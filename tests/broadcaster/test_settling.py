@@ -124,3 +124,27 @@ async def test_a_batch_settled_before_is_reported_so(settler: Settler, recorder:
     recorder.settled_before = {f"{A}:0:0"}
     assert not await settler.settle(settlement(A, 0), {"batch_id": f"{A}:0:0"})
     assert await settler.settle(settlement(A, 1), {"batch_id": f"{A}:0:1"})
+
+
+async def test_a_window_gathers_the_batches_that_come_within_it(recorder: Recorder) -> None:
+    settler = Settler(cast(Store, recorder), cast(Publisher, recorder), max_group=10, window=0.2)
+    first = submit(settler, settlement(A, 0))
+    await asyncio.sleep(0.05)
+    assert recorder.calls == []  # the oldest waits for the window to end
+    rest = [submit(settler, settlement(A, seq)) for seq in (1, 2)]
+
+    assert await asyncio.gather(first, *rest) == [True] * 3
+    ids = [f"{A}:0:{seq}" for seq in range(3)]
+    assert recorder.calls == [("publish", ids), ("settle", ids)]
+
+
+async def test_a_full_group_does_not_wait_for_the_window(recorder: Recorder) -> None:
+    settler = Settler(cast(Store, recorder), cast(Publisher, recorder), max_group=3, window=30.0)
+    batches = [submit(settler, settlement(A, seq)) for seq in range(3)]
+
+    async with asyncio.timeout(1.0):
+        assert await asyncio.gather(*batches) == [True] * 3
+    assert recorder.calls == [
+        ("publish", [f"{A}:0:{seq}" for seq in range(3)]),
+        ("settle", [f"{A}:0:{seq}" for seq in range(3)]),
+    ]
