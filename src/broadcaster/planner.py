@@ -50,28 +50,31 @@ class ShardRange:
 async def walk_shards(
     connection: asyncpg.Connection, audience: Audience, shard_size: int
 ) -> list[ShardRange]:
-    """Split the audience into ranges of `shard_size` active subscribers along the index."""
-    conditions, params = audience_filter(audience, 3)
-    nth = (
-        "SELECT id FROM subscribers WHERE status = 'active' AND id > $1"
-        f"{conditions} ORDER BY id OFFSET $2 LIMIT 1"
+    """Split the audience into ranges of `shard_size` active subscribers along the index.
+
+    One statement steps from boundary to boundary (each the `shard_size`-th subscriber after
+    the last), rather than a round trip per shard; a second counts the rest.
+    """
+    conditions, params = audience_filter(audience, 2)
+    boundaries = (
+        "WITH RECURSIVE walk(last) AS (SELECT 0::bigint UNION ALL SELECT"
+        " (SELECT id FROM subscribers WHERE status = 'active' AND id > walk.last"
+        f"{conditions} ORDER BY id OFFSET $1 LIMIT 1) FROM walk WHERE walk.last IS NOT NULL)"
+        " SELECT last FROM walk WHERE last > 0 ORDER BY last"
     )
-    conditions_rest, params_rest = audience_filter(audience, 2)
     rest = (
         "SELECT count(*) AS n, max(id) AS last FROM subscribers"
-        f" WHERE status = 'active' AND id > $1{conditions_rest}"
+        f" WHERE status = 'active' AND id > $1{conditions}"
     )
     shards: list[ShardRange] = []
     after = 0
-    while True:
-        last = await connection.fetchval(nth, after, shard_size - 1, *params)
-        if last is None:
-            row = await connection.fetchrow(rest, after, *params_rest)
-            if row["n"]:
-                shards.append(ShardRange(after + 1, row["last"], row["n"]))
-            return shards
-        shards.append(ShardRange(after + 1, last, shard_size))
-        after = last
+    for row in await connection.fetch(boundaries, shard_size - 1, *params):
+        shards.append(ShardRange(after + 1, row["last"], shard_size))
+        after = row["last"]
+    row = await connection.fetchrow(rest, after, *params)
+    if row["n"]:
+        shards.append(ShardRange(after + 1, row["last"], row["n"]))
+    return shards
 
 
 class Planner:
@@ -194,10 +197,13 @@ class Planner:
             )
             for no, r in enumerate(ranges)
         ]
-        await self._publish(tasks)
         counters = Counters(status, category, targeted, 0, 0)
-        # published before the commit: a planner that dies here publishes them again
-        await self.publisher.lifecycle("started", alert_id, category, counters)
+        # published before the commit (a planner that dies here publishes them again), the
+        # tasks and the event together: one wait for the broker, not two
+        await asyncio.gather(
+            self._publish(tasks),
+            self.publisher.lifecycle("started", alert_id, category, counters),
+        )
         if not ranges:
             await self.publisher.lifecycle("completed", alert_id, category, counters)
         self.metrics.planned.labels(category).inc()

@@ -79,6 +79,18 @@ async def test_the_audience_is_split_into_keyset_shards_and_published(
     ]
 
 
+async def test_an_audience_of_whole_shards_ends_with_a_full_shard(
+    planner: Planner, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(1_000)
+    alert_id = await kit.create_alert(people.audience)
+
+    assert await planner.plan(alert_id) == "planned"
+
+    ids = people.ids
+    assert await shards(store, alert_id) == [(0, 1, ids[499]), (1, ids[499] + 1, ids[-1])]
+
+
 async def test_a_redelivered_request_does_not_plan_twice(
     planner: Planner, kit: Any, store: Store
 ) -> None:
