@@ -5,10 +5,10 @@ moment they arrive, hold every normal shard's next batch until they are done. Bo
 run at most `shard_concurrency` at a time, not counting up to as many more that have sent
 their last batch and wait for those in flight to settle: the next shard starts meanwhile, so
 the sender does not idle at every shard's end (each running shard holds a database
-connection for its lock). A record's offset
-is committed only once its shard is finished (done, cancelled, skipped or dead-lettered), and
-only up to the lowest offset still running in its partition; on revocation the shards of the
-lost partitions stop after their in-flight batches and what finished is committed.
+connection for its lock). A record's offset is committed only once its shard is finished
+(done, cancelled, skipped or dead-lettered), only up to the lowest offset still running in
+its partition, and at most once a second; on revocation the shards of the lost partitions
+stop after their in-flight batches and what finished is committed.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from common.messages import ShardTask
 logger = logging.getLogger(__name__)
 
 FINISHED: frozenset[Outcome] = frozenset({"done", "cancelled", "skipped"})
+# finished shards' offsets are committed at most this often while running (every commit is
+# a request the broker serves; a sender that dies redelivers at most this much more, and
+# finished shards are skipped); on revocation and shutdown at once
+COMMIT_SECONDS = 1.0
 
 
 @dataclass
@@ -114,6 +118,7 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.held: list[Work] = []  # normal shards waiting for quiet hours to end
         self.running: dict[tuple[TopicPartition, int], Work] = {}
         self._paused = False
+        self._committed_at = 0.0  # loop time
 
     # -- rebalance listener ---------------------------------------------------------------
 
@@ -161,7 +166,10 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                         await self._accept(partition, record)
                 self._schedule()
                 self._backpressure()
-                await self._commit()
+                now = asyncio.get_running_loop().time()
+                if now - self._committed_at >= COMMIT_SECONDS:
+                    self._committed_at = now
+                    await self._commit()
                 self._gauge()
         finally:
             await self._shutdown()

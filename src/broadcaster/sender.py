@@ -153,15 +153,17 @@ class ShardPipe:
         self._unsettled = False
         self._info: AlertInfo
         self._tokens: AlertTokenSigner
+        self._connection: asyncpg.Connection  # the shard lock's, for the loop's statements
 
     # -- the shard ------------------------------------------------------------------------
 
     async def run(self) -> Outcome:
         """Send the shard; `stopped`, `busy` and `held` (see `held_until`) leave it for later."""
         store = self.deps.store
-        async with store.shard_lock(self.alert_id, self.task.shard_no) as locked:
-            if not locked:
+        async with store.shard_lock(self.alert_id, self.task.shard_no) as connection:
+            if connection is None:
                 return "busy"
+            self._connection = connection
             # the alert before the shard: the planner publishes shard tasks before it commits
             # their rows and the alert's new status together, so a shard missing while the
             # alert was still queued is a plan not committed yet (wait for it), and a shard
@@ -254,6 +256,7 @@ class ShardPipe:
                         position,
                         shard.last_id,
                         self.deps.options.batch_size,
+                        self._connection,
                     )
                     if not written:
                         raise ShardConflictError(f"Batch '{batch_id}' exists already.")

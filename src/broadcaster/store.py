@@ -282,10 +282,14 @@ class Store:
     # -- shards ---------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def shard_lock(self, alert_id: uuid.UUID, shard_no: int) -> AsyncIterator[bool]:
-        """Hold the shard's advisory lock while inside; yields False when another holds it.
+    async def shard_lock(
+        self, alert_id: uuid.UUID, shard_no: int
+    ) -> AsyncIterator[asyncpg.Connection | None]:
+        """Hold the shard's advisory lock while inside; yields None when another holds it.
 
-        The lock lives on a connection of its own, so a sender that dies releases it.
+        The lock lives on a connection of its own, so a sender that dies releases it. That
+        connection is yielded: the shard's pipe begins its batches on it, one at a time,
+        rather than taking a pooled connection for each.
         """
         key = f"allim-shard:{alert_id}:{shard_no}"
         async with self.pool.acquire() as connection:
@@ -293,7 +297,7 @@ class Store:
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key
             )
             try:
-                yield bool(locked)
+                yield connection if locked else None
             finally:
                 if locked:
                     try:
@@ -436,11 +440,13 @@ class Store:
         after: int,
         last: int,
         limit: int,
+        connection: asyncpg.Connection | None = None,
     ) -> tuple[list[asyncpg.Record], bool]:
         """Read the next page (`after < id <= last`) and write it as batch `sending`.
 
         Its recipients (none: the shard is exhausted), and False when the batch id exists
-        already (nothing written).
+        already (nothing written). On `connection` when given (one not in use meanwhile),
+        else on a pooled one.
         """
         conditions, params = audience_filter(audience, 8)
         statement = (
@@ -448,7 +454,7 @@ class Store:
             if conditions
             else _BEGIN_BATCH_EVERYONE
         )
-        rows: list[asyncpg.Record] = await self.pool.fetch(
+        rows: list[asyncpg.Record] = await (connection or self.pool).fetch(
             statement,
             batch_id,
             alert_id,
