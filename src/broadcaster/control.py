@@ -94,7 +94,7 @@ class Control:
 
 
 class Priority:
-    """Urgent shards first: normal shards wait while any urgent shard is pending or running."""
+    """Urgent shards first: normal shards wait while any urgent shard is pending or sending."""
 
     def __init__(self) -> None:
         self._urgent = 0

@@ -1,7 +1,8 @@
 """The sender's consumer loop: shard tasks from Kafka to shard pipes, urgent ones first.
 
 Urgent shards (`broadcast.shards.urgent`) are started before any normal one and, from the
-moment they arrive, hold every normal shard's next batch until they are done. Both kinds
+moment they arrive, hold every normal shard's next batch until they have sent their last
+batch (not until those are settled too). Both kinds
 run at most `shard_concurrency` at a time, not counting up to as many more that have sent
 their last batch and wait for those in flight to settle: the next shard starts meanwhile, so
 the sender does not idle at every shard's end (each running shard holds a database
@@ -49,6 +50,7 @@ class Work:
     runner: asyncio.Task[None] | None = None
     not_before: float = 0.0  # loop time before which it must not start (quiet hours)
     draining: bool = False  # it sends nothing more; its batches in flight are settling
+    holds_urgent: bool = False  # an urgent shard counted in `Priority` (normal ones wait)
 
     @property
     def urgent(self) -> bool:
@@ -130,7 +132,7 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.queued = deque(w for w in self.queued if w.partition not in revoked)
         for work in [w for w in self.urgent if w.partition in revoked]:
             self.urgent.remove(work)
-            self.deps.priority.urgent_done()
+            self._release_urgent(work)
         self.held = [w for w in self.held if w.partition not in revoked]
         lost = [w for w in self.running.values() if w.partition in revoked]
         for work in lost:
@@ -185,8 +187,8 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         work = Work(partition, record.offset, task)
         if work.urgent:
-            # normal shards hold their next batch from now until the urgent ones are done
-            self.deps.priority.urgent_arrived()
+            # normal shards hold their next batch from now until the urgent ones are sent
+            self._hold_urgent(work)
             self.urgent.append(work)
         else:
             self.queued.append(work)
@@ -215,6 +217,8 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         attempt = 0
         try:
             while not (work.stopping.is_set() or self.stopping.is_set()):
+                if work.urgent:
+                    self._hold_urgent(work)  # again, when run again after it drained
                 try:
                     work.draining = False
                     pipe = ShardPipe(
@@ -239,8 +243,7 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                     self._hold(work, pipe.held_until)
                 break
         finally:
-            if work.urgent:
-                self.deps.priority.urgent_done()
+            self._release_urgent(work)
             self.running.pop((work.partition, work.offset), None)
             self.deps.metrics.shards.labels(outcome).inc()
             if outcome in FINISHED:
@@ -249,10 +252,24 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._schedule()
 
     def _draining(self, work: Work) -> None:
-        """The shard sent its last batch: the next one may start while those settle."""
+        """The shard sent its last batch: the next one may start while those settle.
+
+        An urgent shard stops holding the normal ones back: what it has left is settling.
+        """
         work.draining = True
+        self._release_urgent(work)
         if not self.stopping.is_set():
             self._schedule()
+
+    def _hold_urgent(self, work: Work) -> None:
+        if not work.holds_urgent:
+            work.holds_urgent = True
+            self.deps.priority.urgent_arrived()
+
+    def _release_urgent(self, work: Work) -> None:
+        if work.holds_urgent:
+            work.holds_urgent = False
+            self.deps.priority.urgent_done()
 
     def _hold(self, work: Work, until: datetime | None) -> None:
         """Park a shard held by quiet hours; it takes no slot until they end."""

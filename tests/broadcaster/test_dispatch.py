@@ -1,16 +1,19 @@
 """The dispatcher's bookkeeping: commit only below the lowest unfinished shard; start the next
-shard while the last batches of one settle."""
+shard while the last batches of one settle; urgent shards hold normal ones while sending."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from types import SimpleNamespace
 from typing import cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from broadcaster.control import Priority
 from broadcaster.dispatch import Dispatcher, Offsets, Work
 from broadcaster.sender import SenderDeps
+from common import topics
 from common.messages import ShardTask
 
 P0 = TopicPartition("broadcast.shards", 0)
@@ -102,3 +105,22 @@ async def test_a_shard_that_sent_its_last_batch_lets_the_next_one_start() -> Non
     d.running.pop((P0, 0))
     d._schedule()
     assert [w.offset for w in started] == [0, 1, 2, 3, 4]
+
+
+async def test_an_urgent_shard_holds_normal_ones_until_it_has_sent_its_last_batch() -> None:
+    priority = Priority()
+    d = Dispatcher(
+        cast(AIOKafkaConsumer, None),
+        cast(SenderDeps, SimpleNamespace(priority=priority)),
+        2,
+        asyncio.Event(),
+    )
+    urgent = Work(TopicPartition(topics.BROADCAST_SHARDS_URGENT, 0), 0, task(0))
+    d._hold_urgent(urgent)
+    d._hold_urgent(urgent)  # counted once however often it is run
+    assert priority.urgent == 1
+
+    d._draining(urgent)  # its last batches settle: normal shards need not wait for that
+    assert priority.urgent == 0
+    d._release_urgent(urgent)  # and when it ends, nothing is released twice
+    assert priority.urgent == 0
