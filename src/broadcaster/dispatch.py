@@ -2,14 +2,14 @@
 
 Urgent shards (`broadcast.shards.urgent`) are started before any normal one and, from the
 moment they arrive, hold every normal shard's next batch until they have sent their last
-batch (not until those are settled too). Both kinds
-run at most `shard_concurrency` at a time, not counting up to as many more that have sent
-their last batch and wait for those in flight to settle: the next shard starts meanwhile, so
-the sender does not idle at every shard's end (each running shard holds a database
-connection for its lock). A record's offset is committed only once its shard is finished
-(done, cancelled, skipped or dead-lettered), only up to the lowest offset still running in
-its partition, and at most once a second; on revocation the shards of the lost partitions
-stop after their in-flight batches and what finished is committed.
+batch (not until those are settled too). Both kinds run at most `shard_concurrency` at a
+time, not counting up to as many more that have sent their last batch and wait for those in
+flight to settle: the next shard starts meanwhile, so the sender does not idle at every
+shard's end (each running shard holds a database connection for its lock). A record's
+offset is committed only once its shard is finished (done, cancelled, skipped or
+dead-lettered), only up to the lowest offset still running in its partition, and at most
+once a second; on revocation the shards of the lost partitions stop after their in-flight
+batches and what finished is committed.
 """
 
 from __future__ import annotations
