@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -34,6 +34,10 @@ class Recipients:
 
     def __len__(self) -> int:
         return len(self.subscriber_ids)
+
+    def __iter__(self) -> Iterator[tuple[int, str, str]]:
+        """(subscriber id, recipient number, link) of each recipient, in id order."""
+        return zip(self.subscriber_ids, self.recipient_nos, self.links, strict=True)
 
     @classmethod
     def render(

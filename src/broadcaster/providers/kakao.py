@@ -52,7 +52,6 @@ class KakaoProvider:
 
     def body(self, batch: OutgoingBatch) -> bytes:
         """The JSON request body of one batch."""
-        recipients = batch.recipients
         buttons = [{"name": b.name, "linkMo": b.link} for b in batch.buttons]
         if not any(LINK_VARIABLE in b["linkMo"] for b in buttons) and len(buttons) < 5:
             buttons.append({"name": self._options.default_button, "linkMo": LINK_VARIABLE})
@@ -70,12 +69,7 @@ class KakaoProvider:
                     "recipientGroupingKey": str(subscriber_id),
                     "templateParameter": {"link": link},
                 }
-                for subscriber_id, number, link in zip(
-                    recipients.subscriber_ids,
-                    recipients.recipient_nos,
-                    recipients.links,
-                    strict=True,
-                )
+                for subscriber_id, number, link in batch.recipients
             ],
         }
         if batch.message_type == "ALIMTALK":

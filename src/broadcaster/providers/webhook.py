@@ -97,7 +97,6 @@ class WebhookProvider:
 
     def body(self, batch: OutgoingBatch) -> bytes:
         """The JSON request body of one batch (the shape in this module's docstring)."""
-        recipients = batch.recipients
         payload: dict[str, Any] = {
             "batch_id": batch.batch_id,
             "alert": {"id": str(batch.alert_id), "category": batch.category},
@@ -109,12 +108,7 @@ class WebhookProvider:
             },
             "recipients": [
                 {"subscriber_id": subscriber_id, "recipient_no": number, "link": link}
-                for subscriber_id, number, link in zip(
-                    recipients.subscriber_ids,
-                    recipients.recipient_nos,
-                    recipients.links,
-                    strict=True,
-                )
+                for subscriber_id, number, link in batch.recipients
             ],
         }
         return orjson.dumps(payload)
