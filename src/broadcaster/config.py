@@ -61,6 +61,7 @@ class BroadcasterSettings(CommonSettings):
     broadcaster_settle_window_seconds: float = Field(
         0.2,
         ge=0,
+        le=5,
         description="Longest a sent batch waits to be settled together with the ones after it.",
     )
     broadcaster_progress_seconds: float = Field(

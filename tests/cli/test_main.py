@@ -24,6 +24,8 @@ def test_every_subcommand_has_a_handler() -> None:
     [
         (["broadcaster"], "ALLIM_BROADCASTER_MAX_IN_FLIGHT", "0"),
         (["broadcaster"], "ALLIM_BROADCASTER_SHARD_SIZE", "many"),
+        # milliseconds meant, seconds read: settling (and a graceful stop) would wait minutes
+        (["broadcaster"], "ALLIM_BROADCASTER_SETTLE_WINDOW_SECONDS", "200"),
         (["sandbox"], "ALLIM_DATABASE_POOL_SIZE", "-1"),
     ],
 )
