@@ -1,12 +1,13 @@
 """The pipe of one shard: stream its subscribers, send their batches, settle each one.
 
-Exactly once rests on three steps per batch: the batch's page is read and its row written
-`sending` (with its id range) in one statement before the request; the request carries the
-batch id as idempotency key and grouping key; after the answer the delivery event is
-published and then the batch, the shard's checkpoint, the counters and the failures are
-settled in one statement (`broadcaster.settling`, several batches at a time). A shard that
-starts finds every batch whose fate is unknown and looks it up before anything else: found,
-it is settled without sending; not found, the same range goes out again under the same key.
+Exactly once rests on three steps per batch: the batch's row is written `sending`, with its
+id range, before its request (`PLAN_AHEAD` batches at a time, in one statement), and its
+page is read from that range when it is sent; the request carries the batch id as
+idempotency key and grouping key; after the answer the delivery event is published and then
+the batch, the shard's checkpoint, the counters and the failures are settled in one
+statement (`broadcaster.settling`, several batches at a time). A shard that starts finds
+every batch whose fate is unknown and looks it up before anything else: found, it is
+settled without sending; not found, the same range goes out again under the same key.
 A batch that could not be settled (Kafka or the database away) stops its shard, which the
 dispatcher runs again after a pause, to look that batch up.
 """
@@ -17,6 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,7 +47,15 @@ from broadcaster.providers.base import (
 )
 from broadcaster.publishing import Publisher
 from broadcaster.settling import Settler
-from broadcaster.store import AlertInfo, BatchRow, FollowUp, Settlement, ShardRow, Store
+from broadcaster.store import (
+    AlertInfo,
+    BatchRow,
+    FollowUp,
+    PlannedBatch,
+    Settlement,
+    ShardRow,
+    Store,
+)
 from common.messages import Category, ShardTask
 from common.tokens import AlertTokenSigner, TokenSigner
 
@@ -57,6 +67,11 @@ Outcome = Literal["done", "cancelled", "skipped", "stopped", "busy", "held"]
 HeldUntil = Callable[[Category, datetime], datetime | None]
 BrandResumeAt = Callable[[datetime], datetime]
 
+
+# a shard's batches are written `sending` this many at a time, ahead of their requests: one
+# statement and one commit for them all, not one per batch. A sender that dies looks up at
+# most this many more batches than it had in flight; one that stops removes the unsent rows.
+PLAN_AHEAD = 16
 
 # a held batch due within this long is waited for inside the shard's pipe (retries of
 # temporary failures); one due later gives the shard's slot back until then
@@ -229,11 +244,13 @@ class ShardPipe:
         expires = int(info.created_at.timestamp()) + self.deps.options.token_ttl_days * 86400
         self._tokens = self.deps.signer.signer_for(self.alert_id, expires)
         self._seq = shard.next_seq
-        for batch in await self.deps.store.unsettled(self.alert_id, shard.shard_no):
-            if batch.status == "held" and self._holds_shard(batch.not_before):
+        for row in await self.deps.store.unsettled(self.alert_id, shard.shard_no):
+            if row.status == "held" and self._holds_shard(row.not_before):
                 continue
-            self._spawn(self._recover(batch))
+            self._spawn(self._recover(row))
         position, exhausted, pending = shard.position, False, shard.status == "pending"
+        planned: deque[PlannedBatch] = deque()  # written `sending`, not sent yet
+        walked = False  # the last planning reached the shard's end
         try:
             # a batch left unsettled (it failed) stops the shard: run again, it looks it up
             while not self._halted() and not self._unsettled:
@@ -243,33 +260,26 @@ class ShardPipe:
                 # the slot first, then the page: a batch is read at the last moment, so an
                 # opt-out made while earlier batches are in flight is honoured
                 await self.deps.in_flight.acquire()
-                # reserved before the statement: a follow-up batch may take the next one meanwhile
-                seq = self._next_seq()
-                batch_id = f"{self.alert_id}:{shard.shard_no}:{seq}"
                 try:
-                    rows, written = await self.deps.store.begin_batch(
-                        batch_id,
-                        self.alert_id,
-                        shard.shard_no,
-                        seq,
-                        info.audience,
-                        position,
-                        shard.last_id,
-                        self.deps.options.batch_size,
-                        self._connection,
-                    )
-                    if not written:
-                        raise ShardConflictError(f"Batch '{batch_id}' exists already.")
+                    if not planned and not walked:
+                        planned.extend(await self._plan(shard, position))
+                        walked = len(planned) < PLAN_AHEAD
+                        position = planned[-1].last_id if planned else position
+                    batch = planned.popleft() if planned else None
+                    rows = await self._page(batch, planned) if batch is not None else []
                 except BaseException:
                     self.deps.in_flight.release()
                     raise
-                if not rows:
+                if batch is None:
                     self.deps.in_flight.release()
                     exhausted = True
                     break
-                recipients = self._recipients(rows)
-                position = recipients.subscriber_ids[-1]
-                self._spawn(self._deliver(batch_id, recipients, holding_slot=True))
+                if not rows:
+                    # everyone in it left the audience since it was planned: nothing to send
+                    self.deps.in_flight.release()
+                    await self._unplan([batch])
+                    continue
+                self._spawn(self._deliver(batch.id, self._recipients(rows), holding_slot=True))
                 if pending:
                     # no longer pending (see `Planner.republish_stalled`), once the first
                     # request is on its way: it need not wait for this
@@ -277,8 +287,78 @@ class ShardPipe:
                     pending = False
         finally:
             self._draining()
+            await self._unplan(planned)
             await self._drain()
         return await self._finish(exhausted)
+
+    async def _plan(self, shard: ShardRow, position: int) -> list[PlannedBatch]:
+        """Write the shard's next `PLAN_AHEAD` batches after `position` (none: exhausted)."""
+        first = self._seq
+        # numbers reserved before the statement: a follow-up batch may take the next one
+        # meanwhile; those the shard's end leaves unused are given back if nobody did
+        self._seq += PLAN_AHEAD
+        batches, written = await self.deps.store.plan_batches(
+            self.alert_id,
+            shard.shard_no,
+            first,
+            self._info.audience,
+            position,
+            shard.last_id,
+            self.deps.options.batch_size,
+            PLAN_AHEAD,
+            self._connection,
+        )
+        if self._seq == first + PLAN_AHEAD:
+            self._seq = first + len(batches)
+        if not written:
+            # the batches written are `sending`: the shard run again looks them up
+            raise ShardConflictError(
+                f"A batch of shard {self.alert_id}:{shard.shard_no} from {first} exists already."
+            )
+        return batches
+
+    async def _page(
+        self, batch: PlannedBatch, planned: deque[PlannedBatch]
+    ) -> list[asyncpg.Record]:
+        """The batch's recipients now; split off, to be sent next, any beyond a batch."""
+        size = self.deps.options.batch_size
+        rows = await self.deps.store.page(
+            self._info.audience, batch.first_id - 1, batch.last_id, size + 1, self._connection
+        )
+        if len(rows) <= size:
+            return rows
+        # subscribers joined the audience inside its range since it was planned
+        seq = self._next_seq()
+        rest = PlannedBatch(
+            f"{self.alert_id}:{self.task.shard_no}:{seq}", seq, rows[size]["id"], batch.last_id
+        )
+        await self.deps.store.split_batch(
+            batch,
+            rows[size - 1]["id"],
+            size,
+            rest,
+            self.alert_id,
+            self.task.shard_no,
+            self._connection,
+        )
+        planned.appendleft(rest)
+        return rows[:size]
+
+    async def _unplan(self, batches: Sequence[PlannedBatch]) -> None:
+        """Remove the rows of batches planned but not sent; looked up later if that fails."""
+        if not batches:
+            return
+        try:
+            await self.deps.store.unplan([b.id for b in batches])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning(
+                "shard %s:%s: %s batches planned and not sent stay `sending`: %r",
+                self.alert_id,
+                self.task.shard_no,
+                len(batches),
+                exc,
+                extra={"alert_id": str(self.alert_id), "shard": self.task.shard_no},
+            )
 
     async def _finish(self, exhausted: bool) -> Outcome:
         if self._failure is not None:

@@ -1,8 +1,9 @@
 """The broadcaster's PostgreSQL access: raw asyncpg with prepared statements, no ORM.
 
-Every statement on the hot path is one round trip: a page of subscribers, the `sending`
-row of a batch, the settlement of a batch (batch, shard, alert counters and failures in
-one statement).
+Every statement on the hot path is one round trip: the `sending` rows of a shard's next
+batches (ranges of ids, written ahead of their requests), a batch's page of subscribers, the
+settlement of a group of batches (batches, shards, alert counters and failures in one
+statement).
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ class ShardRow:
     status: str
     next_seq: int
     position: int  # the highest subscriber id already put in a range batch
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """A range batch written `sending` ahead of its request: its id, number and id range."""
+
+    id: str
+    seq: int
+    first_id: int
+    last_id: int
 
 
 @dataclass(frozen=True)
@@ -163,35 +174,44 @@ WITH i AS (
 SELECT id FROM b
 """
 
-# the shard's next page and its batch row, written `sending`, in one statement (one round trip
-# and one commit per batch), returning the page in id order only when the row was written
-# (nothing: the page is empty, or the batch id exists already). For an audience of everyone
-# the row's range comes from an index-only scan of the page's ids and the page is read again
-# in the same snapshot: cheaper than keeping it. A filtered audience's page may lie among
-# many subscribers who do not match, so it is scanned once and kept (MATERIALIZED).
-_BEGIN_BATCH_EVERYONE = """
-WITH b AS (
+# the shard's next batches, written `sending` before any of them is sent, in one statement:
+# up to $8 ranges of at most $7 subscribers of the audience after $5, walked one range after
+# the other by index scans of ids only, numbered from $4 (ids `$1 || seq`). Each range comes
+# back with whether its row was written (not: the batch id exists already). The recipients
+# are read per batch, when it is sent (`Store.page`), so opt-outs made meanwhile count.
+_PLAN_BATCHES = """
+WITH RECURSIVE r(seq, first_id, last_id, size) AS (
+    SELECT $4::int, p.first_id, p.last_id, p.size FROM (
+        SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS size FROM (
+            SELECT id FROM subscribers WHERE id > $5 AND id <= $6
+            AND status = 'active'{conditions} ORDER BY id LIMIT $7::int
+        ) page
+    ) p WHERE p.size > 0
+  UNION ALL
+    SELECT r.seq + 1, p.first_id, p.last_id, p.size FROM r, LATERAL (
+        SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS size FROM (
+            SELECT id FROM subscribers WHERE id > r.last_id AND id <= $6
+            AND status = 'active'{conditions} ORDER BY id LIMIT $7::int
+        ) page
+    ) p WHERE p.size > 0 AND r.size = $7::int AND r.seq + 1 < $4::int + $8::int
+), w AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-    SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM (
-        SELECT id FROM subscribers WHERE id > $5 AND id <= $6 AND status = 'active'
-        ORDER BY id LIMIT $7
-    ) page HAVING count(*) > 0
-    ON CONFLICT (id) DO NOTHING RETURNING id
+    SELECT $1::text || r.seq, $2, $3, r.seq, r.first_id, r.last_id, r.size, 'sending', 1 FROM r
+    ON CONFLICT (id) DO NOTHING
+    RETURNING seq
 )
-SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
-AND status = 'active' AND EXISTS (SELECT 1 FROM b) ORDER BY id LIMIT $7
+SELECT r.seq, r.first_id, r.last_id, w.seq IS NOT NULL AS written
+FROM r LEFT JOIN w ON w.seq = r.seq ORDER BY r.seq
 """
-_BEGIN_BATCH_FILTERED = """
-WITH page AS MATERIALIZED (
-    SELECT id, recipient_no FROM subscribers WHERE id > $5 AND id <= $6
-    AND status = 'active'{conditions} ORDER BY id LIMIT $7
-), b AS (
-    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-    SELECT $1, $2, $3, $4, min(id), max(id), count(*), 'sending', 1 FROM page
-    HAVING count(*) > 0
-    ON CONFLICT (id) DO NOTHING RETURNING id
+
+# a planned batch whose range now holds more than a batch (subscribers who joined its part of
+# the audience since it was planned): it ends earlier, and a new batch takes the rest
+_SPLIT_BATCH = """
+WITH shortened AS (
+    UPDATE batches SET last_id = $2, size = $3 WHERE id = $1 AND status = 'sending'
 )
-SELECT id, recipient_no FROM page WHERE EXISTS (SELECT 1 FROM b) ORDER BY id
+INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
+VALUES ($4, $5, $6, $7, $8, $9, 0, 'sending', 1)
 """
 
 
@@ -405,11 +425,19 @@ class Store:
     # -- subscribers ----------------------------------------------------------------------
 
     async def page(
-        self, audience: Audience, after: int, last: int, limit: int
+        self,
+        audience: Audience,
+        after: int,
+        last: int,
+        limit: int,
+        connection: asyncpg.Connection | None = None,
     ) -> list[asyncpg.Record]:
-        """Up to `limit` active subscribers of the audience with `after < id <= last`."""
+        """Up to `limit` active subscribers of the audience with `after < id <= last`.
+
+        On `connection` when given (one not in use meanwhile), else on a pooled one.
+        """
         conditions, params = audience_filter(audience, 4)
-        rows: list[asyncpg.Record] = await self.pool.fetch(
+        rows: list[asyncpg.Record] = await (connection or self.pool).fetch(
             "SELECT id, recipient_no FROM subscribers WHERE id > $1 AND id <= $2"
             f" AND status = 'active'{conditions} ORDER BY id LIMIT $3",
             after,
@@ -430,45 +458,75 @@ class Store:
 
     # -- batches --------------------------------------------------------------------------
 
-    async def begin_batch(
+    async def plan_batches(
         self,
-        batch_id: str,
         alert_id: uuid.UUID,
         shard_no: int,
-        seq: int,
+        first_seq: int,
         audience: Audience,
         after: int,
         last: int,
-        limit: int,
+        batch_size: int,
+        count: int,
         connection: asyncpg.Connection | None = None,
-    ) -> tuple[list[asyncpg.Record], bool]:
-        """Read the next page (`after < id <= last`) and write it as batch `sending`.
+    ) -> tuple[list[PlannedBatch], bool]:
+        """Write the shard's next `count` batches (`after < id <= last`) `sending`.
 
-        Its recipients (none: the shard is exhausted), and False when the batch id exists
-        already (nothing written). On `connection` when given (one not in use meanwhile),
-        else on a pooled one.
+        Their fate is unknown from now on: a sender that dies looks each one up before
+        sending it again. The batches in id order (none: the shard is exhausted), and False
+        when a batch id existed already (those ranges are not returned). On `connection`
+        when given (one not in use meanwhile), else on a pooled one.
         """
-        conditions, params = audience_filter(audience, 8)
-        statement = (
-            _BEGIN_BATCH_FILTERED.format(conditions=conditions)
-            if conditions
-            else _BEGIN_BATCH_EVERYONE
-        )
-        rows: list[asyncpg.Record] = await (connection or self.pool).fetch(
-            statement,
-            batch_id,
+        conditions, params = audience_filter(audience, 9)
+        rows = await (connection or self.pool).fetch(
+            _PLAN_BATCHES.format(conditions=conditions),
+            f"{alert_id}:{shard_no}:",
             alert_id,
             shard_no,
-            seq,
+            first_seq,
             after,
             last,
-            limit,
+            batch_size,
+            count,
             *params,
         )
-        if rows:
-            return rows, True
-        # nothing written: an empty page, or someone else's batch under this id (rare)
-        return [], not await self.page(audience, after, last, 1)
+        planned = [
+            PlannedBatch(f"{alert_id}:{shard_no}:{r['seq']}", r["seq"], r["first_id"], r["last_id"])
+            for r in rows
+            if r["written"]
+        ]
+        return planned, len(planned) == len(rows)
+
+    async def split_batch(
+        self,
+        batch: PlannedBatch,
+        last_id: int,
+        size: int,
+        rest: PlannedBatch,
+        alert_id: uuid.UUID,
+        shard_no: int,
+        connection: asyncpg.Connection | None = None,
+    ) -> None:
+        """`batch` ends at `last_id` with `size` recipients; `rest` (written `sending`) follows."""
+        await (connection or self.pool).execute(
+            _SPLIT_BATCH,
+            batch.id,
+            last_id,
+            size,
+            rest.id,
+            alert_id,
+            shard_no,
+            rest.seq,
+            rest.first_id,
+            rest.last_id,
+        )
+
+    async def unplan(self, batch_ids: Sequence[str]) -> None:
+        """Remove batches planned but never sent (the pipe stopped before them)."""
+        await self.pool.execute(
+            "DELETE FROM batches WHERE id = ANY($1::varchar[]) AND status = 'sending'",
+            list(batch_ids),
+        )
 
     async def release_held(self, batch_id: str) -> None:
         """A held follow-up batch is about to be sent: its fate becomes unknown."""

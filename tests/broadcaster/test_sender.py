@@ -337,20 +337,16 @@ async def test_a_batch_of_unknown_fate_is_looked_up_not_sent_again(
     people = await kit.seed(250)
     alert_id = await kit.create_alert(people.audience)
     [task] = await rig.plan(alert_id)
-    # a sender wrote two batches and died: the provider took the first, never saw the second
-    for seq, first in enumerate([0, 100]):
-        rows, written = await store.begin_batch(
-            f"{alert_id}:0:{seq}",
-            alert_id,
-            0,
-            seq,
-            people.audience,
-            people.ids[first] - 1,
-            task.last_id,
-            100,
-        )
-        assert written
-        assert [r["id"] for r in rows] == people.ids[first : first + 100]
+    # a sender wrote its first two batches and died: the provider took the first, never saw
+    # the second
+    planned, written = await store.plan_batches(
+        alert_id, 0, 0, people.audience, people.ids[0] - 1, task.last_id, 100, 2
+    )
+    assert written
+    assert [(b.seq, b.first_id, b.last_id) for b in planned] == [
+        (0, people.ids[0], people.ids[99]),
+        (1, people.ids[100], people.ids[199]),
+    ]
     taken = await rig.dealer.send(
         _batch(alert_id, f"{alert_id}:0:0", people.ids[:100], people.numbers[:100])
     )
@@ -566,6 +562,10 @@ async def test_a_stopped_shard_resumes_from_its_checkpoint(rig: Rig, kit: Any) -
 
     stopping.set()
     assert await running == "stopped"
+    # the batches it had planned and not sent are gone: nothing to look up
+    sent = {b.batch_id for b in rig.dealer.sends}
+    rows = await rig.store.pool.fetch("SELECT id FROM batches WHERE alert_id = $1", alert_id)
+    assert {r[0] for r in rows} == sent
     assert await rig.run(task) == "done"
 
     assert sorted(rig.dealer.recipients()) == people.ids
@@ -579,19 +579,11 @@ async def test_a_group_of_batches_is_settled_in_one_statement_and_counts_once(
     planner = Planner(store, Publisher(kit.producer), BroadcasterMetrics(), shard_size=250)
     assert await planner.plan(alert_id) == "planned"
     ids = people.ids
-    begun = [(0, 0, 0), (0, 1, 100), (0, 2, 200), (1, 0, 250)]  # (shard, seq, first index)
-    for shard_no, seq, first in begun:
-        rows, written = await store.begin_batch(
-            f"{alert_id}:{shard_no}:{seq}",
-            alert_id,
-            shard_no,
-            seq,
-            people.audience,
-            ids[first] - 1,
-            ids[249] if shard_no == 0 else ids[-1],
-            100,
+    for shard_no, after, last, count in [(0, ids[0] - 1, ids[249], 3), (1, ids[249], ids[-1], 1)]:
+        planned, written = await store.plan_batches(
+            alert_id, shard_no, 0, people.audience, after, last, 100, count
         )
-        assert written and rows
+        assert written and len(planned) == count
     failed, again = ids[100:102], ids[102:105]
     group = [
         Settlement(f"{alert_id}:0:0", alert_id, 0, ids[99], 100, 100, [], [], [], None),
@@ -645,7 +637,7 @@ async def test_a_group_of_batches_is_settled_in_one_statement_and_counts_once(
 
 
 @pytest.mark.parametrize("everyone", [True, False])
-async def test_beginning_a_batch_reads_its_page_and_writes_its_row_once(
+async def test_planning_writes_the_next_batches_ranges_once(
     kit: Any, store: Store, everyone: bool
 ) -> None:
     people = await kit.seed(150)
@@ -656,22 +648,72 @@ async def test_beginning_a_batch_reads_its_page_and_writes_its_row_once(
     audience = Audience(all=True) if everyone else people.audience
     ids, last = people.ids, people.ids[-1]
 
-    rows, written = await store.begin_batch(
-        f"{alert_id}:0:0", alert_id, 0, 0, audience, ids[0] - 1, last, 100
+    planned, written = await store.plan_batches(alert_id, 0, 0, audience, ids[0] - 1, last, 100, 5)
+    assert written
+    assert [(b.id, b.first_id, b.last_id) for b in planned] == [
+        (f"{alert_id}:0:0", ids[0], ids[99]),
+        (f"{alert_id}:0:1", ids[100], ids[149]),
+    ]
+    rows = await store.pool.fetch(
+        "SELECT status, first_id, last_id, size FROM batches WHERE alert_id = $1 ORDER BY seq",
+        alert_id,
     )
-    assert written and [r["id"] for r in rows] == ids[:100]
-    row = await store.pool.fetchrow(
-        "SELECT status, first_id, last_id, size FROM batches WHERE id = $1", f"{alert_id}:0:0"
+    assert [tuple(r) for r in rows] == [
+        ("sending", ids[0], ids[99], 100),
+        ("sending", ids[100], ids[149], 50),
+    ]
+    # the same numbers again: nothing written, and said so
+    assert await store.plan_batches(alert_id, 0, 0, audience, ids[0] - 1, last, 100, 5) == (
+        [],
+        False,
     )
-    assert tuple(row) == ("sending", ids[0], ids[99], 100)
-    # the same id again: nothing written, nothing returned, and said so
-    assert await store.begin_batch(
-        f"{alert_id}:0:0", alert_id, 0, 0, audience, ids[99], last, 100
-    ) == ([], False)
-    # past the end: an empty page, not a conflict
-    assert await store.begin_batch(
-        f"{alert_id}:0:1", alert_id, 0, 1, audience, last, last, 100
-    ) == ([], True)
+    # past the end: nothing to plan, not a conflict
+    assert await store.plan_batches(alert_id, 0, 2, audience, last, last, 100, 5) == ([], True)
+
+
+async def test_a_planned_batch_that_gained_recipients_is_split_not_overfilled(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(150)
+    returning = people.ids[50]
+    await store.pool.execute("UPDATE subscribers SET status = 'opted_out' WHERE id = $1", returning)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    plan = store.plan_batches
+
+    async def plan_then_return(*args: Any, **kwargs: Any) -> Any:
+        planned = await plan(*args, **kwargs)
+        # back in the audience after the batches were planned, before they are read
+        await store.pool.execute(
+            "UPDATE subscribers SET status = 'active' WHERE id = $1", returning
+        )
+        return planned
+
+    store.plan_batches = plan_then_return  # type: ignore[method-assign]
+    try:
+        assert await rig.run(task) == "done"
+    finally:
+        del store.plan_batches
+
+    sends = {b.batch_id: b.recipients.subscriber_ids for b in rig.dealer.sends}
+    assert (
+        sends
+        == {
+            f"{alert_id}:0:0": people.ids[
+                :100
+            ],  # ranges of 100 planned: ids[0..100] without ids[50]
+            f"{alert_id}:0:2": people.ids[100:101],  # the rest of the first range, split off
+            f"{alert_id}:0:1": people.ids[101:],
+        }
+    )
+    rows = await store.pool.fetch(
+        "SELECT id, status, first_id, last_id FROM batches WHERE alert_id = $1", alert_id
+    )
+    assert sorted(tuple(r) for r in rows) == [
+        (f"{alert_id}:0:0", "done", people.ids[0], people.ids[99]),
+        (f"{alert_id}:0:1", "done", people.ids[101], people.ids[149]),
+        (f"{alert_id}:0:2", "done", people.ids[100], people.ids[100]),
+    ]
 
 
 class PublishingFailsOnce(Publisher):
