@@ -337,6 +337,7 @@ class ShardPipe:
             rows[size - 1]["id"],
             size,
             rest,
+            len(rows) - size,
             self.alert_id,
             self.task.shard_no,
             self._connection,

@@ -211,7 +211,7 @@ WITH shortened AS (
     UPDATE batches SET last_id = $2, size = $3 WHERE id = $1 AND status = 'sending'
 )
 INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-VALUES ($4, $5, $6, $7, $8, $9, 0, 'sending', 1)
+VALUES ($4, $5, $6, $7, $8, $9, $10, 'sending', 1)
 """
 
 
@@ -503,11 +503,16 @@ class Store:
         last_id: int,
         size: int,
         rest: PlannedBatch,
+        rest_size: int,
         alert_id: uuid.UUID,
         shard_no: int,
         connection: asyncpg.Connection | None = None,
     ) -> None:
-        """`batch` ends at `last_id` with `size` recipients; `rest` (written `sending`) follows."""
+        """`batch` ends at `last_id` with `size` recipients; `rest` (written `sending`) follows.
+
+        `rest_size` is what is known of the rest when the split is made (the page read held
+        that many beyond a batch); its recipients are read when it is sent, like any batch's.
+        """
         await (connection or self.pool).execute(
             _SPLIT_BATCH,
             batch.id,
@@ -519,6 +524,7 @@ class Store:
             rest.seq,
             rest.first_id,
             rest.last_id,
+            rest_size,
         )
 
     async def unplan(self, batch_ids: Sequence[str]) -> None:
