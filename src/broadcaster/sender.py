@@ -548,7 +548,7 @@ class ShardPipe:
             if deps.control.is_cancelled(self.alert_id):
                 # cancelled while it waited for the rate budget: the batch stays unsent (its
                 # row 'sending'). A stopping sender still sends it: SIGTERM finishes the
-                # batches it has begun.
+                # batches whose pages it has read.
                 return None
             deps.metrics.in_flight.inc()
             started = time.perf_counter()

@@ -308,8 +308,8 @@ class Store:
         """Hold the shard's advisory lock while inside; yields None when another holds it.
 
         The lock lives on a connection of its own, so a sender that dies releases it. That
-        connection is yielded: the shard's pipe begins its batches on it, one at a time,
-        rather than taking a pooled connection for each.
+        connection is yielded: the shard's pipe plans its batches and reads their pages on
+        it, one statement at a time, rather than taking a pooled connection for each.
         """
         key = f"allim-shard:{alert_id}:{shard_no}"
         async with self.pool.acquire() as connection:
