@@ -260,13 +260,20 @@ class ShardPipe:
                 # the slot first, then the page: a batch is read at the last moment, so an
                 # opt-out made while earlier batches are in flight is honoured
                 await self.deps.in_flight.acquire()
+                if self._halted():
+                    self.deps.in_flight.release()
+                    break
                 try:
                     if not planned and not walked:
                         planned.extend(await self._plan(shard, position))
                         walked = len(planned) < PLAN_AHEAD
                         position = planned[-1].last_id if planned else position
                     batch = planned.popleft() if planned else None
-                    rows = await self._page(batch, planned) if batch is not None else []
+                    rows = (
+                        await self._page(batch, planned, self._connection)
+                        if batch is not None
+                        else []
+                    )
                 except BaseException:
                     self.deps.in_flight.release()
                     raise
@@ -308,7 +315,7 @@ class ShardPipe:
             PLAN_AHEAD,
             self._connection,
         )
-        if self._seq == first + PLAN_AHEAD:
+        if written and self._seq == first + PLAN_AHEAD:
             self._seq = first + len(batches)
         if not written:
             # the batches written are `sending`: the shard run again looks them up
@@ -318,12 +325,15 @@ class ShardPipe:
         return batches
 
     async def _page(
-        self, batch: PlannedBatch, planned: deque[PlannedBatch]
+        self,
+        batch: PlannedBatch,
+        planned: deque[PlannedBatch],
+        connection: asyncpg.Connection | None,
     ) -> list[asyncpg.Record]:
-        """The batch's recipients now; split off, to be sent next, any beyond a batch."""
+        """The batch's recipients now; split off into `planned` any beyond a batch."""
         size = self.deps.options.batch_size
         rows = await self.deps.store.page(
-            self._info.audience, batch.first_id - 1, batch.last_id, size + 1, self._connection
+            self._info.audience, batch.first_id - 1, batch.last_id, size + 1, connection
         )
         if len(rows) <= size:
             return rows
@@ -340,18 +350,24 @@ class ShardPipe:
             len(rows) - size,
             self.alert_id,
             self.task.shard_no,
-            self._connection,
+            connection,
         )
         planned.appendleft(rest)
         return rows[:size]
 
     async def _unplan(self, batches: Sequence[PlannedBatch]) -> None:
-        """Remove the rows of batches planned but not sent; looked up later if that fails."""
+        """Remove the rows of batches planned but not sent; looked up later if that fails.
+
+        On the shard lock's connection: should the lock be lost with it, the rows stay, for
+        whoever holds the shard now looks them up. Rows that stay leave the shard unsettled,
+        so it is run again.
+        """
         if not batches:
             return
         try:
-            await self.deps.store.unplan([b.id for b in batches])
+            await self.deps.store.unplan([b.id for b in batches], self._connection)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._unsettled = True
             logger.warning(
                 "shard %s:%s: %s batches planned and not sent stay `sending`: %r",
                 self.alert_id,
@@ -618,12 +634,31 @@ class ShardPipe:
         return None
 
     async def _rows_of(self, batch: BatchRow) -> Recipients:
-        store = self.deps.store
+        """A written batch's recipients now: those it lists, or those of its id range.
+
+        A range that gained recipients since it was written is split as in the shard's loop;
+        the rest, written `sending`, goes the way of any batch of unknown fate.
+        """
         if batch.subscriber_ids is not None:
-            rows = await store.recipients(batch.subscriber_ids)
-        else:
-            rows = await store.page(
-                self._info.audience, batch.first_id - 1, batch.last_id, self.deps.options.batch_size
+            rows = await self.deps.store.recipients(batch.subscriber_ids)
+            return self._recipients(rows)
+        rest: deque[PlannedBatch] = deque()
+        rows = await self._page(
+            PlannedBatch(batch.id, batch.seq, batch.first_id, batch.last_id), rest, None
+        )
+        for planned in rest:
+            self._spawn(
+                self._recover(
+                    BatchRow(
+                        planned.id,
+                        planned.seq,
+                        planned.first_id,
+                        planned.last_id,
+                        "sending",
+                        None,
+                        None,
+                    )
+                )
             )
         return self._recipients(rows)
 

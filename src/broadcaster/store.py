@@ -527,9 +527,14 @@ class Store:
             rest_size,
         )
 
-    async def unplan(self, batch_ids: Sequence[str]) -> None:
-        """Remove batches planned but never sent (the pipe stopped before them)."""
-        await self.pool.execute(
+    async def unplan(
+        self, batch_ids: Sequence[str], connection: asyncpg.Connection | None = None
+    ) -> None:
+        """Remove batches planned but never sent (the pipe stopped before them).
+
+        On `connection` when given (one not in use meanwhile), else on a pooled one.
+        """
+        await (connection or self.pool).execute(
             "DELETE FROM batches WHERE id = ANY($1::varchar[]) AND status = 'sending'",
             list(batch_ids),
         )

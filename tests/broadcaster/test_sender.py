@@ -361,6 +361,31 @@ async def test_a_batch_of_unknown_fate_is_looked_up_not_sent_again(
     assert (row["status"], row["delivered"]) == ("completed", 250)
 
 
+async def test_a_range_of_unknown_fate_that_gained_recipients_is_split_when_sent_again(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people = await kit.seed(150)
+    returning = people.ids[50]
+    await store.pool.execute("UPDATE subscribers SET status = 'opted_out' WHERE id = $1", returning)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    # a sender planned the shard's two batches and died before sending either; then one who
+    # had left came back into the first range
+    planned, written = await store.plan_batches(
+        alert_id, 0, 0, people.audience, people.ids[0] - 1, task.last_id, 100, 16
+    )
+    assert written and [b.last_id for b in planned] == [people.ids[100], people.ids[149]]
+    await store.pool.execute("UPDATE subscribers SET status = 'active' WHERE id = $1", returning)
+
+    assert await rig.run(task) == "done"
+
+    assert sorted(rig.dealer.recipients()) == people.ids  # everyone, once
+    assert max(len(b.recipients.subscriber_ids) for b in rig.dealer.sends) == 100
+    assert len(rig.dealer.sends) == 3  # the first range went as a batch and its rest
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("completed", 150)
+
+
 async def test_an_already_accepted_key_is_settled_from_the_look_up(rig: Rig, kit: Any) -> None:
     people = await kit.seed(100)
     alert_id = await kit.create_alert(people.audience)
