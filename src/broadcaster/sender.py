@@ -51,7 +51,6 @@ from broadcaster.store import (
     AlertInfo,
     BatchRow,
     FollowUp,
-    PlannedBatch,
     Settlement,
     ShardRow,
     Store,
@@ -249,7 +248,7 @@ class ShardPipe:
                 continue
             self._spawn(self._recover(row))
         position, exhausted, pending = shard.position, False, shard.status == "pending"
-        planned: deque[PlannedBatch] = deque()  # written `sending`, not sent yet
+        planned: deque[BatchRow] = deque()  # written `sending`, not sent yet
         walked = False  # the last planning reached the shard's end
         try:
             # a batch left unsettled (it failed) stops the shard: run again, it looks it up
@@ -298,7 +297,7 @@ class ShardPipe:
             await self._drain()
         return await self._finish(exhausted)
 
-    async def _plan(self, shard: ShardRow, position: int) -> list[PlannedBatch]:
+    async def _plan(self, shard: ShardRow, position: int) -> list[BatchRow]:
         """Write the shard's next `PLAN_AHEAD` batches after `position` (none: exhausted)."""
         first = self._seq
         # numbers reserved before the statement: a follow-up batch may take the next one
@@ -315,19 +314,19 @@ class ShardPipe:
             PLAN_AHEAD,
             self._connection,
         )
-        if written and self._seq == first + PLAN_AHEAD:
-            self._seq = first + len(batches)
         if not written:
             # the batches written are `sending`: the shard run again looks them up
             raise ShardConflictError(
                 f"A batch of shard {self.alert_id}:{shard.shard_no} from {first} exists already."
             )
+        if self._seq == first + PLAN_AHEAD:
+            self._seq = first + len(batches)
         return batches
 
     async def _page(
         self,
-        batch: PlannedBatch,
-        planned: deque[PlannedBatch],
+        batch: BatchRow,
+        planned: deque[BatchRow],
         connection: asyncpg.Connection | None,
     ) -> list[asyncpg.Record]:
         """The batch's recipients now; split off into `planned` any beyond a batch."""
@@ -339,23 +338,14 @@ class ShardPipe:
             return rows
         # subscribers joined the audience inside its range since it was planned
         seq = self._next_seq()
-        rest = PlannedBatch(
-            f"{self.alert_id}:{self.task.shard_no}:{seq}", seq, rows[size]["id"], batch.last_id
-        )
+        rest = BatchRow(self._batch_id(seq), seq, rows[size]["id"], batch.last_id)
         await self.deps.store.split_batch(
-            batch,
-            rows[size - 1]["id"],
-            size,
-            rest,
-            len(rows) - size,
-            self.alert_id,
-            self.task.shard_no,
-            connection,
+            batch, rows[size - 1]["id"], size, rest, len(rows) - size, connection
         )
         planned.appendleft(rest)
         return rows[:size]
 
-    async def _unplan(self, batches: Sequence[PlannedBatch]) -> None:
+    async def _unplan(self, batches: Sequence[BatchRow]) -> None:
         """Remove the rows of batches planned but not sent; looked up later if that fails.
 
         On the shard lock's connection: should the lock be lost with it, the rows stay, for
@@ -462,6 +452,9 @@ class ShardPipe:
         seq = self._seq
         self._seq += 1
         return seq
+
+    def _batch_id(self, seq: int) -> str:
+        return f"{self.alert_id}:{self.task.shard_no}:{seq}"
 
     def _spawn(self, work: Coroutine[Any, Any, bool]) -> None:
         task = asyncio.create_task(work)
@@ -642,24 +635,10 @@ class ShardPipe:
         if batch.subscriber_ids is not None:
             rows = await self.deps.store.recipients(batch.subscriber_ids)
             return self._recipients(rows)
-        rest: deque[PlannedBatch] = deque()
-        rows = await self._page(
-            PlannedBatch(batch.id, batch.seq, batch.first_id, batch.last_id), rest, None
-        )
-        for planned in rest:
-            self._spawn(
-                self._recover(
-                    BatchRow(
-                        planned.id,
-                        planned.seq,
-                        planned.first_id,
-                        planned.last_id,
-                        "sending",
-                        None,
-                        None,
-                    )
-                )
-            )
+        rest: deque[BatchRow] = deque()
+        rows = await self._page(batch, rest, None)
+        for split_off in rest:
+            self._spawn(self._recover(split_off))
         return self._recipients(rows)
 
     async def _send_held(self, batch: BatchRow) -> bool:
@@ -724,9 +703,7 @@ class ShardPipe:
                 else now + timedelta(seconds=self._backoff(1) + deps.options.retry_base)
             )
             seq = self._next_seq()
-            follow_up = FollowUp(
-                f"{self.alert_id}:{self.task.shard_no}:{seq}", seq, tuple(again), not_before
-            )
+            follow_up = FollowUp(self._batch_id(seq), seq, tuple(again), not_before)
             deps.metrics.retries.labels("quiet-hours" if held else "recipient").inc(len(again))
         highest = last_id if last_id is not None else (sent[-1] if sent else 0)
         settlement = Settlement(

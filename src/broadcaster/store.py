@@ -52,26 +52,20 @@ class ShardRow:
 
 
 @dataclass(frozen=True)
-class PlannedBatch:
-    """A range batch written `sending` ahead of its request: its id, number and id range."""
-
-    id: str
-    seq: int
-    first_id: int
-    last_id: int
-
-
-@dataclass(frozen=True)
 class BatchRow:
-    """A batch that was written but not settled: its fate is unknown, or it is held."""
+    """A batch that was written but not settled: its fate is unknown, or it is held.
+
+    A range batch (no `subscriber_ids`) is sent to the active subscribers of the audience
+    in `first_id..last_id`; a follow-up lists its recipients.
+    """
 
     id: str
     seq: int
     first_id: int
     last_id: int
-    status: str
-    subscriber_ids: tuple[int, ...] | None
-    not_before: datetime | None
+    status: str = "sending"
+    subscriber_ids: tuple[int, ...] | None = None
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +171,7 @@ SELECT id FROM b
 # the shard's next batches, written `sending` before any of them is sent, in one statement:
 # up to $8 ranges of at most $7 subscribers of the audience after $5, walked one range after
 # the other by index scans of ids only, numbered from $4 (ids `$1 || seq`). Each range comes
-# back with whether its row was written (not: the batch id exists already). The recipients
+# back with its id when its row was written (none: the batch id exists already). The recipients
 # are read per batch, when it is sent (`Store.page`), so opt-outs made meanwhile count.
 _PLAN_BATCHES = """
 WITH RECURSIVE r(seq, first_id, last_id, size) AS (
@@ -198,20 +192,20 @@ WITH RECURSIVE r(seq, first_id, last_id, size) AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
     SELECT $1::text || r.seq, $2, $3, r.seq, r.first_id, r.last_id, r.size, 'sending', 1 FROM r
     ON CONFLICT (id) DO NOTHING
-    RETURNING seq
+    RETURNING id, seq
 )
-SELECT r.seq, r.first_id, r.last_id, w.seq IS NOT NULL AS written
-FROM r LEFT JOIN w ON w.seq = r.seq ORDER BY r.seq
+SELECT w.id, r.seq, r.first_id, r.last_id FROM r LEFT JOIN w ON w.seq = r.seq ORDER BY r.seq
 """
 
 # a planned batch whose range now holds more than a batch (subscribers who joined its part of
-# the audience since it was planned): it ends earlier, and a new batch takes the rest
+# the audience since it was planned): it ends earlier, and a new batch of its alert and shard
+# takes the rest
 _SPLIT_BATCH = """
 WITH shortened AS (
     UPDATE batches SET last_id = $2, size = $3 WHERE id = $1 AND status = 'sending'
 )
 INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-VALUES ($4, $5, $6, $7, $8, $9, $10, 'sending', 1)
+SELECT $4, alert_id, shard_no, $5, $6, $7, $8, 'sending', 1 FROM batches WHERE id = $1
 """
 
 
@@ -469,7 +463,7 @@ class Store:
         batch_size: int,
         count: int,
         connection: asyncpg.Connection | None = None,
-    ) -> tuple[list[PlannedBatch], bool]:
+    ) -> tuple[list[BatchRow], bool]:
         """Write the shard's next `count` batches (`after < id <= last`) `sending`.
 
         Their fate is unknown from now on: a sender that dies looks each one up before
@@ -491,27 +485,24 @@ class Store:
             *params,
         )
         planned = [
-            PlannedBatch(f"{alert_id}:{shard_no}:{r['seq']}", r["seq"], r["first_id"], r["last_id"])
-            for r in rows
-            if r["written"]
+            BatchRow(r["id"], r["seq"], r["first_id"], r["last_id"]) for r in rows if r["id"]
         ]
         return planned, len(planned) == len(rows)
 
     async def split_batch(
         self,
-        batch: PlannedBatch,
+        batch: BatchRow,
         last_id: int,
         size: int,
-        rest: PlannedBatch,
+        rest: BatchRow,
         rest_size: int,
-        alert_id: uuid.UUID,
-        shard_no: int,
         connection: asyncpg.Connection | None = None,
     ) -> None:
         """`batch` ends at `last_id` with `size` recipients; `rest` (written `sending`) follows.
 
         `rest_size` is what is known of the rest when the split is made (the page read held
         that many beyond a batch); its recipients are read when it is sent, like any batch's.
+        On `connection` when given (one not in use meanwhile), else on a pooled one.
         """
         await (connection or self.pool).execute(
             _SPLIT_BATCH,
@@ -519,8 +510,6 @@ class Store:
             last_id,
             size,
             rest.id,
-            alert_id,
-            shard_no,
             rest.seq,
             rest.first_id,
             rest.last_id,

@@ -136,8 +136,8 @@ class Shard(Base):
     # pending | sending | done | cancelled
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     # highest subscriber id whose batch is settled: the shard's settled progress, for whoever
-    # reads it; a sender resumes from the shard's batch rows, which also hold those begun
-    # and not settled yet
+    # reads it; a sender resumes from the shard's batch rows, which also hold those written
+    # `sending` and not settled yet
     checkpoint_id: Mapped[int | None] = mapped_column(BigInteger)
     sent: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
