@@ -361,14 +361,22 @@ async def test_a_batch_of_unknown_fate_is_looked_up_not_sent_again(
     assert (row["status"], row["delivered"]) == ("completed", 250)
 
 
-async def test_a_range_of_unknown_fate_that_gained_recipients_is_split_when_sent_again(
+async def _one_away_from_the_first_range(
     rig: Rig, kit: Any, store: Store
-) -> None:
+) -> tuple[Any, int, uuid.UUID, ShardTask]:
+    """150 subscribers, the 51st opted out (ranges of 100 plan it out of the first); planned."""
     people = await kit.seed(150)
     returning = people.ids[50]
     await store.pool.execute("UPDATE subscribers SET status = 'opted_out' WHERE id = $1", returning)
     alert_id = await kit.create_alert(people.audience)
     [task] = await rig.plan(alert_id)
+    return people, returning, alert_id, task
+
+
+async def test_a_range_of_unknown_fate_that_gained_recipients_is_split_when_sent_again(
+    rig: Rig, kit: Any, store: Store
+) -> None:
+    people, returning, alert_id, task = await _one_away_from_the_first_range(rig, kit, store)
     # a sender planned the shard's two batches and died before sending either; then one who
     # had left came back into the first range
     planned, written = await store.plan_batches(
@@ -710,11 +718,7 @@ async def test_planning_writes_the_next_batches_ranges_once(
 async def test_a_planned_batch_that_gained_recipients_is_split_not_overfilled(
     rig: Rig, kit: Any, store: Store
 ) -> None:
-    people = await kit.seed(150)
-    returning = people.ids[50]
-    await store.pool.execute("UPDATE subscribers SET status = 'opted_out' WHERE id = $1", returning)
-    alert_id = await kit.create_alert(people.audience)
-    [task] = await rig.plan(alert_id)
+    people, returning, alert_id, task = await _one_away_from_the_first_range(rig, kit, store)
     plan = store.plan_batches
 
     async def plan_then_return(*args: Any, **kwargs: Any) -> Any:
