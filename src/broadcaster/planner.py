@@ -27,7 +27,8 @@ from aiokafka.errors import KafkaError
 from broadcaster.backoff import backoff_delay
 from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.publishing import ConsumedRecord, Publisher
-from broadcaster.store import Counters, Store, audience_filter
+from broadcaster.records import Counters
+from broadcaster.store import Store, audience_filter
 from common import topics
 from common.messages import AlertRequested, Audience, Category, ShardTask
 

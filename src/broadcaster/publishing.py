@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 
-from broadcaster.store import Counters
+from broadcaster.records import Counters
 from common import events, topics
 from common.events import CloudEvent
 from common.kafka import hand_over_event, send_event

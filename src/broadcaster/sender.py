@@ -46,15 +46,9 @@ from broadcaster.providers.base import (
     Recipients,
 )
 from broadcaster.publishing import Publisher
+from broadcaster.records import AlertInfo, BatchRow, FollowUp, Settlement, ShardRow
 from broadcaster.settling import Settler
-from broadcaster.store import (
-    AlertInfo,
-    BatchRow,
-    FollowUp,
-    Settlement,
-    ShardRow,
-    Store,
-)
+from broadcaster.store import Store
 from common.messages import Category, ShardTask
 from common.tokens import AlertTokenSigner, TokenSigner
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from broadcaster.publishing import Publisher
-from broadcaster.store import Settlement, Store
+from broadcaster.records import Settlement
+from broadcaster.store import Store
 
 
 @dataclass(frozen=True)

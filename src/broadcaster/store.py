@@ -12,97 +12,15 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-from common.messages import Audience, Button, Category
+from broadcaster.records import AlertInfo, BatchRow, Counters, Settlement, ShardRow
+from common.messages import Audience, Button
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AlertInfo:
-    """What a sender needs of an alert to render and address its batches."""
-
-    id: uuid.UUID
-    title: str
-    body: str
-    category: Category
-    buttons: tuple[Button, ...]
-    audience: Audience
-    created_at: datetime
-    expires_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ShardRow:
-    """A shard as recorded by the planner, and how far its sending got."""
-
-    alert_id: uuid.UUID
-    shard_no: int
-    first_id: int
-    last_id: int
-    status: str
-    next_seq: int
-    position: int  # the highest subscriber id already put in a range batch
-
-
-@dataclass(frozen=True)
-class BatchRow:
-    """A batch that was written but not settled: its fate is unknown, or it is held.
-
-    A range batch (no `subscriber_ids`) is sent to the active subscribers of the audience
-    in `first_id..last_id`; a follow-up lists its recipients.
-    """
-
-    id: str
-    seq: int
-    first_id: int
-    last_id: int
-    status: str = "sending"
-    subscriber_ids: tuple[int, ...] | None = None
-    not_before: datetime | None = None
-
-
-@dataclass(frozen=True)
-class FollowUp:
-    """Recipients of a settled batch to send again later, in a batch of their own."""
-
-    batch_id: str
-    seq: int
-    subscriber_ids: tuple[int, ...]
-    not_before: datetime
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """The settled fate of one batch; `Store.settle` writes several in one statement."""
-
-    batch_id: str
-    alert_id: uuid.UUID
-    shard_no: int
-    last_id: int
-    sent: int
-    delivered: int
-    failed_ids: Sequence[int]
-    failed_codes: Sequence[int]
-    failed_reasons: Sequence[str]
-    follow_up: FollowUp | None
-
-
-@dataclass(frozen=True)
-class Counters:
-    """An alert's status and counters."""
-
-    status: str
-    category: Category
-    targeted: int
-    delivered: int
-    failed: int
 
 
 def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any]]:

@@ -23,9 +23,10 @@ from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.planner import Planner
 from broadcaster.providers.base import BatchResult, OutgoingBatch, Recipients
 from broadcaster.publishing import Publisher
+from broadcaster.records import FollowUp, Settlement
 from broadcaster.sender import SenderDeps, SendOptions, ShardPipe, UnsettledBatchError
 from broadcaster.settling import Settler
-from broadcaster.store import FollowUp, Settlement, Store
+from broadcaster.store import Store
 from common import topics
 from common.events import CloudEvent
 from common.messages import (

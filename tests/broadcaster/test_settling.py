@@ -11,8 +11,9 @@ from typing import Any, cast
 import pytest
 
 from broadcaster.publishing import Publisher
+from broadcaster.records import Settlement
 from broadcaster.settling import Settler
-from broadcaster.store import Settlement, Store
+from broadcaster.store import Store
 
 A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 B = uuid.UUID("00000000-0000-0000-0000-00000000000b")

@@ -1,0 +1,92 @@
+"""The broadcaster's records: the rows of alerts, shards and batches as the store reads and
+writes them, and the settlement of a batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from common.messages import Audience, Button, Category
+
+
+@dataclass(frozen=True)
+class AlertInfo:
+    """What a sender needs of an alert to render and address its batches."""
+
+    id: uuid.UUID
+    title: str
+    body: str
+    category: Category
+    buttons: tuple[Button, ...]
+    audience: Audience
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ShardRow:
+    """A shard as recorded by the planner, and how far its sending got."""
+
+    alert_id: uuid.UUID
+    shard_no: int
+    first_id: int
+    last_id: int
+    status: str
+    next_seq: int
+    position: int  # the highest subscriber id already put in a range batch
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """A batch that was written but not settled: its fate is unknown, or it is held.
+
+    A range batch (no `subscriber_ids`) is sent to the active subscribers of the audience
+    in `first_id..last_id`; a follow-up lists its recipients.
+    """
+
+    id: str
+    seq: int
+    first_id: int
+    last_id: int
+    status: str = "sending"
+    subscriber_ids: tuple[int, ...] | None = None
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Recipients of a settled batch to send again later, in a batch of their own."""
+
+    batch_id: str
+    seq: int
+    subscriber_ids: tuple[int, ...]
+    not_before: datetime
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The settled fate of one batch; `Store.settle` writes several in one statement."""
+
+    batch_id: str
+    alert_id: uuid.UUID
+    shard_no: int
+    last_id: int
+    sent: int
+    delivered: int
+    failed_ids: Sequence[int]
+    failed_codes: Sequence[int]
+    failed_reasons: Sequence[str]
+    follow_up: FollowUp | None
+
+
+@dataclass(frozen=True)
+class Counters:
+    """An alert's status and counters."""
+
+    status: str
+    category: Category
+    targeted: int
+    delivered: int
+    failed: int
