@@ -1,35 +1,61 @@
 """What may be sent right now: cancelled and paused alerts, and urgent shards first.
 
-`Control` is the in-memory view a sender checks before every batch. It is fed by the
-`alerts.control` topic (every sender reads all of it) and by a periodic read of the alerts
-table, so a cancel reaches a running broadcast within one poll interval either way.
-`Priority` holds normal shards back while urgent ones are waiting or running.
+`Control` is the in-memory view a sender checks before every batch; `control_feed` keeps it
+current from the `alerts.control` topic and the alerts table. `Priority` holds normal
+shards back while urgent ones are waiting or running.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from collections import Counter
 
-import asyncpg
-import pydantic
-from aiokafka import AIOKafkaConsumer
-
-from broadcaster.publishing import Publisher
-from broadcaster.store import Store
 from common.messages import AlertControl
 
-logger = logging.getLogger(__name__)
+# how many alerts not running here a process remembers as cancelled or paused: a shard that
+# arrives after its alert was forgotten still reads the alert's status when it starts
+REMEMBERED = 10_000
+
+
+class _Remembered:
+    """An insertion-ordered set that forgets its oldest members not `kept` beyond `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._ids: dict[uuid.UUID, None] = {}
+
+    def __contains__(self, alert_id: object) -> bool:
+        return alert_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, alert_id: uuid.UUID, kept: Counter[uuid.UUID]) -> None:
+        self._ids.pop(alert_id, None)
+        self._ids[alert_id] = None
+        if len(self._ids) <= self._limit:
+            return
+        for old in list(self._ids):
+            if len(self._ids) <= self._limit:
+                break
+            if old not in kept:
+                del self._ids[old]
+
+    def discard(self, alert_id: uuid.UUID) -> None:
+        self._ids.pop(alert_id, None)
 
 
 class Control:
-    """Cancelled and paused alerts, as this process knows them."""
+    """Cancelled and paused alerts, as this process knows them.
 
-    def __init__(self) -> None:
-        self._cancelled: set[uuid.UUID] = set()
-        self._paused: set[uuid.UUID] = set()
+    An alert is remembered while shards of it run here; beyond that, only the latest
+    `remembered` cancelled and paused alerts are kept, so the sets do not grow for the life
+    of the process.
+    """
+
+    def __init__(self, remembered: int = REMEMBERED) -> None:
+        self._cancelled = _Remembered(remembered)
+        self._paused = _Remembered(remembered)
         self._running: Counter[uuid.UUID] = Counter()
 
     def is_cancelled(self, alert_id: uuid.UUID) -> bool:
@@ -38,14 +64,16 @@ class Control:
 
     def cancel(self, alert_id: uuid.UUID) -> None:
         """Stop the alert's batches that are not sent yet."""
-        self._cancelled.add(alert_id)
+        self._paused.discard(alert_id)
+        self._cancelled.add(alert_id, self._running)
 
     def apply(self, command: AlertControl) -> None:
         """Apply an operator's command from `alerts.control`."""
         if command.action == "cancel":
             self.cancel(command.alert_id)
         elif command.action == "pause":
-            self._paused.add(command.alert_id)
+            if command.alert_id not in self._cancelled:
+                self._paused.add(command.alert_id, self._running)
         else:
             self._paused.discard(command.alert_id)
 
@@ -63,34 +91,13 @@ class Control:
         if self._running[alert_id] <= 0:
             del self._running[alert_id]
 
-    async def poll(self, store: Store) -> None:
-        """Read once which running alerts the alerts table says are cancelled or failed."""
-        if not self._running:
-            return
-        for alert_id in await store.cancelled_among(list(self._running)):
-            if alert_id not in self._cancelled:
-                logger.info("alert %s is cancelled in the database", alert_id)
-                self.cancel(alert_id)
+    def watched(self) -> list[uuid.UUID]:
+        """The alerts with shards running here, whose status the database poll reads."""
+        return list(self._running)
 
-    async def poll_forever(self, store: Store, interval: float) -> None:
-        """`poll` every `interval` seconds; database errors are logged and retried."""
-        while True:
-            try:
-                await self.poll(store)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.warning("control poll failed: %r", exc)
-            await asyncio.sleep(interval)
-
-    async def consume_forever(self, consumer: AIOKafkaConsumer, publisher: Publisher) -> None:
-        """Apply every record of `alerts.control`; poison records go to the dead letters."""
-        async for record in consumer:
-            try:
-                command = AlertControl.model_validate_json(record.value or b"")
-            except pydantic.ValidationError as exc:
-                await publisher.dead_letter(record, f"invalid AlertControl: {exc}")
-                continue
-            logger.info("control %s for alert %s", command.action, command.alert_id)
-            self.apply(command)
+    def remembered(self) -> int:
+        """How many alerts this process holds as cancelled or paused."""
+        return len(self._cancelled) + len(self._paused)
 
 
 class Priority:

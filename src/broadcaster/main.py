@@ -18,6 +18,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import start_http_server
 
+from broadcaster import control_feed
 from broadcaster.config import BroadcasterSettings
 from broadcaster.control import Control, Priority
 from broadcaster.dispatch import Dispatcher
@@ -220,8 +221,12 @@ async def _senders(
     await consumer.start()
     dispatcher = Dispatcher(consumer, deps, settings.broadcaster_shard_concurrency, stopping)
     background = [
-        asyncio.create_task(control.consume_forever(controls, publisher)),
-        asyncio.create_task(control.poll_forever(store, settings.broadcaster_control_poll_seconds)),
+        asyncio.create_task(control_feed.consume_forever(control, controls, publisher, stopping)),
+        asyncio.create_task(
+            control_feed.poll_forever(
+                control, store, settings.broadcaster_control_poll_seconds, stopping
+            )
+        ),
     ]
     try:
         yield [asyncio.create_task(dispatcher.run())]

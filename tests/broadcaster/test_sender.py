@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from broadcaster import control_feed
 from broadcaster.control import Control, Priority
 from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError
 from broadcaster.metrics import BroadcasterMetrics
@@ -443,7 +444,7 @@ async def test_cancel_through_the_database_alone_is_seen_by_the_poll(
     await eventually(lambda: bool(rig.dealer.sends))
 
     await store.pool.execute("UPDATE alerts SET status = 'cancelled' WHERE id = $1", alert_id)
-    await rig.deps.control.poll(store)
+    await control_feed.poll(rig.deps.control, store)
 
     assert await running == "cancelled"
     assert len(rig.dealer.recipients()) < 250

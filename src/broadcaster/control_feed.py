@@ -1,0 +1,74 @@
+"""The control feed: keeps a process's `Control` current from two sources.
+
+Every sender reads all of `alerts.control` (operators' cancel, pause and resume), and reads
+the alerts table every poll interval for the alerts it is sending, so a cancel reaches a
+running broadcast within one poll interval even when its control record is lost. Both loops
+run under the process's supervisor, which retries them after a Kafka or database error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+import pydantic
+from aiokafka import AIOKafkaConsumer
+
+from broadcaster.control import Control
+from broadcaster.publishing import Publisher
+from common.messages import AlertControl
+from common.waiting import wait_or_stop
+
+logger = logging.getLogger(__name__)
+
+
+class AlertStatuses(Protocol):
+    """What the feed reads from the store."""
+
+    async def cancelled_among(self, alert_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `alert_ids` that are cancelled (or failed) in the alerts table."""
+        ...
+
+
+async def poll(control: Control, store: AlertStatuses) -> None:
+    """Read once which alerts running here the alerts table says are cancelled or failed."""
+    watched = control.watched()
+    if not watched:
+        return
+    for alert_id in await store.cancelled_among(watched):
+        if not control.is_cancelled(alert_id):
+            logger.info("alert %s is cancelled in the database", alert_id)
+            control.cancel(alert_id)
+
+
+async def poll_forever(
+    control: Control, store: AlertStatuses, interval: float, stopping: asyncio.Event
+) -> None:
+    """`poll` every `interval` seconds until `stopping`."""
+    while True:
+        await poll(control, store)
+        if await wait_or_stop(stopping, interval):
+            return
+
+
+async def consume_forever(
+    control: Control,
+    consumer: AIOKafkaConsumer,
+    publisher: Publisher,
+    stopping: asyncio.Event,
+) -> None:
+    """Apply every record of `alerts.control` until `stopping`; poison ones are dead-lettered."""
+    while not stopping.is_set():
+        batches = await consumer.getmany(timeout_ms=500)
+        for records in batches.values():
+            for record in records:
+                try:
+                    command = AlertControl.model_validate_json(record.value or b"")
+                except pydantic.ValidationError as exc:
+                    await publisher.dead_letter(record, f"invalid AlertControl: {exc}")
+                    continue
+                logger.info("control %s for alert %s", command.action, command.alert_id)
+                control.apply(command)
