@@ -23,9 +23,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from analytics.metrics import AnalyticsMetrics
-from analytics.records import Decoded, Poison, Record, decode
+from analytics.records import Decoded, Poison, decode
 from analytics.store import Applied, RollupStore
 from common import topics
+from common.kafka import ConsumedRecord, hand_over_dead_letter
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,9 @@ class Aggregator:
         finally:
             await self.drain()
 
-    async def _take(self, polled: Mapping[TopicPartition, Sequence[Record]], batch: Batch) -> None:
+    async def _take(
+        self, polled: Mapping[TopicPartition, Sequence[ConsumedRecord]], batch: Batch
+    ) -> None:
         """Add a poll to the next transaction: its decoded facts, offsets and counts.
 
         The records themselves are not kept (only poison, for the dead-letter topic): two
@@ -207,33 +210,9 @@ class Aggregator:
             await wait_or_stop(stop, self._retry_seconds)
 
     async def _dead_letter(self, poison: list[Poison]) -> int:
-        sent = []
-        for item in poison:
-            record = item.record
-            logger.warning(
-                "dead-lettering %s[%s]@%s: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                item.reason,
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            )
-            headers = [
-                *record.headers,
-                ("dlq_topic", record.topic.encode()),
-                ("dlq_partition", str(record.partition).encode()),
-                ("dlq_offset", str(record.offset).encode()),
-                ("dlq_reason", item.reason.encode()),
-            ]
-            sent.append(
-                await self._producer.send(
-                    topics.DEAD_LETTER, value=record.value, key=record.key, headers=headers
-                )
-            )
+        sent = [
+            await hand_over_dead_letter(self._producer, item.record, item.reason) for item in poison
+        ]
         await asyncio.gather(*sent)
         return len(sent)
 

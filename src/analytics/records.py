@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from pydantic import ValidationError
 
 from common import events, topics
-from common.events import CloudEvent, EventError, Headers
+from common.events import CloudEvent, EventError
+from common.kafka import ConsumedRecord
 from common.messages import AlertLifecycleData, DeliveryBatchData, TapData
 
 # widths of the columns these values are stored in
@@ -39,23 +39,6 @@ COUNTED_TYPES: dict[str, frozenset[str]] = {
     topics.DELIVERIES: frozenset({events.DELIVERY_BATCH}),
     topics.ALERT_EVENTS: LIFECYCLE_TYPES,
 }
-
-
-class Record(Protocol):
-    """What analytics reads of a consumed Kafka record (aiokafka's `ConsumerRecord`)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Headers | tuple[tuple[str, bytes], ...]: ...
 
 
 @dataclass(slots=True)  # made per tap: not frozen, whose __init__ costs three times as much
@@ -92,7 +75,7 @@ class Lifecycle:
 class Poison:
     """A record that cannot be counted, and why."""
 
-    record: Record
+    record: ConsumedRecord
     reason: str
 
 
@@ -117,7 +100,7 @@ class Decoded:
         ]
 
 
-def decode(records: Iterable[Record], into: Decoded | None = None) -> Decoded:
+def decode(records: Iterable[ConsumedRecord], into: Decoded | None = None) -> Decoded:
     """Sort the records of one poll into facts, poison and skipped types.
 
     A poll may be decoded in slices: each slice goes `into` what the ones before gave.

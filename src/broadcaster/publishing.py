@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from broadcaster.records import Counters
 from common import events, topics
 from common.events import CloudEvent
-from common.kafka import hand_over_event, send_event
+from common.kafka import ConsumedRecord as ConsumedRecord  # the planner and dispatch use it
+from common.kafka import hand_over_dead_letter, hand_over_event, send_event
 from common.messages import AlertLifecycleData, Category
-
-logger = logging.getLogger(__name__)
 
 SOURCE = "/allim/broadcaster"
 
@@ -27,17 +25,6 @@ LIFECYCLE_TYPES = {
     "cancelled": events.ALERT_CANCELLED,
     "failed": events.ALERT_FAILED,
 }
-
-
-class ConsumedRecord(Protocol):
-    """The parts of an aiokafka `ConsumerRecord` a dead letter keeps."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
 
 
 class Publisher:
@@ -106,24 +93,4 @@ class Publisher:
 
     async def dead_letter(self, record: ConsumedRecord, reason: str) -> None:
         """Park a record the broadcaster cannot process, with why, and move on."""
-        headers = [*list(record.headers or ()), *_dlq_headers(record, reason)]
-        await self.producer.send_and_wait(
-            topics.DEAD_LETTER, value=record.value, key=record.key, headers=headers
-        )
-        logger.warning(
-            "dead-lettered %s[%s]@%s: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
-        )
-
-
-def _dlq_headers(record: ConsumedRecord, reason: str) -> list[tuple[str, bytes]]:
-    return [
-        ("dlq_topic", record.topic.encode()),
-        ("dlq_partition", str(record.partition).encode()),
-        ("dlq_offset", str(record.offset).encode()),
-        ("dlq_reason", reason[:1000].encode()),
-    ]
+        await (await hand_over_dead_letter(self.producer, record, reason))

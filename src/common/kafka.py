@@ -1,13 +1,39 @@
-"""Kafka producer and consumer factories with the settings every allim client uses."""
+"""Kafka producer and consumer factories with the settings every allim client uses, and the
+way a consumer parks a record it cannot process on the dead-letter topic."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
-from common.events import CloudEvent
+from common import topics
+from common.events import CloudEvent, Headers
+
+logger = logging.getLogger(__name__)
+
+# a reason is an exception's text, which can quote the whole record; headers stay small
+MAX_DEAD_LETTER_REASON = 1000
+
+
+class ConsumedRecord(Protocol):
+    """What allim reads of a consumed Kafka record (aiokafka's `ConsumerRecord`)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers | tuple[tuple[str, bytes], ...]: ...
 
 
 def create_producer(bootstrap: str, client_id: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
@@ -64,3 +90,37 @@ async def send_event(
 ) -> None:
     """Publish one CloudEvent and wait until the broker has it."""
     await (await hand_over_event(producer, topic, key, event))
+
+
+def dead_letter_headers(record: ConsumedRecord, reason: str) -> Headers:
+    """The record's own headers, then `dlq_topic`, `dlq_partition`, `dlq_offset` and
+    `dlq_reason` (cut to `MAX_DEAD_LETTER_REASON` characters)."""
+    return [
+        *record.headers,
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+        ("dlq_reason", reason[:MAX_DEAD_LETTER_REASON].encode()),
+    ]
+
+
+async def hand_over_dead_letter(
+    producer: AIOKafkaProducer, record: ConsumedRecord, reason: str
+) -> asyncio.Future[RecordMetadata]:
+    """Log `record` and give it, as it came, to the producer for the dead-letter topic; the
+    future is done when the broker has it."""
+    logger.warning(
+        "dead-lettering %s[%s]@%s: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        reason,
+        extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+    )
+    acknowledged: asyncio.Future[RecordMetadata] = await producer.send(
+        topics.DEAD_LETTER,
+        value=record.value,
+        key=record.key,
+        headers=dead_letter_headers(record, reason),
+    )
+    return acknowledged
