@@ -1,6 +1,6 @@
 """The alert API's request and response bodies.
 
-Provider limits (PROVIDER_API.md): title <= 50, body <= 1,300, <= 5 buttons with
+Provider limits (docs/provider-api.md, "Send"): title <= 50, body <= 1,300, <= 5 buttons with
 name <= 14 and link <= 500. allim appends its own tracked "read more" button
 (`READ_MORE`, whose link is the `#{link}` template variable the sender fills with each
 recipient's tracking link), so an operator may give at most `MAX_OPERATOR_BUTTONS` = 4.

@@ -1,4 +1,4 @@
-"""The provider contract (PROVIDER_API.md): send a batch, look up results by grouping key."""
+"""The KakaoTalk provider contract (docs/provider-api.md): send a batch, look results up."""
 
 from __future__ import annotations
 

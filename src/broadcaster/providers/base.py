@@ -11,7 +11,7 @@ import httpx
 
 from common.messages import Button, Category
 
-# per-recipient result codes of the provider contract (PROVIDER_API.md)
+# per-recipient result codes of the provider contract (docs/provider-api.md)
 DELIVERED = 1000
 INACTIVE = 3018
 NOT_KAKAO_USER = 3019

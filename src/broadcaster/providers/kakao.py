@@ -1,4 +1,4 @@
-"""The `kakao` adapter: the KakaoTalk business-message dealer API of PROVIDER_API.md."""
+"""The `kakao` adapter: the KakaoTalk business-message dealer API (docs/provider-api.md)."""
 
 from __future__ import annotations
 
