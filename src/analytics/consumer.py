@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SUBSCRIBED = (topics.DELIVERIES, topics.ENGAGEMENT, topics.ALERT_EVENTS)
-# records decoded between two turns of the event loop (some 5 ms of work)
+# records decoded between two turns of the event loop, so other tasks are not held up
 DECODE_SLICE = 500
 # while a transaction runs, how long each look for more records to add to the next one waits
 MERGE_WAIT_MS = 20
@@ -139,7 +139,7 @@ class Aggregator:
         """Add a poll to the next transaction: its decoded facts, offsets and counts.
 
         The records themselves are not kept (only poison, for the dead-letter topic): two
-        transactions of 50,000 records would otherwise hold some 100 MB of them.
+        full transactions would otherwise hold all their records in memory.
         """
         taken = [r for records in polled.values() for r in records]
         for tp, records in polled.items():

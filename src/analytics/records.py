@@ -41,7 +41,7 @@ COUNTED_TYPES: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(slots=True)  # made per tap: not frozen, whose __init__ costs three times as much
+@dataclass(slots=True)  # made per tap: not frozen, whose __init__ costs more
 class Tap:
     """One tap on a tracked link: `reader_id` opened the link sent to `subscriber_id`."""
 

@@ -1,11 +1,11 @@
 """Garbage-collector settings for allim's long-running processes.
 
-A batch of 1,000 recipients allocates some 5,000 container objects (rows, recipients,
+A batch of 1,000 recipients allocates thousands of container objects (rows, recipients,
 request and answer documents, outcomes), nearly all freed by reference counting moments
 later. With CPython's default thresholds (700, 10, 10) a young collection ran several times
 in the middle of every batch, each one moving the thousands of objects still in use to an
-older generation that later collections walk again: a third of the broadcaster's CPU time
-in `bench/fanout.py`.
+older generation that later collections walk again, a large share of the broadcaster's
+CPU time (`bench/fanout.py` shows it).
 
 So the automatic collections are made rare, and the young generations are collected on a
 timer instead, between batches rather than in the middle of them. The timer is what keeps
@@ -25,7 +25,7 @@ YOUNG_THRESHOLD = 50_000
 # middle ones
 MIDDLE_EVERY = 20
 OLD_EVERY = 10
-# the timer's period: at 100 batches/s it leaves at most ~25 MB of cyclic garbage waiting
+# the timer's period: cyclic garbage waits at most this long, so memory stays flat
 YOUNG_PERIOD_SECONDS = 1.0
 
 

@@ -81,8 +81,8 @@ def unbound(response: httpx.Response) -> httpx.Response:
     """The response, read, without the reference cycle the client leaves it in.
 
     `httpx` binds a response and its stream to each other, so a response and its request
-    (both bodies, some 350 kB per batch) were freed only by the next garbage collection
-    instead of as soon as the provider adapter is done with them. Its content stays.
+    (both bodies of a batch) were freed only by the next garbage collection instead of as
+    soon as the provider adapter is done with them. Its content stays.
     """
     response.stream = httpx.ByteStream(b"")
     return response
