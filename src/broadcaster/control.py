@@ -7,6 +7,7 @@ shards back while urgent ones are waiting or running.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 
@@ -15,6 +16,22 @@ from common.messages import AlertControl
 # how many alerts not running here a process remembers as cancelled or paused: a shard that
 # arrives after its alert was forgotten still reads the alert's status when it starts
 REMEMBERED = 10_000
+
+
+class Changes:
+    """Wakes whoever waits for the next change, once for each change."""
+
+    def __init__(self) -> None:
+        self._next = asyncio.Event()
+
+    async def wait(self) -> None:
+        """Return at the next change."""
+        await self._next.wait()
+
+    def changed(self) -> None:
+        """A change: wake every waiter, and make later ones wait for the next."""
+        self._next.set()
+        self._next = asyncio.Event()
 
 
 class _Remembered:
@@ -57,6 +74,7 @@ class Control:
         self._cancelled = _Remembered(remembered)
         self._paused = _Remembered(remembered)
         self._running: Counter[uuid.UUID] = Counter()
+        self.changes = Changes()  # a cancel, a pause or a resume
 
     def is_cancelled(self, alert_id: uuid.UUID) -> bool:
         """True once the alert was cancelled (or failed) by anyone."""
@@ -66,6 +84,7 @@ class Control:
         """Stop the alert's batches that are not sent yet."""
         self._paused.discard(alert_id)
         self._cancelled.add(alert_id, self._running)
+        self.changes.changed()
 
     def apply(self, command: AlertControl) -> None:
         """Apply an operator's command from `alerts.control`."""
@@ -76,6 +95,7 @@ class Control:
                 self._paused.add(command.alert_id, self._running)
         else:
             self._paused.discard(command.alert_id)
+        self.changes.changed()
 
     def is_paused(self, alert_id: uuid.UUID) -> bool:
         """True while an operator holds the alert paused (and has not cancelled it)."""
@@ -105,6 +125,7 @@ class Priority:
 
     def __init__(self) -> None:
         self._urgent = 0
+        self.changes = Changes()  # an urgent shard arrived or finished
 
     @property
     def urgent(self) -> int:
@@ -114,7 +135,9 @@ class Priority:
     def urgent_arrived(self) -> None:
         """An urgent shard was received: hold normal batches from now on."""
         self._urgent += 1
+        self.changes.changed()
 
     def urgent_done(self) -> None:
         """An urgent shard finished or was given up."""
         self._urgent = max(0, self._urgent - 1)
+        self.changes.changed()

@@ -25,8 +25,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from broadcaster.backoff import backoff_delay
+from broadcaster.deps import SenderDeps
+from broadcaster.pipe import Outcome, ShardPipe
 from broadcaster.publishing import ConsumedRecord
-from broadcaster.sender import Outcome, SenderDeps, ShardPipe
 from common import topics
 from common.messages import ShardTask
 
@@ -238,6 +239,11 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                     continue
                 if outcome == "busy":
                     await self._pause(work, 0.5)
+                    continue
+                if outcome in ("unsettled", "conflict"):
+                    # run again after a pause: it looks its unsettled batches up first
+                    attempt += 1
+                    await self._pause(work, backoff_delay(attempt, 0.5, 10.0))
                     continue
                 if outcome == "held":
                     self._hold(work, pipe.held_until)

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broadcaster.control import Priority
 from broadcaster.dispatch import Dispatcher, Offsets, Work
-from broadcaster.sender import SenderDeps
+from broadcaster.deps import SenderDeps
 from common import topics
 from common.messages import ShardTask
 
