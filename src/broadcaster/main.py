@@ -21,21 +21,24 @@ from prometheus_client import start_http_server
 from broadcaster import control_feed
 from broadcaster.config import BroadcasterSettings
 from broadcaster.control import Control, Priority
+from broadcaster.deps import InFlight, SenderDeps, SendOptions
 from broadcaster.dispatch import Dispatcher
 from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.planner import Planner
+from broadcaster.planning_loop import consume_requests
 from broadcaster.providers.base import Provider
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
 from broadcaster.publishing import Publisher
 from broadcaster.quiet import QuietHours, next_brand_window
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
-from broadcaster.sender import SenderDeps, SendOptions
+from broadcaster.scheduler import poll_due
 from broadcaster.settling import Settler
 from broadcaster.store import Store
 from common import topics
 from common.collector import tune_collector
 from common.db import asyncpg_dsn, create_engine
 from common.kafka import create_consumer, create_producer
+from common.supervision import Job, supervise
 from common.tokens import TokenSigner
 from common.topics import ensure_topics
 
@@ -107,39 +110,29 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
     producer = create_producer(settings.kafka_bootstrap, "allim-broadcaster")
     await producer.start()
     publisher = Publisher(producer)
-    jobs: list[asyncio.Task[None]] = []
-    collecting: asyncio.Task[None] | None = None
+    jobs: dict[str, Job] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:
-            try:
-                if role in ("planner", "all"):
-                    jobs += await stack.enter_async_context(
-                        _planner(settings, store, publisher, metrics, stopping)
-                    )
-                if role in ("sender", "all"):
-                    jobs += await stack.enter_async_context(
-                        _senders(settings, store, publisher, metrics, stopping)
-                    )
-                logger.info("broadcaster running as %s", role)
-                collecting = tune_collector()
-                await asyncio.wait(
-                    [*jobs, asyncio.create_task(stopping.wait())],
-                    return_when=asyncio.FIRST_COMPLETED,
+            # every job ends before the clients it uses are closed, also after an error
+            if role in ("planner", "all"):
+                jobs |= await stack.enter_async_context(
+                    _planner(settings, store, publisher, metrics, stopping)
                 )
+            if role in ("sender", "all"):
+                jobs |= await stack.enter_async_context(
+                    _senders(settings, store, publisher, metrics, stopping)
+                )
+            logger.info("broadcaster running as %s", role)
+            collecting = tune_collector()
+            try:
+                status = await supervise(jobs, stopping)
             finally:
-                # every job ends before the clients it uses are closed, also after an error
-                stopping.set()
-                if collecting is not None:
-                    collecting.cancel()
-                await asyncio.gather(*jobs, return_exceptions=True)
+                collecting.cancel()
     finally:
         await producer.stop()
         await store.close()
-    failed = [t for t in jobs if not t.cancelled() and t.exception() is not None]
-    for task in failed:
-        logger.error("broadcaster job failed", exc_info=task.exception())
     logger.info("broadcaster stopped")
-    return 1 if failed else 0
+    return status
 
 
 @contextlib.asynccontextmanager
@@ -149,7 +142,7 @@ async def _planner(
     publisher: Publisher,
     metrics: BroadcasterMetrics,
     stopping: asyncio.Event,
-) -> AsyncIterator[list[asyncio.Task[None]]]:
+) -> AsyncIterator[dict[str, Job]]:
     planner = Planner(store, publisher, metrics, settings.broadcaster_shard_size)
     consumer = create_consumer(
         settings.kafka_bootstrap,
@@ -160,16 +153,15 @@ async def _planner(
     )
     await consumer.start()
     try:
-        yield [
-            asyncio.create_task(planner.consume(consumer, stopping)),
-            asyncio.create_task(
-                planner.due_forever(
-                    settings.broadcaster_due_poll_seconds,
-                    stopping,
-                    settings.broadcaster_stall_seconds,
-                )
+        yield {
+            "planner": lambda: consume_requests(planner, consumer, stopping),
+            "due poller": lambda: poll_due(
+                planner,
+                settings.broadcaster_due_poll_seconds,
+                settings.broadcaster_stall_seconds,
+                stopping,
             ),
-        ]
+        }
     finally:
         await consumer.stop()
 
@@ -181,7 +173,7 @@ async def _senders(
     publisher: Publisher,
     metrics: BroadcasterMetrics,
     stopping: asyncio.Event,
-) -> AsyncIterator[list[asyncio.Task[None]]]:
+) -> AsyncIterator[dict[str, Job]]:
     engine = create_engine(settings.database_url, pool_size=2)
     client = http_client(settings)
     provider = make_provider(settings, client)
@@ -197,7 +189,7 @@ async def _senders(
         priority=Priority(),
         metrics=metrics,
         signer=TokenSigner(settings.tracking_secret.get_secret_value().encode()),
-        in_flight=asyncio.Semaphore(settings.broadcaster_max_in_flight),
+        in_flight=InFlight(settings.broadcaster_max_in_flight),
         options=send_options(settings),
         held_until=quiet.held_until,
         brand_resume_at=next_brand_window,
@@ -220,20 +212,17 @@ async def _senders(
     await controls.start()
     await consumer.start()
     dispatcher = Dispatcher(consumer, deps, settings.broadcaster_shard_concurrency, stopping)
-    background = [
-        asyncio.create_task(control_feed.consume_forever(control, controls, publisher, stopping)),
-        asyncio.create_task(
-            control_feed.poll_forever(
-                control, store, settings.broadcaster_control_poll_seconds, stopping
-            )
-        ),
-    ]
     try:
-        yield [asyncio.create_task(dispatcher.run())]
+        yield {
+            "dispatcher": dispatcher.run,
+            "control consumer": lambda: control_feed.consume_forever(
+                control, controls, publisher, stopping
+            ),
+            "control poller": lambda: control_feed.poll_forever(
+                control, store, settings.broadcaster_control_poll_seconds, stopping
+            ),
+        }
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
         await consumer.stop()
         await controls.stop()
         await client.aclose()

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from common.messages import Audience, Button, Category
 
@@ -90,3 +91,39 @@ class Counters:
     targeted: int
     delivered: int
     failed: int
+
+
+# what planning an alert did: wrote its shards, published an earlier plan's unfinished ones
+# again, left it for its `send_at`, failed it as expired, or nothing (cancelled, finished, no
+# such alert)
+PlanOutcome = Literal[
+    "planned", "republished", "scheduled", "expired", "cancelled", "finished", "missing"
+]
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """An alert's row as the planner reads it, locked, to decide what planning does."""
+
+    status: str
+    send_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    """What planning one alert committed: its outcome, counters and the shards to publish."""
+
+    outcome: PlanOutcome
+    category: Category | None = None
+    counters: Counters | None = None
+    shards: tuple[int, ...] = ()  # shard numbers whose tasks go out (unfinished ones)
+
+
+@dataclass(frozen=True)
+class PendingShard:
+    """A shard of a sending alert that nobody started."""
+
+    alert_id: uuid.UUID
+    shard_no: int
+    category: Category

@@ -11,14 +11,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
 
-from broadcaster.records import AlertInfo, BatchRow, Counters, Settlement, ShardRow
-from common.messages import Audience, Button
+from broadcaster.records import (
+    AlertInfo,
+    AlertPlan,
+    BatchRow,
+    Counters,
+    PendingShard,
+    PlanOutcome,
+    PlanState,
+    Settlement,
+    ShardRow,
+)
+from common.messages import Audience, Button, Category
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +220,75 @@ class Store:
             list(alert_ids),
         )
         return {r["id"] for r in rows}
+
+    # -- planning -------------------------------------------------------------------------
+
+    async def plan_alert(
+        self,
+        alert_id: uuid.UUID,
+        shard_size: int,
+        decide: Callable[[PlanState], PlanOutcome],
+    ) -> AlertPlan:
+        """Plan one alert in one transaction, as `decide` says from its locked row.
+
+        "planned" writes the shards (ranges of `shard_size` active subscribers), `targeted`
+        and the status; "republished" reads the unfinished shards of an earlier plan;
+        "scheduled" and "expired" set the status. The alert's row is held `FOR UPDATE`
+        until the commit, so two planners of one alert take turns.
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                "SELECT status, category, audience::text AS audience, send_at, expires_at"
+                " FROM alerts WHERE id = $1 FOR UPDATE",
+                alert_id,
+            )
+            if row is None:
+                return AlertPlan("missing")
+            category: Category = row["category"]
+            outcome = decide(PlanState(row["status"], row["send_at"], row["expires_at"]))
+            if outcome == "planned":
+                audience = Audience.model_validate(orjson.loads(row["audience"]))
+                return await _write_plan(connection, alert_id, category, audience, shard_size)
+            if outcome == "republished":
+                return await _unfinished(connection, alert_id, category)
+            if outcome == "scheduled":
+                await connection.execute(
+                    "UPDATE alerts SET status = 'scheduled', updated_at = now()"
+                    " WHERE id = $1 AND status <> 'scheduled'",
+                    alert_id,
+                )
+            elif outcome == "expired":
+                row = await connection.fetchrow(
+                    "UPDATE alerts SET status = 'failed', status_reason = 'expired before it"
+                    " could be sent', updated_at = now() WHERE id = $1"
+                    " RETURNING status, targeted, delivered, failed",
+                    alert_id,
+                )
+                counters = Counters(
+                    row["status"], category, row["targeted"], row["delivered"], row["failed"]
+                )
+                return AlertPlan(outcome, category, counters)
+            return AlertPlan(outcome, category)
+
+    async def due_alerts(self, limit: int = 100) -> list[uuid.UUID]:
+        """The scheduled alerts whose `send_at` has come, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT id FROM alerts WHERE status = 'scheduled' AND send_at <= now()"
+            " ORDER BY send_at LIMIT $1",
+            limit,
+        )
+        return [r["id"] for r in rows]
+
+    async def claim_stalled(self, stall_seconds: float) -> list[PendingShard]:
+        """Pending shards of sending alerts untouched for `stall_seconds`; touched now."""
+        rows = await self.pool.fetch(
+            "UPDATE shards s SET updated_at = now() FROM alerts a"
+            " WHERE a.id = s.alert_id AND a.status = 'sending' AND s.status = 'pending'"
+            " AND s.updated_at < now() - make_interval(secs => $1)"
+            " RETURNING s.alert_id, s.shard_no, a.category",
+            stall_seconds,
+        )
+        return [PendingShard(r["alert_id"], r["shard_no"], r["category"]) for r in rows]
 
     # -- shards ---------------------------------------------------------------------------
 
@@ -482,6 +561,80 @@ class Store:
             *held,
         )
         return {r[0] for r in rows}
+
+
+async def _walk_shards(
+    connection: asyncpg.Connection, audience: Audience, shard_size: int
+) -> list[tuple[int, int, int]]:
+    """The audience as ranges `(first_id, last_id, count)` of `shard_size` active subscribers.
+
+    One statement steps from boundary to boundary (each the `shard_size`-th subscriber after
+    the last), rather than a round trip per shard; a second counts the rest.
+    """
+    conditions, params = audience_filter(audience, 2)
+    boundaries = (
+        "WITH RECURSIVE walk(last) AS (SELECT 0::bigint UNION ALL SELECT"
+        " (SELECT id FROM subscribers WHERE status = 'active' AND id > walk.last"
+        f"{conditions} ORDER BY id OFFSET $1 LIMIT 1) FROM walk WHERE walk.last IS NOT NULL)"
+        " SELECT last FROM walk WHERE last > 0 ORDER BY last"
+    )
+    rest = (
+        "SELECT count(*) AS n, max(id) AS last FROM subscribers"
+        f" WHERE status = 'active' AND id > $1{conditions}"
+    )
+    ranges: list[tuple[int, int, int]] = []
+    after = 0
+    for row in await connection.fetch(boundaries, shard_size - 1, *params):
+        ranges.append((after + 1, row["last"], shard_size))
+        after = row["last"]
+    row = await connection.fetchrow(rest, after, *params)
+    if row["n"]:
+        ranges.append((after + 1, row["last"], row["n"]))
+    return ranges
+
+
+async def _write_plan(
+    connection: asyncpg.Connection,
+    alert_id: uuid.UUID,
+    category: Category,
+    audience: Audience,
+    shard_size: int,
+) -> AlertPlan:
+    """The alert's shards, `targeted` and status written: `sending`, or `completed` when
+    nobody is in its audience."""
+    ranges = await _walk_shards(connection, audience, shard_size)
+    targeted = sum(count for _, _, count in ranges)
+    await connection.executemany(
+        "INSERT INTO shards (alert_id, shard_no, first_id, last_id) VALUES ($1, $2, $3, $4)",
+        [(alert_id, no, first, last) for no, (first, last, _) in enumerate(ranges)],
+    )
+    status = "sending" if ranges else "completed"
+    await connection.execute(
+        "UPDATE alerts SET status = $2::varchar, targeted = $3, started_at = now(),"
+        " updated_at = now(), completed_at = CASE WHEN $2::varchar = 'completed' THEN now()"
+        " END WHERE id = $1",
+        alert_id,
+        status,
+        targeted,
+    )
+    counters = Counters(status, category, targeted, 0, 0)
+    return AlertPlan("planned", category, counters, tuple(range(len(ranges))))
+
+
+async def _unfinished(
+    connection: asyncpg.Connection, alert_id: uuid.UUID, category: Category
+) -> AlertPlan:
+    """An earlier plan of a sending alert: its counters and its shards not done or cancelled."""
+    rows = await connection.fetch(
+        "SELECT shard_no FROM shards WHERE alert_id = $1"
+        " AND status NOT IN ('done', 'cancelled') ORDER BY shard_no",
+        alert_id,
+    )
+    row = await connection.fetchrow(
+        "SELECT status, targeted, delivered, failed FROM alerts WHERE id = $1", alert_id
+    )
+    counters = Counters(row["status"], category, row["targeted"], row["delivered"], row["failed"])
+    return AlertPlan("republished", category, counters, tuple(r["shard_no"] for r in rows))
 
 
 def _alert(row: asyncpg.Record) -> AlertInfo:

@@ -21,7 +21,6 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from analytics.report import render_report
 from cli.admin import SubParsers, run_migrations
 from cli.processes import Service, ServiceGroup, free_port
 from cli.stats import fetch_rollup
@@ -29,6 +28,7 @@ from common.config import CommonSettings
 from common.db import create_engine, session_factory
 from common.topics import ensure_topics
 from gateway.auth import create_key
+from reports.terminal import percent, render_report
 
 # Suwon's four districts, and interests an operator may target
 DISTRICTS = ("장안구", "권선구", "팔달구", "영통구")
@@ -209,7 +209,7 @@ def follow_reads(console: Console, gateway: str, sandbox: str, key: str, alert_i
             pending = poll_json(f"{sandbox}/_sandbox/stats")["totals"]["taps_pending"]
             readers = rollup.readers
             line = (
-                f"Readers {readers:,}  read rate {rollup.read_rate:.1%}  "
+                f"Readers {readers:,}  read rate {percent(rollup.read_rate)}  "
                 f"forwarded {rollup.forwarded_readers:,}  taps still to come {pending:,}"
             )
             status_line.update(line)

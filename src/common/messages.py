@@ -61,13 +61,17 @@ class AlertControl(Message):
 
 
 class ShardTask(Message):
-    """A keyset range of one alert's audience, on `broadcast.shards(.urgent)`."""
+    """One planned shard of an alert to send, on `broadcast.shards(.urgent)`.
+
+    The shard's range and progress are in its row, which the sender reads when it starts.
+    """
+
+    # tasks published before a deploy carry fields dropped since (the shard's range and
+    # count): they are read as they are, not dead-lettered
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     alert_id: uuid.UUID
     shard_no: int
-    shard_count: int
-    first_id: int
-    last_id: int
     category: Category
 
 
@@ -134,6 +138,6 @@ class AlertStatsData(Message):
     first_readers: int
     forwarded_readers: int
     taps: int
-    read_rate: float
+    read_rate: float | None  # reports.figures.read_rate: null before any delivery
     forward_rate: float
     updated_at: datetime

@@ -12,8 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from broadcaster.metrics import BroadcasterMetrics
-from broadcaster.planner import Planner
+from broadcaster.planner import Planner, decide
 from broadcaster.publishing import Publisher
+from broadcaster.records import PlanState
 from broadcaster.store import Store
 from common import topics
 from common.messages import Audience, ShardTask
@@ -74,8 +75,10 @@ async def test_the_audience_is_split_into_keyset_shards_and_published(
     row = await store.pool.fetchrow("SELECT status, targeted FROM alerts WHERE id = $1", alert_id)
     assert (row["status"], row["targeted"]) == ("sending", 1_050)
     tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
-    assert sorted((t.shard_no, t.first_id, t.last_id, t.shard_count) for t in tasks) == [
-        (no, first, last, 3) for no, first, last in planned
+    assert sorted((t.shard_no, t.category) for t in tasks) == [
+        (0, "public"),
+        (1, "public"),
+        (2, "public"),
     ]
 
 
@@ -250,3 +253,72 @@ async def test_a_shard_nobody_started_is_published_again(
 
     tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
     assert sorted(t.shard_no for t in tasks) == [0, 1, 1]
+
+
+async def test_a_plan_committed_but_never_published_goes_out_on_the_redelivered_request(
+    planner: Planner, kit: Any, store: Store, kafka_topics: str
+) -> None:
+    people = await kit.seed(1_050)
+    alert_id = await kit.create_alert(people.audience)
+    # what a planner that died between its commit and its publish left: shards, no tasks
+    written = await store.plan_alert(alert_id, 500, lambda state: decide(state, datetime.now(UTC)))
+    assert (written.outcome, written.shards) == ("planned", (0, 1, 2))
+    await store.pool.execute(
+        "UPDATE shards SET status = 'done' WHERE alert_id = $1 AND shard_no = 0", alert_id
+    )
+
+    assert await planner.plan(alert_id) == "republished"
+
+    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
+    assert sorted(t.shard_no for t in tasks) == [1, 2]
+    started = await lifecycle_ids(kafka_topics, alert_id)
+    assert started == [f"{alert_id}:started"]
+
+
+async def lifecycle_ids(bootstrap: str, alert_id: uuid.UUID) -> list[str]:
+    """The ids of the alert's lifecycle events (read from the start)."""
+    consumer = AIOKafkaConsumer(
+        topics.ALERT_EVENTS,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        found: list[str] = []
+        idle = 0
+        while idle < 3:
+            batches = await consumer.getmany(timeout_ms=300)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                found += [
+                    dict(r.headers)["ce_id"].decode()
+                    for r in records
+                    if r.key and r.key.decode() == str(alert_id)
+                ]
+        return found
+    finally:
+        await consumer.stop()
+
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "send_at", "expires_at", "outcome"),
+    [
+        ("queued", None, None, "planned"),
+        ("queued", NOW + timedelta(minutes=1), None, "scheduled"),
+        ("scheduled", NOW, None, "planned"),
+        ("queued", None, NOW, "expired"),
+        ("scheduled", NOW + timedelta(minutes=1), NOW, "expired"),
+        ("sending", None, None, "republished"),
+        ("cancelled", None, None, "cancelled"),
+        ("completed", None, None, "finished"),
+        ("failed", None, None, "finished"),
+    ],
+)
+def test_what_planning_does_follows_from_the_alert_s_row(
+    status: str, send_at: datetime | None, expires_at: datetime | None, outcome: str
+) -> None:
+    assert decide(PlanState(status, send_at, expires_at), NOW) == outcome
