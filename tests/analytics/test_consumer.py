@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
+from tests.waiting import eventually
 
 from analytics.consumer import Aggregator
 from analytics.metrics import AnalyticsMetrics
@@ -59,6 +60,7 @@ class ScriptedConsumer:
     committed: list[dict[TopicPartition, int]] = field(default_factory=list)
     all_committed: asyncio.Event = field(default_factory=asyncio.Event)
     end: int = 100  # the offset after the last scripted record
+    handed_out: int = 0  # records returned by getmany so far
 
     async def getmany(
         self, timeout_ms: int = 0, max_records: int | None = None
@@ -70,6 +72,7 @@ class ScriptedConsumer:
         if max_records is not None and len(poll) > max_records:
             self.polls.appendleft(poll[max_records:])
             poll = poll[:max_records]
+        self.handed_out += len(poll)
         return {PARTITION: poll}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -98,7 +101,12 @@ class Changes:
         pass
 
 
-async def _run(consumer: ScriptedConsumer, store: HeldStore, max_batch: int) -> None:
+async def _run(
+    consumer: ScriptedConsumer, store: HeldStore, max_batch: int, taken_while_held: int
+) -> None:
+    """Run the loop, holding its first transaction until it has taken `taken_while_held`
+    records (the first poll's included): records handed to the loop while the transaction
+    is held are in the next one, whenever it is released."""
     aggregator = Aggregator(
         consumer,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]  # no poison here: nothing is dead-lettered
@@ -111,16 +119,12 @@ async def _run(consumer: ScriptedConsumer, store: HeldStore, max_batch: int) -> 
     stop = asyncio.Event()
     running = asyncio.create_task(aggregator.run(stop))
     # the first transaction is held while the next polls arrive
-    await asyncio.wait_for(store.started.wait(), 5)
-    # until every poll was taken, or the loop waits for the held one with a full batch
-    for _ in range(50):
-        if not consumer.polls:
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(store.started.wait(), 30)
+    await eventually(lambda: consumer.handed_out == taken_while_held, what="taken")
+    assert store.transactions == [list(range(10))]  # still the first one only
     store.release.set()
-    await asyncio.wait_for(consumer.all_committed.wait(), 5)
-    await asyncio.sleep(0.1)
+    # every record was applied and committed: nothing is left for another transaction
+    await asyncio.wait_for(consumer.all_committed.wait(), 30)
     stop.set()
     await running
 
@@ -130,7 +134,7 @@ async def test_polls_arriving_while_a_transaction_runs_are_applied_together() ->
     consumer = ScriptedConsumer(deque([records[:10], records[10:40], records[40:100]]))
     store = HeldStore()
 
-    await _run(consumer, store, max_batch=1000)
+    await _run(consumer, store, max_batch=1000, taken_while_held=100)
 
     # the first poll alone, then everything that came while it was held, in one transaction
     assert store.transactions == [list(range(10)), list(range(10, 100))]
@@ -142,7 +146,8 @@ async def test_a_transaction_never_takes_more_than_max_batch_records() -> None:
     consumer = ScriptedConsumer(deque([records[:10], records[10:100]]))
     store = HeldStore()
 
-    await _run(consumer, store, max_batch=40)
+    # the next 40 fill the next transaction: the loop waits for the held one with them
+    await _run(consumer, store, max_batch=40, taken_while_held=50)
 
     assert store.transactions == [
         list(range(10)),

@@ -10,8 +10,11 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from tests.waiting import caught_up, eventually
 
+from analytics.consumer import SUBSCRIBED
 from cli.processes import Service, free_port
+from common.topics import partitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,10 +38,10 @@ def _consumer(database_url: str, bootstrap: str, group: str, log: Path) -> Servi
     )
 
 
-async def _wait_for(condition: Any, seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        while not await condition():  # noqa: ASYNC110 (polling the database, no event to await)
-            await asyncio.sleep(0.1)
+async def _applied_to_the_end(bootstrap: str, group: str) -> None:
+    """Wait until the group committed the end of every analytics partition: the consumer
+    commits after its transaction, so every record published so far is applied."""
+    await caught_up(bootstrap, group, partitions(*SUBSCRIBED), 90)
 
 
 def _duplicates_skipped(metrics_url: str) -> float:
@@ -71,7 +74,7 @@ async def test_sigkill_mid_stream_then_restart_counts_every_event_exactly_once(
             done = await streams.rollups(pool, stream.alerts)
             return sum(e.taps for e in done.values()) > 300
 
-        await _wait_for(some_applied, 60)
+        await eventually(some_applied, 60, what="some applied")
         first.kill()
     finally:
         first.stop()
@@ -84,13 +87,7 @@ async def test_sigkill_mid_stream_then_restart_counts_every_event_exactly_once(
     try:
         await asyncio.to_thread(second.wait_ready, 60)
 
-        async def all_applied() -> bool:
-            done = await streams.rollups(pool, stream.alerts)
-            return all(a in done and done[a].taps >= stream.expected[a].taps for a in stream.alerts)
-
-        await _wait_for(all_applied, 90)
-        # a little longer: anything double counted would show up now
-        await asyncio.sleep(2)
+        await _applied_to_the_end(kafka_topics, group)
         assert await streams.rollups(pool, stream.alerts) == stream.expected
         # the restarted consumer did meet events it had to recognise and skip
         assert second.ready_url is not None
@@ -132,12 +129,7 @@ async def test_consumers_joining_and_leaving_mid_stream_count_every_event_exactl
         assert await asyncio.to_thread(first.stop) == 0, first.tail()
         await streams.publish(producer, items[2 * third :])
 
-        async def all_applied() -> bool:
-            done = await streams.rollups(pool, stream.alerts)
-            return all(a in done and done[a].taps >= stream.expected[a].taps for a in stream.alerts)
-
-        await _wait_for(all_applied, 90)
-        await asyncio.sleep(2)
+        await _applied_to_the_end(kafka_topics, group)
         assert await streams.rollups(pool, stream.alerts) == stream.expected
     finally:
         first.stop()
