@@ -73,7 +73,7 @@ class AnalyticsMetrics:
         )
         self.read_rate = Gauge(
             "allim_alert_read_rate",
-            "Readers / delivered of a recent alert",
+            "Readers / delivered of a recent alert; absent before its first delivery",
             ["alert_id"],
             registry=r,
         )
@@ -106,7 +106,8 @@ class AnalyticsMetrics:
     def show(self, snapshot: AlertStatsData) -> None:
         """Set the gauges of one alert, dropping the least recently changed beyond the limit."""
         alert = str(snapshot.alert_id)
-        self.read_rate.labels(alert).set(snapshot.read_rate)
+        if snapshot.read_rate is not None:  # none before the first delivery
+            self.read_rate.labels(alert).set(snapshot.read_rate)
         self.alert_readers.labels(alert).set(snapshot.readers)
         self.alert_delivered.labels(alert).set(snapshot.delivered)
         self._shown[alert] = None

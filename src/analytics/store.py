@@ -17,7 +17,7 @@ Definitions (per alert):
 - first_readers: links (one per subscriber) that were opened, i.e. tokens with a first reader.
 - forwarded_readers: readers whose first tap of the alert was on a link whose first reader is
   someone else: people the alert reached through a forward.
-- read_rate = readers / delivered; forward_rate = forwarded_readers / readers.
+read_rate and forward_rate are defined once, in `reports.figures`, for every view.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import orjson
 from analytics.records import Decoded, Delivery, Lifecycle
 from common import events
 from common.messages import AlertStatsData
+from reports.figures import forward_rate, read_rate
 
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS analytics_ids (
@@ -199,11 +200,6 @@ class Applied:
     alerts: dict[uuid.UUID, AlertDelta] = field(default_factory=dict)
 
 
-def ratio(part: int, whole: int) -> float:
-    """`part / whole`, 0.0 when `whole` is 0."""
-    return part / whole if whole else 0.0
-
-
 async def prepare_connection(connection: asyncpg.Connection) -> None:
     """Create the session's temporary tables (a pool's `init` callback)."""
     await connection.execute(TEMP_TABLES)
@@ -364,8 +360,8 @@ class RollupStore:
                 first_readers=r["first_readers"],
                 forwarded_readers=r["forwarded_readers"],
                 taps=r["taps"],
-                read_rate=ratio(r["readers"], r["delivered"]),
-                forward_rate=ratio(r["forwarded_readers"], r["readers"]),
+                read_rate=read_rate(r["readers"], r["delivered"]),
+                forward_rate=forward_rate(r["forwarded_readers"], r["readers"]),
                 updated_at=r["updated_at"],
             )
             for r in rows

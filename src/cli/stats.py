@@ -3,7 +3,7 @@
 `allim stats ID` asks the gateway (`GET /v1/alerts/{id}/stats`, a viewer key) by default,
 so an operator needs nothing but the gateway's URL and a key; `--database` reads the
 rollup straight from PostgreSQL (ALLIM_DATABASE_URL) for when the gateway is not running,
-as at the end of `make demo`. Both print the same summary (`analytics.report`).
+as at the end of `make demo`. Both print the same summary (`reports.terminal`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from rich.markup import escape
 
 from analytics.config import load_settings
 from analytics.main import serve
-from analytics.report import render_report
-from analytics.rollups import AlertRollup, load_rollup
 from common.config import CommonSettings
 from common.db import create_engine, session_factory
 from common.logs import configure_logging
+from reports.rollups import AlertRollup, load_rollup
+from reports.terminal import render_report
 
 SubParsers = Any  # argparse's private _SubParsersAction
 

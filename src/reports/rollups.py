@@ -1,9 +1,9 @@
 """An alert's rollup as operators read it: the numbers, the rates and the reads per minute.
 
 `load_rollup` is what `GET /v1/alerts/{id}/stats` answers and what `allim stats ID
---database` prints; it reads `alert_stats` (written by the analytics consumer) and falls
-back on `alerts` (written by the gateway and the broadcaster) for what analytics has not
-seen yet, so an alert that was just accepted already has a rollup of zeros.
+--database` prints. The counts come from `alert_stats` (written by the analytics consumer),
+or are zeros for an alert analytics has not seen yet; status, audience and times are
+`reports.figures.progress`, the rates `reports.figures`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analytics.store import ratio
 from common.models import Alert, AlertReadsMinute, AlertStats
+from reports.figures import forward_rate, progress, read_rate
 
 # the series covers the first day of an alert: that is when it is read
 MAX_SERIES_MINUTES = 24 * 60
@@ -47,8 +47,10 @@ class AlertRollup(BaseModel):
         description="Readers whose first tap was on a link someone else had opened first."
     )
     taps: int = Field(description="Every tap on the alert's links.")
-    read_rate: float = Field(description="readers / delivered; passes 1.0 through forwards.")
-    forward_rate: float = Field(description="forwarded_readers / readers.")
+    read_rate: float | None = Field(
+        description="readers / delivered (may pass 1.0 through forwards); null before any delivery."
+    )
+    forward_rate: float = Field(description="forwarded_readers / readers; 0 before any reader.")
     started_at: datetime | None
     completed_at: datetime | None
     duration_seconds: float | None = Field(
@@ -82,6 +84,8 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
         .limit(MAX_SERIES_MINUTES)
     )
     series = [MinuteReads(minute=r.minute, reads=r.reads, new_readers=r.new_readers) for r in rows]
+    # analytics' counts alone: an alert it has not counted yet has no read rate
+    rate = read_rate(stats.readers, stats.delivered) if stats else None
     if stats is None:
         assert alert is not None
         stats = AlertStats(
@@ -96,17 +100,17 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
             forwarded_readers=0,
             taps=0,
         )
-    # the alerts row is written by the broadcaster itself: it wins over the lifecycle events
-    started = (alert.started_at if alert else None) or stats.started_at or stats.first_delivery_at
-    completed = (alert.completed_at if alert else None) or stats.completed_at
+    broadcast = progress(alert, stats)
+    started = broadcast.started_at or stats.first_delivery_at
+    completed = broadcast.completed_at
     duration = _duration(started, completed or stats.last_delivery_at)
     sent = stats.delivered + stats.failed
     return AlertRollup(
         alert_id=alert_id,
         title=alert.title if alert else None,
         category=stats.category or (alert.category if alert else None),
-        status=alert.status if alert else stats.status,
-        targeted=max(stats.targeted, alert.targeted if alert else 0),
+        status=broadcast.status,
+        targeted=broadcast.targeted,
         delivered=stats.delivered,
         failed=stats.failed,
         failed_by_reason={str(k): int(v) for k, v in stats.failed_by_reason.items()},
@@ -114,8 +118,8 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
         first_readers=stats.first_readers,
         forwarded_readers=stats.forwarded_readers,
         taps=stats.taps,
-        read_rate=ratio(stats.readers, stats.delivered),
-        forward_rate=ratio(stats.forwarded_readers, stats.readers),
+        read_rate=rate,
+        forward_rate=forward_rate(stats.forwarded_readers, stats.readers),
         started_at=started,
         completed_at=completed,
         duration_seconds=duration,

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from analytics.rollups import AlertRollup, MinuteReads
+from reports.rollups import AlertRollup, MinuteReads
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 CHART_HEIGHT = 8
@@ -19,8 +19,9 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
-def _percent(value: float) -> str:
-    return f"{value * 100:.1f}%"
+def percent(value: float | None) -> str:
+    """A rate as a percentage with one decimal, "-" when there is none yet."""
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -81,9 +82,9 @@ def render_report(rollup: AlertRollup, console: Console) -> None:
         ("messages/s", rate),
         ("readers", _number(rollup.readers)),
         ("links opened", _number(rollup.first_readers)),
-        ("forwarded readers", f"{rollup.forwarded_readers:,} ({_percent(rollup.forward_rate)})"),
+        ("forwarded readers", f"{rollup.forwarded_readers:,} ({percent(rollup.forward_rate)})"),
         ("taps", _number(rollup.taps)),
-        ("read rate", _percent(rollup.read_rate)),
+        ("read rate", percent(rollup.read_rate)),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -10,21 +10,22 @@ from prometheus_client import generate_latest
 from analytics.metrics import AnalyticsMetrics
 from analytics.store import AlertDelta, Applied
 from common.messages import AlertStatsData
+from reports.figures import read_rate
 
 
-def _snapshot(alert: uuid.UUID, readers: int) -> AlertStatsData:
+def _snapshot(alert: uuid.UUID, readers: int, delivered: int = 100) -> AlertStatsData:
     return AlertStatsData(
         alert_id=alert,
         category="public",
         targeted=100,
-        delivered=100,
+        delivered=delivered,
         failed=0,
         failed_by_reason={},
         readers=readers,
         first_readers=readers,
         forwarded_readers=0,
         taps=readers,
-        read_rate=readers / 100,
+        read_rate=read_rate(readers, delivered),
         forward_rate=0.0,
         updated_at=datetime.now(UTC),
     )
@@ -43,6 +44,20 @@ def test_only_the_most_recently_changed_alerts_keep_gauges() -> None:
     assert f'allim_alert_readers{{alert_id="{a}"}} 30.0' in text
     assert f'allim_alert_read_rate{{alert_id="{c}"}} 0.4' in text
     assert str(b) not in text
+
+
+def test_an_alert_without_a_delivery_has_no_read_rate_gauge() -> None:
+    metrics = AnalyticsMetrics()
+    alert = uuid.UUID(int=1)
+    metrics.show(_snapshot(alert, 1, delivered=0))
+
+    text = generate_latest(metrics.registry).decode()
+    assert f'allim_alert_readers{{alert_id="{alert}"}} 1.0' in text
+    assert f'allim_alert_read_rate{{alert_id="{alert}"}}' not in text
+
+    metrics.show(_snapshot(alert, 1, delivered=4))
+    text = generate_latest(metrics.registry).decode()
+    assert f'allim_alert_read_rate{{alert_id="{alert}"}} 0.25' in text
 
 
 def test_counters_add_deltas_by_category_and_kind() -> None:

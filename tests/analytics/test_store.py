@@ -124,6 +124,21 @@ async def test_deliveries_and_lifecycle_fill_the_rollup(
     assert snapshot.forward_rate == 0.0
 
 
+async def test_a_snapshot_has_no_read_rate_before_any_delivery(
+    store: RollupStore, facts: Any
+) -> None:
+    alert = uuid.uuid4()
+    # the tap's batch has not reached analytics yet (another partition, another topic)
+    await store.apply(
+        facts.decoded(facts.lifecycle(alert, "started", 10), facts.tap(alert, 1, "a"))
+    )
+
+    (snapshot,) = await store.snapshots([alert])
+    assert (snapshot.delivered, snapshot.readers) == (0, 1)
+    assert snapshot.read_rate is None
+    assert snapshot.forward_rate == 0.0
+
+
 async def test_reads_per_minute(store: RollupStore, pool: asyncpg.Pool, facts: Any) -> None:
     alert = uuid.uuid4()
     t0 = facts.delivery(alert, 0, 1).time

@@ -89,12 +89,57 @@ async def test_an_alert_analytics_has_not_seen_yet_has_a_rollup_of_zeros(
         "queued",
         "public",
     )
+    # no delivery counted yet: no read rate, as GET /v1/alerts/{id} says
     assert (body["delivered"], body["readers"], body["read_rate"], body["series"]) == (
         0,
         0,
-        0.0,
+        None,
         [],
     )
+
+
+async def test_the_stats_and_the_alert_show_one_status_and_one_read_rate(
+    client: httpx.AsyncClient, viewer: dict[str, str], engine: AsyncEngine
+) -> None:
+    alert = uuid.uuid4()
+    async with session_factory(engine)() as session:
+        session.add(
+            Alert(
+                id=alert,
+                title="정전 안내",
+                body="오후 2시부터 정전됩니다.",
+                category="public",
+                audience={"all": True},
+                status="cancelled",
+                targeted=1000,
+                started_at=T0,
+            )
+        )
+        # analytics saw the `sending` event published before the cancel, and taps on links
+        # whose batches it has not counted yet
+        session.add(
+            AlertStats(
+                alert_id=alert, category="public", targeted=1000, readers=3, status="sending"
+            )
+        )
+        await session.commit()
+
+    async def both() -> tuple[dict[str, object], dict[str, object]]:
+        shown = await client.get(f"/v1/alerts/{alert}", headers=viewer)
+        stats = await client.get(f"/v1/alerts/{alert}/stats", headers=viewer)
+        assert (shown.status_code, stats.status_code) == (200, 200)
+        return shown.json(), stats.json()
+
+    shown, stats = await both()
+    assert shown["status"] == stats["status"] == "cancelled"
+    assert shown["read_rate"] is None and stats["read_rate"] is None
+
+    async with session_factory(engine)() as session, session.begin():
+        row = await session.get(AlertStats, alert)
+        assert row is not None
+        row.delivered = 4
+    shown, stats = await both()
+    assert shown["read_rate"] == stats["read_rate"] == 0.75
 
 
 async def test_an_unknown_alert_is_a_404_problem(

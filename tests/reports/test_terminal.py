@@ -1,21 +1,15 @@
-"""The terminal report and `allim stats ID`."""
+"""The terminal summary of an alert: its table of numbers and its chart of reads."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from rich.console import Console
 
-from analytics.report import BLOCKS, reads_chart, render_report
-from analytics.rollups import AlertRollup, MinuteReads
-from analytics.store import RollupStore
-from cli.main import main
-from cli.processes import free_port
+from reports.rollups import AlertRollup, MinuteReads
+from reports.terminal import BLOCKS, reads_chart, render_report
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -92,48 +86,8 @@ def test_the_report_shows_the_numbers_operators_ask_for() -> None:
         assert expected in text, expected
 
 
-def test_stats_refuses_a_malformed_id(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["stats", "not-an-id", "--api-key", "k"]) == 1
-    assert "'not-an-id' is not an alert id" in capsys.readouterr().err
-
-
-def test_stats_says_when_the_gateway_does_not_answer(capsys: pytest.CaptureFixture[str]) -> None:
-    gateway = f"http://127.0.0.1:{free_port()}"
-    assert main(["stats", str(uuid.uuid4()), "--gateway", gateway, "--api-key", "k"]) == 1
-    assert f"The gateway at '{gateway}' did not answer" in capsys.readouterr().err
-
-
-@pytest.fixture
-async def applied_alert(store: RollupStore, facts: Any) -> AsyncIterator[uuid.UUID]:
-    """An alert with one delivered batch and three taps applied."""
-    alert = uuid.uuid4()
-    await store.apply(
-        facts.decoded(
-            facts.delivery(alert, 0, 4),
-            facts.tap(alert, 1, "a"),
-            facts.tap(alert, 1, "b"),
-            facts.tap(alert, 2, "c"),
-        )
-    )
-    yield alert
-
-
-@pytest.mark.integration
-def test_stats_from_the_database(
-    applied_alert: uuid.UUID,
-    database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("ALLIM_DATABASE_URL", database_url)
-    assert main(["stats", str(applied_alert), "--database", "--json"]) == 0
-    body = json.loads(capsys.readouterr().out)
-    assert (body["delivered"], body["readers"], body["forwarded_readers"]) == (4, 3, 1)
-    assert body["read_rate"] == 0.75
-
-    assert main(["stats", str(applied_alert), "--database"]) == 0
-    assert "75.0%" in capsys.readouterr().out
-
-    unknown = uuid.uuid4()
-    assert main(["stats", str(unknown), "--database"]) == 1
-    assert f"Alert '{unknown}' is unknown." in capsys.readouterr().err
+def test_a_read_rate_before_any_delivery_is_a_dash() -> None:
+    console = Console(record=True, width=100)
+    render_report(_rollup(delivered=0, readers=0, read_rate=None, series=[]), console)
+    (line,) = [line for line in console.export_text().splitlines() if "read rate" in line]
+    assert line.strip("│ ").split() == ["read", "rate", "-"]

@@ -31,6 +31,7 @@ from gateway.schemas import (
     AlertStatus,
 )
 from gateway.state import GatewayState
+from reports.figures import read_rate
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -315,7 +316,7 @@ async def _load(session: AsyncSession, alert_id: uuid.UUID) -> AlertPublic:
 
 
 def _public(alert: Alert, readers: int | None, stats_delivered: int | None) -> AlertPublic:
-    read_rate = readers / stats_delivered if readers is not None and stats_delivered else None
+    # no alert_stats row yet: no readers (null), and no delivery counted, so no read rate
     return AlertPublic(
         id=alert.id,
         status=cast(AlertStatus, alert.status),
@@ -336,7 +337,7 @@ def _public(alert: Alert, readers: int | None, stats_delivered: int | None) -> A
         failed=alert.failed,
         pending=max(alert.targeted - alert.delivered - alert.failed, 0),
         readers=readers,
-        read_rate=read_rate,
+        read_rate=read_rate(readers or 0, stats_delivered or 0),
         cap_identifier=alert.cap_identifier,
     )
 

@@ -1,4 +1,4 @@
-"""Alert statistics: the analytics rollup and the reads-per-minute series (viewer role)."""
+"""Alert statistics: the rollup and the reads-per-minute series of the read model (viewer role)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import uuid
 
 from fastapi import APIRouter
 
-from analytics.rollups import AlertRollup, load_rollup
 from common.problems import PROBLEM_JSON, Problem
 from gateway.deps import SessionDep, ViewerDep
+from reports.rollups import AlertRollup, load_rollup
 
 router = APIRouter(prefix="/v1", tags=["stats"])
 

@@ -1,0 +1,54 @@
+"""An alert's status and rates, each defined once for every view of the alert.
+
+The gateway (`GET /v1/alerts/{id}` and its `/stats`), the CLI (`allim stats`) and analytics
+(the `alerts.stats` snapshots and the per-alert gauges) all take them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from common.models import Alert, AlertStats
+
+
+def read_rate(readers: int, delivered: int) -> float | None:
+    """`readers / delivered`, None before any delivery; forwards can take it past 1.0.
+
+    Both counts are analytics' (`alert_stats`): the readers and the deliveries they read are
+    counted by one consumer, so the rate never divides one service's count by another's.
+    """
+    return readers / delivered if delivered else None
+
+
+def forward_rate(forwarded_readers: int, readers: int) -> float:
+    """`forwarded_readers / readers`, 0.0 before any reader."""
+    return forwarded_readers / readers if readers else 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an alert's broadcast stands: its status, its audience, when it began and ended."""
+
+    status: str | None
+    targeted: int
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+def progress(alert: Alert | None, stats: AlertStats | None) -> Progress:
+    """The alerts row's status, audience and times; analytics' copy of the lifecycle events
+    only where there is no row, or the row has no time yet."""
+    # the gateway and the broadcaster write the row themselves (the gateway's `cancelled` is
+    # final there), and the lifecycle events are published after it commits: they can only
+    # lag behind it, never lead
+    if alert is None:
+        if stats is None:
+            return Progress(None, 0, None, None)
+        return Progress(stats.status, stats.targeted, stats.started_at, stats.completed_at)
+    return Progress(
+        status=alert.status,
+        targeted=alert.targeted,
+        started_at=alert.started_at or (stats.started_at if stats else None),
+        completed_at=alert.completed_at or (stats.completed_at if stats else None),
+    )
