@@ -17,14 +17,30 @@ the settling itself: a batch's request slot is free once its answer is in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from broadcaster.publishing import Publisher
+from broadcaster.clock import Clock, LoopClock
 from broadcaster.records import Settlement
-from broadcaster.store import Store
+
+
+class DeliveryPublisher(Protocol):
+    """Where a group's delivery events go (`Publisher`)."""
+
+    async def deliveries(self, batches: Sequence[dict[str, Any]]) -> None:
+        """Hand every event to the producer and wait for all their acknowledgements."""
+        ...
+
+
+class SettlementStore(Protocol):
+    """Where a group is settled (`Store`)."""
+
+    async def settle(self, alert_id: uuid.UUID, group: Sequence[Settlement]) -> set[str]:
+        """Settle the group in one statement; the ids of the batches not settled before."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -32,19 +48,28 @@ class _Pending:
     settlement: Settlement
     event: dict[str, Any]
     settled: asyncio.Future[bool]
-    arrived: float  # loop time
+    arrived: float  # clock time
 
 
 class Settler:
     """Settles the batches of every shard pipe of a sender process."""
 
     def __init__(
-        self, store: Store, publisher: Publisher, max_group: int = 64, window: float = 0.0
+        self,
+        store: SettlementStore,
+        publisher: DeliveryPublisher,
+        *,
+        window: float,
+        max_group: int = 64,
+        clock: Clock | None = None,
     ) -> None:
+        if window < 0 or max_group < 1:
+            raise ValueError(f"Settle window {window} s and group of {max_group} make no sense.")
         self._store = store
         self._publisher = publisher
         self._max_group = max_group
         self._window = window
+        self._clock = clock or LoopClock()
         self._pending: deque[_Pending] = deque()
         self._settling: asyncio.Task[None] | None = None
         self._filled = asyncio.Event()  # set when `max_group` batches wait
@@ -55,9 +80,8 @@ class Settler:
         Raises what publishing or the statement raised; the batch then stays unsettled (its
         row `sending`), to be looked up when its shard runs again.
         """
-        loop = asyncio.get_running_loop()
-        settled = loop.create_future()
-        self._pending.append(_Pending(settlement, event, settled, loop.time()))
+        settled = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(settlement, event, settled, self._clock.now()))
         if len(self._pending) >= self._max_group:
             self._filled.set()
         if self._settling is None:
@@ -98,10 +122,9 @@ class Settler:
         if len(self._pending) >= self._max_group:
             return
         self._filled.clear()
-        remaining = self._pending[0].arrived + self._window - asyncio.get_running_loop().time()
+        remaining = self._pending[0].arrived + self._window - self._clock.now()
         if remaining > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._filled.wait(), remaining)
+            await self._clock.wait(self._filled, remaining)
 
     def _take(self) -> list[_Pending]:
         """The oldest waiting batch and the next ones of its alert, up to `max_group`."""

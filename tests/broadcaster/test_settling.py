@@ -1,19 +1,18 @@
 """Settling in groups, with a publisher and a store that only record (the statement itself is
-proven against PostgreSQL in test_sender.py)."""
+proven against PostgreSQL in test_sender.py), on a clock the tests move themselves."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 import pytest
 
-from broadcaster.publishing import Publisher
+from broadcaster.clock import ManualClock
 from broadcaster.records import Settlement
 from broadcaster.settling import Settler
-from broadcaster.store import Store
 
 A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 B = uuid.UUID("00000000-0000-0000-0000-00000000000b")
@@ -28,6 +27,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
+        self.publishing = asyncio.Event()  # set once a group is handed to the publisher
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail_next: Exception | None = None
@@ -35,6 +35,7 @@ class Recorder:
 
     async def deliveries(self, batches: Sequence[dict[str, Any]]) -> None:
         self.calls.append(("publish", [b["batch_id"] for b in batches]))
+        self.publishing.set()
         await self.gate.wait()
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
@@ -52,12 +53,38 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def settler(recorder: Recorder) -> Settler:
-    return Settler(cast(Store, recorder), cast(Publisher, recorder), max_group=3)
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-def submit(settler: Settler, s: Settlement) -> asyncio.Task[bool]:
-    return asyncio.create_task(settler.settle(s, {"batch_id": s.batch_id}))
+@pytest.fixture
+def settler(recorder: Recorder, clock: ManualClock) -> Settler:
+    return Settler(recorder, recorder, window=0.0, max_group=3, clock=clock)
+
+
+async def submit(settler: Settler, s: Settlement) -> asyncio.Task[bool]:
+    """Start settling `s`; returns once its batch waits in the settler (one loop turn)."""
+    task = asyncio.create_task(settler.settle(s, {"batch_id": s.batch_id}))
+    await asyncio.sleep(0)
+    return task
+
+
+async def first_of(*waits: Awaitable[object]) -> None:
+    """Return once the first of `waits` is done; the coroutines among the others are ended."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for wait, task in zip(waits, tasks, strict=True):
+        if task is not wait:
+            task.cancel()
+
+
+async def held(settler: Settler, recorder: Recorder, s: Settlement) -> asyncio.Task[bool]:
+    """Settle `s` with publishing held: returns once its group waits at the publisher."""
+    recorder.gate.clear()
+    recorder.publishing.clear()
+    task = asyncio.create_task(settler.settle(s, {"batch_id": s.batch_id}))
+    await recorder.publishing.wait()
+    return task
 
 
 async def test_one_batch_alone_is_published_then_settled(
@@ -70,11 +97,8 @@ async def test_one_batch_alone_is_published_then_settled(
 async def test_batches_that_arrive_while_a_group_settles_form_the_next_group(
     settler: Settler, recorder: Recorder
 ) -> None:
-    recorder.gate.clear()
-    first = submit(settler, settlement(A, 0))
-    await asyncio.sleep(0.01)
-    rest = [submit(settler, settlement(A, seq)) for seq in (1, 2, 3, 4)]
-    await asyncio.sleep(0.01)
+    first = await held(settler, recorder, settlement(A, 0))
+    rest = [await submit(settler, settlement(A, seq)) for seq in (1, 2, 3, 4)]
     recorder.gate.set()
 
     assert await asyncio.gather(first, *rest) == [True] * 5
@@ -91,11 +115,10 @@ async def test_batches_that_arrive_while_a_group_settles_form_the_next_group(
 
 
 async def test_a_group_holds_the_batches_of_one_alert(settler: Settler, recorder: Recorder) -> None:
-    recorder.gate.clear()
-    first = submit(settler, settlement(B, 0))
-    await asyncio.sleep(0.01)
-    waiting = [submit(settler, s) for s in (settlement(A, 1), settlement(B, 2), settlement(A, 3))]
-    await asyncio.sleep(0.01)
+    first = await held(settler, recorder, settlement(B, 0))
+    waiting = [
+        await submit(settler, s) for s in (settlement(A, 1), settlement(B, 2), settlement(A, 3))
+    ]
     recorder.gate.set()
     await asyncio.gather(first, *waiting)
 
@@ -106,19 +129,20 @@ async def test_a_group_holds_the_batches_of_one_alert(settler: Settler, recorder
 async def test_a_failure_fails_its_group_and_not_the_next(
     settler: Settler, recorder: Recorder
 ) -> None:
-    recorder.gate.clear()
     recorder.fail_next = ConnectionError("broker away")
-    first = submit(settler, settlement(A, 0))
-    await asyncio.sleep(0.01)
-    second = submit(settler, settlement(A, 1))
-    await asyncio.sleep(0.01)
+    first = await held(settler, recorder, settlement(A, 0))
+    second = await submit(settler, settlement(A, 1))
     recorder.gate.set()
 
     with pytest.raises(ConnectionError):
         await first
     assert await second
     # the failed group was never settled: its batch stays `sending`, to be looked up
-    assert ("settle", [f"{A}:0:0"]) not in recorder.calls
+    assert recorder.calls == [
+        ("publish", [f"{A}:0:0"]),
+        ("publish", [f"{A}:0:1"]),
+        ("settle", [f"{A}:0:1"]),
+    ]
 
 
 async def test_a_batch_settled_before_is_reported_so(settler: Settler, recorder: Recorder) -> None:
@@ -127,25 +151,46 @@ async def test_a_batch_settled_before_is_reported_so(settler: Settler, recorder:
     assert await settler.settle(settlement(A, 1), {"batch_id": f"{A}:0:1"})
 
 
-async def test_a_window_gathers_the_batches_that_come_within_it(recorder: Recorder) -> None:
-    settler = Settler(cast(Store, recorder), cast(Publisher, recorder), max_group=10, window=0.2)
-    first = submit(settler, settlement(A, 0))
-    await asyncio.sleep(0.05)
-    assert recorder.calls == []  # the oldest waits for the window to end
-    rest = [submit(settler, settlement(A, seq)) for seq in (1, 2)]
+async def test_a_window_gathers_the_batches_that_come_within_it(
+    recorder: Recorder, clock: ManualClock
+) -> None:
+    settler = Settler(recorder, recorder, window=0.2, max_group=10, clock=clock)
+    first = await submit(settler, settlement(A, 0))
+    await first_of(first, clock.until_sleeping())
+    # the oldest waits for the window to end, counted from its own arrival
+    assert not first.done()
+    assert clock.deadlines == [0.2]
+    clock.advance(0.1)
+    rest = [await submit(settler, settlement(A, seq)) for seq in (1, 2)]
+    assert clock.deadlines == [0.2]
+    assert recorder.calls == []
 
+    clock.advance(0.1)
     assert await asyncio.gather(first, *rest) == [True] * 3
     ids = [f"{A}:0:{seq}" for seq in range(3)]
     assert recorder.calls == [("publish", ids), ("settle", ids)]
 
 
-async def test_a_full_group_does_not_wait_for_the_window(recorder: Recorder) -> None:
-    settler = Settler(cast(Store, recorder), cast(Publisher, recorder), max_group=3, window=30.0)
-    batches = [submit(settler, settlement(A, seq)) for seq in range(3)]
+async def test_a_full_group_does_not_wait_for_the_window(
+    recorder: Recorder, clock: ManualClock
+) -> None:
+    settler = Settler(recorder, recorder, window=30.0, max_group=3, clock=clock)
+    batches = asyncio.gather(
+        *(settler.settle(settlement(A, seq), {"batch_id": f"{A}:0:{seq}"}) for seq in range(3))
+    )
+    await first_of(batches, clock.until_sleeping())
 
-    async with asyncio.timeout(1.0):
-        assert await asyncio.gather(*batches) == [True] * 3
+    # settled with the clock not moved and nothing ever asleep on it
+    assert batches.done()
+    assert await batches == [True] * 3
     assert recorder.calls == [
         ("publish", [f"{A}:0:{seq}" for seq in range(3)]),
         ("settle", [f"{A}:0:{seq}" for seq in range(3)]),
     ]
+
+
+def test_a_window_or_group_that_cannot_be_is_refused(recorder: Recorder) -> None:
+    with pytest.raises(ValueError, match="make no sense"):
+        Settler(recorder, recorder, window=-1.0)
+    with pytest.raises(ValueError, match="make no sense"):
+        Settler(recorder, recorder, window=0.2, max_group=0)
