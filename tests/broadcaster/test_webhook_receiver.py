@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tests.waiting import eventually
 
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
 from broadcaster.providers.base import DELIVERED, OutgoingBatch, Recipients
@@ -42,7 +43,9 @@ class Receiver:
     keys: set[str] = field(default_factory=set)
     requests: int = 0
     answers: list[int] = field(default_factory=list)  # statuses to answer first, in order
-    delay: float = 0.0
+    # cleared: a request that arrives is held (after its checks) until it is set again
+    answering: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0  # requests held now
 
     async def handle(self, request: Request) -> Response:
         self.requests += 1
@@ -53,8 +56,10 @@ class Receiver:
             return Response("bad signature", status_code=401)
         if abs(time.time() - int(timestamp)) > 300:
             return Response("stale timestamp", status_code=401)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        if not self.answering.is_set():
+            self.held += 1
+            await self.answering.wait()
+            self.held -= 1
         if self.answers:
             status = self.answers.pop(0)
             if status != 200:
@@ -71,6 +76,7 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver()
+    state.answering.set()
     app = Starlette(routes=[Route("/hook", state.handle, methods=["POST"])])
     # a socket listening before the server starts: requests wait in its backlog meanwhile
     sock = socket.socket()
@@ -105,7 +111,7 @@ def make_batch(seq: int, size: int = 100) -> OutgoingBatch:
 
 @contextlib.asynccontextmanager
 async def provider_for(
-    url: str, secret: str = SECRET, http_timeout: float = 5.0
+    url: str, secret: str = SECRET, http_timeout: float | httpx.Timeout = 5.0
 ) -> AsyncIterator[WebhookProvider]:
     async with httpx.AsyncClient(timeout=http_timeout) as client:
         yield WebhookProvider(client, url, secret)
@@ -142,15 +148,19 @@ async def test_429_from_a_real_receiver(receiver: Receiver) -> None:
 async def test_a_slow_receiver_times_out_and_the_resend_is_deduplicated(
     receiver: Receiver,
 ) -> None:
-    receiver.delay = 0.5
-    async with provider_for(receiver.url, http_timeout=0.1) as provider:
+    receiver.answering.clear()
+    # the receiver holds its answer until the sender has given up waiting for it
+    async with provider_for(receiver.url, http_timeout=httpx.Timeout(30, read=0.1)) as provider:
         with pytest.raises(RetryableProviderError, match="ReadTimeout"):
             await provider.send(make_batch(2))
-    # the receiver took the batch after the sender gave up on the answer
-    await asyncio.sleep(0.6)
-    receiver.delay = 0.0
+    await eventually(lambda: receiver.held == 1)  # it did arrive, and waits
+    assert receiver.recipients == {}
+    # then takes the batch: the sender never learns it was taken
+    receiver.answering.set()
+    await eventually(lambda: receiver.held == 0 and len(receiver.recipients) == 100)
     async with provider_for(receiver.url) as provider:
         await provider.send(make_batch(2))
+    assert receiver.requests == 2
     assert receiver.recipients == dict.fromkeys(range(200, 300), 1)
 
 

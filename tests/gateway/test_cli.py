@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.serving import served
+from tests.waiting import eventually
 
 from cli.main import main
 from cli.processes import Service, free_port
@@ -33,19 +34,17 @@ CAP_FILE = Path(__file__).with_name("cap_sample.xml")
 @pytest.fixture(scope="module")
 async def gateway_url(gateway_app: FastAPI) -> AsyncIterator[str]:
     """The session's app served by uvicorn on a loopback port (its lifespan already runs)."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(gateway_app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    async with served(gateway_app) as url:
+        yield url
+
+
+def _streams_started(app: FastAPI) -> float:
+    """Event streams the gateway has started answering (`allim watch` connected)."""
+    started = app.state.gateway.metrics.registry.get_sample_value(
+        "allim_gateway_request_seconds_count",
+        {"method": "GET", "route": "/v1/alerts/{alert_id}/events"},
     )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while True:
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    return float(started or 0.0)
 
 
 async def _allim(*argv: str) -> int:
@@ -164,7 +163,6 @@ async def test_send_a_cap_file(
 
 async def _finish(engine: AsyncEngine, alert_id: str, status: str) -> None:
     for delivered in (10, 20):
-        await asyncio.sleep(0.3)
         async with session_factory(engine)() as session, session.begin():
             alert = await session.get(Alert, uuid.UUID(alert_id))
             assert alert is not None
@@ -177,6 +175,7 @@ async def _finish(engine: AsyncEngine, alert_id: str, status: str) -> None:
 
 @pytest.mark.parametrize(("status", "code"), [("completed", 0), ("failed", 3)])
 async def test_watch_follows_until_the_broadcast_ends(
+    gateway_app: FastAPI,
     gateway_url: str,
     api_keys: dict[str, str],
     engine: AsyncEngine,
@@ -189,11 +188,14 @@ async def test_watch_follows_until_the_broadcast_ends(
         "--title", "t", "--body", "b", "--category", "public", "--all", "--json",
     ) == 0  # fmt: skip
     alert_id = json.loads(capsys.readouterr().out)["id"]
-    writer = asyncio.create_task(_finish(engine, alert_id, status))
-    result = await _allim(
-        "watch", alert_id, "--gateway", gateway_url, "--api-key", api_keys["viewer"]
+    before = _streams_started(gateway_app)
+    watching = asyncio.create_task(
+        _allim("watch", alert_id, "--gateway", gateway_url, "--api-key", api_keys["viewer"])
     )
-    await writer
+    # the broadcast goes on and ends only once the watch follows it
+    await eventually(lambda: _streams_started(gateway_app) > before, what="watching")
+    await _finish(engine, alert_id, status)
+    result = await watching
     assert result == code
     summary = capsys.readouterr().out
     assert f"{alert_id}: {status}" in summary
@@ -212,6 +214,7 @@ async def test_watch_of_an_unknown_alert_fails(
 
 
 async def test_send_a_json_file_and_watch_it(
+    gateway_app: FastAPI,
     gateway_url: str,
     api_keys: dict[str, str],
     engine: AsyncEngine,
@@ -226,6 +229,7 @@ async def test_send_a_json_file_and_watch_it(
         "audience": "all",
     }
     path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    before = _streams_started(gateway_app)
     sending = asyncio.create_task(
         _allim(
             "send",
@@ -238,13 +242,10 @@ async def test_send_a_json_file_and_watch_it(
             "--watch",
         )
     )
-    async with asyncio.timeout(30):
-        while True:
-            async with session_factory(engine)() as session:
-                alert = await session.scalar(select(Alert).where(Alert.title == "단수 안내"))
-            if alert is not None:
-                break
-            await asyncio.sleep(0.05)
+    await eventually(lambda: _streams_started(gateway_app) > before, what="watching")
+    async with session_factory(engine)() as session:
+        alert = await session.scalar(select(Alert).where(Alert.title == "단수 안내"))
+    assert alert is not None
     await _finish(engine, str(alert.id), "completed")
     assert await sending == 0
     out = capsys.readouterr().out

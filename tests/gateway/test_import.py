@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.waiting import eventually
 
 from common.db import asyncpg_dsn, session_factory
 from common.models import Subscriber
@@ -267,11 +268,10 @@ async def test_import_is_streamed(
             yield "".join(f"{n},중구\n" for n in recipients[start : start + 100]).encode()
             if start == 1000:
                 # the second half is sent only once the server is copying the first
-                for _ in range(100):
-                    if await copy_is_running(asyncpg_dsn(database_url)):
-                        seen_copy_mid_body = True
-                        break
-                    await asyncio.sleep(0.05)
+                await eventually(
+                    lambda: copy_is_running(asyncpg_dsn(database_url)), 60, what="copying"
+                )
+                seen_copy_mid_body = True
 
     response = await client.post(IMPORT, content=body(), headers=headers(api_keys, CSV))
     assert response.status_code == 200, response.text

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.serving import served
 
 from cli.main import main
 from common.db import session_factory
@@ -26,18 +25,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def gateway_url(gateway_app: FastAPI) -> AsyncIterator[str]:
     """The session's app served over HTTP (its lifespan already runs)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(gateway_app, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await serving
-    sock.close()
+    async with served(gateway_app) as url:
+        yield url
 
 
 def numbers(count: int) -> list[str]:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.waiting import eventually
 
 from common.db import session_factory
 from common.events import LINK_TAPPED, CloudEvent
@@ -308,9 +309,11 @@ class Loader:
         self.calls: list[uuid.UUID] = []
         self.gate = asyncio.Event()
         self.gate.set()
+        self.entered = asyncio.Event()
 
     async def __call__(self, alert_id: uuid.UUID) -> AlertPage | None:
         self.calls.append(alert_id)
+        self.entered.set()
         await self.gate.wait()
         return _page(alert_id) if alert_id in self.known else None
 
@@ -321,7 +324,9 @@ async def test_page_cache_loads_once_for_concurrent_misses() -> None:
     load.gate.clear()
     cache = PageCache(size=4, ttl_seconds=60)
     waiting = [asyncio.ensure_future(cache.get(alert_id, load)) for _ in range(50)]
-    await asyncio.sleep(0)
+    # the load runs after every get() was started (tasks run in the order they were made)
+    await asyncio.wait_for(load.entered.wait(), 30)
+    assert not any(get.done() for get in waiting)  # all 50 wait for the one load
     load.gate.set()
     pages = await asyncio.gather(*waiting)
     assert load.calls == [alert_id]
@@ -385,14 +390,22 @@ def _event() -> CloudEvent:
     return CloudEvent(type=LINK_TAPPED, source="/test", data={"n": 1})
 
 
+def _publish(publisher: TapPublisher, link: KafkaLink) -> tuple[bool, set[asyncio.Task[Any]]]:
+    """Publish one event; whether it was taken, and the sending task it started."""
+    before = asyncio.all_tasks()
+    taken = publisher.publish(link, "alert", _event())
+    return taken, asyncio.all_tasks() - before
+
+
 async def test_publisher_counts_each_outcome() -> None:
     metrics = GatewayMetrics()
     publisher = TapPublisher(metrics, max_pending=2)
     for behaviour in ("ok", "fail"):
         link = KafkaLink(Producer(behaviour))  # type: ignore[arg-type]
         link.ready.set()
-        assert publisher.publish(link, "alert", _event())
-        await asyncio.sleep(0.01)
+        taken, sending = _publish(publisher, link)
+        assert taken
+        await asyncio.gather(*sending)
     assert (_counted(metrics, "recorded"), _counted(metrics, "failed")) == (1, 1)
 
     not_ready = KafkaLink(Producer("ok"))  # type: ignore[arg-type]
@@ -400,15 +413,20 @@ async def test_publisher_counts_each_outcome() -> None:
     slow = Producer("hang")
     stuck = KafkaLink(slow)  # type: ignore[arg-type]
     stuck.ready.set()
-    assert publisher.publish(stuck, "alert", _event())
-    assert publisher.publish(stuck, "alert", _event())
+    first, sending = _publish(publisher, stuck)
+    second, more = _publish(publisher, stuck)
+    assert first and second
     assert not publisher.publish(stuck, "alert", _event())  # two in flight: the bound
     assert _counted(metrics, "dropped") == 2
-    await asyncio.sleep(0.01)
+    await eventually(lambda: len(slow.pending) == 2, what="both sent")
     for delivered in slow.pending:
         delivered.set_result(None)
-    await asyncio.sleep(0.01)
+    # awaited after the publisher's own done-callback: it has let go of them by now
+    await asyncio.gather(*sending, *more)
     assert _counted(metrics, "recorded") == 3
-    assert publisher.publish(stuck, "alert", _event())  # room again
-    await asyncio.sleep(0.01)
+    taken, sending = _publish(publisher, stuck)
+    assert taken  # room again
+    await eventually(lambda: len(slow.pending) == 3, what="sent")
     slow.pending[-1].set_result(None)
+    await asyncio.gather(*sending)
+    assert _counted(metrics, "recorded") == 4
