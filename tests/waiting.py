@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from broadcaster.control import Changes
+
 # how often a condition is looked at again: often enough to add little to a test's time
 POLL_SECONDS = 0.02
 
@@ -62,3 +64,16 @@ async def caught_up(
         await eventually(committed_to_the_end, within, what=f"{group} committed to the end")
     finally:
         await admin.close()
+
+
+class Watched(Changes):
+    """Changes that tell when someone waits for the next one (a gate holding a batch back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = asyncio.Event()
+
+    async def wait(self) -> None:
+        """Note the waiter, then wait for the next change."""
+        self.waited.set()
+        await super().wait()

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from tests.waiting import eventually
+from tests.waiting import Watched, eventually
 
 from broadcaster import control_feed
-from broadcaster.control import Changes, Control, Priority
+from broadcaster.control import Control, Priority
 from broadcaster.deps import InFlight, SenderDeps, SendOptions
 from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError
 from broadcaster.metrics import BroadcasterMetrics
@@ -56,18 +56,6 @@ OPTIONS = SendOptions(
     error_threshold=2,
     progress_seconds=2.0,
 )
-
-
-class Watched(Changes):
-    """Changes that tell when someone waits for them (a gate holding a batch back)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waited = asyncio.Event()
-
-    async def wait(self) -> None:
-        self.waited.set()
-        await super().wait()
 
 
 class WallClock:
