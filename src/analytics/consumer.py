@@ -27,6 +27,7 @@ from analytics.records import Decoded, Poison, decode
 from analytics.store import Applied, RollupStore
 from common import topics
 from common.kafka import ConsumedRecord, hand_over_dead_letter
+from common.waiting import wait_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -237,11 +238,3 @@ class Aggregator:
             if n:
                 self._metrics.events.labels(outcome).inc(n)
         self._metrics.count(applied)
-
-
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep `seconds`, or less when `stop` is set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

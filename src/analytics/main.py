@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
 from analytics.config import AnalyticsSettings
-from analytics.consumer import DATABASE_ERRORS, Aggregator, wait_or_stop
+from analytics.consumer import DATABASE_ERRORS, Aggregator
 from analytics.metrics import AnalyticsMetrics
 from analytics.snapshots import SnapshotPublisher
 from analytics.store import RollupStore, prepare_connection
@@ -27,6 +27,7 @@ from common.collector import tune_collector
 from common.db import asyncpg_dsn
 from common.kafka import create_consumer, create_producer
 from common.topics import ensure_topics
+from common.waiting import wait_or_stop
 
 logger = logging.getLogger(__name__)
 

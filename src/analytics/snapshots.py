@@ -17,12 +17,12 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from analytics.consumer import wait_or_stop
 from analytics.metrics import AnalyticsMetrics
 from analytics.store import RollupStore
 from common import events, topics
 from common.events import CloudEvent
 from common.messages import AlertStatsData
+from common.waiting import wait_or_stop
 
 logger = logging.getLogger(__name__)
 
