@@ -71,6 +71,7 @@ class RecipientSimulator:
         self._cookies: dict[int, str] = {}
         self._later: dict[int, list[float]] = {}
         self._later_count = 0
+        self._tapping = 0  # taps taken off the heap and not yet made
         self._wake = asyncio.Event()
         self._model: ReaderModel | None = None
         self._drawing: tuple[str, int | None] | None = None
@@ -91,8 +92,8 @@ class RecipientSimulator:
 
     @property
     def pending(self) -> int:
-        """Taps scheduled and not yet made, plus links waiting for their cascade."""
-        return len(self._heap) + self._later_count + len(self._delivered)
+        """Taps scheduled or under way and not yet made, plus links waiting for their cascade."""
+        return len(self._heap) + self._later_count + len(self._delivered) + self._tapping
 
     def delivered(self, links: Iterable[str]) -> None:
         """Messages with these tracked links were accepted (code 1000) just now."""
@@ -132,6 +133,7 @@ class RecipientSimulator:
                             await self._wake.wait()
                     continue
                 _, _, link, person = heapq.heappop(self._heap)
+                self._tapping += 1
                 # waits while every worker is busy: the heap, not the queue, holds the backlog
                 await self._due.put((link, person))
         finally:
@@ -142,7 +144,10 @@ class RecipientSimulator:
     async def _work(self, client: TapConnection) -> None:
         while True:
             link, person = await self._due.get()
-            await self._tap(client, link, person)
+            try:
+                await self._tap(client, link, person)
+            finally:
+                self._tapping -= 1
 
     def _draw(self) -> None:
         model = self._model

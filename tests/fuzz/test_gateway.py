@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from tests.waiting import eventually
 
 import _stack
 import chaos
@@ -154,10 +155,11 @@ async def test_fuzzed_tokens_record_nothing(gateway: Gateway, kafka_topics: str)
     token = signer.sign(uuid.uuid4(), 7, int(time.time()) + 3600)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
         assert (await client.get(f"/r/{token}")).status_code == 302
-    for _ in range(75):  # the tap is published after the answer: give it up to 15 s
-        if await _engagement_end(kafka_topics) > before:
-            break
-        await asyncio.sleep(0.2)
+
+    async def landed() -> bool:  # the tap is published after the answer
+        return await _engagement_end(kafka_topics) > before
+
+    await eventually(landed, 60, what="the real tap on the topic")
     assert await _engagement_end(kafka_topics) == before + 1
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.waiting import eventually
 
 from sandbox.client import SandboxClient
 
@@ -38,12 +39,14 @@ async def test_allim_sandbox_serves_resets_connections_and_stops_on_sigterm() ->
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            for _ in range(100):
+
+            async def healthy() -> bool:
                 try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
+                    return (await http.get("/healthz")).status_code == 200
                 except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+                    return False  # not listening yet
+
+            await eventually(healthy, 60, what="healthy")
             sandbox = SandboxClient(http, "allim-sandbox", "cli-test-secret-0123456789")
             body = {
                 "senderKey": "s",
