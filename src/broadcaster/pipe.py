@@ -83,19 +83,10 @@ class ShardPipe:
         async with store.shard_lock(self.alert_id, self.shard_no) as connection:
             if connection is None:
                 return "busy"
-            # the alert before the shard: the planner publishes shard tasks before it commits
-            # their rows and the alert's new status together, so a shard missing while the
-            # alert was still queued is a plan not committed yet (wait for it), and a shard
-            # missing after that is a task of a plan that was rolled back (skip it)
+            # the planner publishes a shard's task once its plan is committed: a shard that
+            # is not planned is a task of a plan that was rolled back
             state = await store.counters(self.alert_id)
             shard = await store.shard(self.alert_id, self.shard_no)
-            if shard is None and state is not None and state.status in ("queued", "scheduled"):
-                # most likely the plan is committing right now: wait for it, not a fixed pause
-                await store.wait_for_plan(self.alert_id)
-                state = await store.counters(self.alert_id)
-                shard = await store.shard(self.alert_id, self.shard_no)
-            if shard is None and state is not None and state.status in ("queued", "scheduled"):
-                return "busy"
             info = await self.deps.alerts.get(self.alert_id)
             if shard is None or info is None or state is None:
                 logger.warning(

@@ -254,18 +254,16 @@ async def test_each_settled_batch_is_a_delivery_cloudevent(
     assert (data.targeted, data.delivered, data.failed, data.pending) == (150, 149, 1, 0)
 
 
-async def test_a_shard_task_ahead_of_its_committed_plan_waits(rig: Rig, kit: Any) -> None:
+async def test_a_shard_task_without_a_committed_plan_is_skipped(rig: Rig, kit: Any) -> None:
     people = await kit.seed(10)
     alert_id = await kit.create_alert(people.audience)
-    early = ShardTask(
-        alert_id=alert_id,
-        shard_no=0,
-        category="public",
-    )
+    unplanned = ShardTask(alert_id=alert_id, shard_no=0, category="public")
 
-    assert await rig.run(early) == "busy"
-    await rig.plan(alert_id)
-    assert await rig.run(early) == "done"
+    assert await rig.run(unplanned) == "skipped"
+
+    assert rig.dealer.sends == []
+    row = await rig.alert(alert_id)
+    assert row["status"] == "queued"
 
 
 async def test_permanent_failures_are_recorded_and_temporary_ones_retried_once_more(
