@@ -22,9 +22,10 @@ from typing import Protocol
 import pydantic
 
 from broadcaster.metrics import BroadcasterMetrics
-from broadcaster.publishing import ConsumedRecord, Publisher
+from broadcaster.publishing import Publisher
 from broadcaster.records import AlertPlan, PendingShard, PlanOutcome, PlanState
 from common import topics
+from common.kafka import ConsumedRecord
 from common.messages import AlertRequested, Category, ShardTask
 
 logger = logging.getLogger(__name__)

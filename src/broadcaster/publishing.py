@@ -12,8 +12,7 @@ from aiokafka import AIOKafkaProducer
 from broadcaster.records import Counters
 from common import events, topics
 from common.events import CloudEvent
-from common.kafka import ConsumedRecord as ConsumedRecord  # the planner and dispatch use it
-from common.kafka import hand_over_dead_letter, hand_over_event, send_event
+from common.kafka import ConsumedRecord, hand_over_dead_letter, hand_over_event, send_event
 from common.messages import AlertLifecycleData, Category
 
 SOURCE = "/allim/broadcaster"

@@ -1,23 +1,22 @@
-"""The dispatcher's bookkeeping: commit only below the lowest unfinished shard; start the next
-shard while the last batches of one settle; urgent shards hold normal ones while sending."""
+"""The dispatcher's line-up: which shards start (urgent first, at most `shard_concurrency`
+of each kind beside those draining), held shards, and offsets committed only below the
+lowest unfinished shard. Pure bookkeeping: no Kafka, no pipes (those are in test_sender.py
+and test_broadcast.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from types import SimpleNamespace
-from typing import cast
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from broadcaster.control import Priority
-from broadcaster.dispatch import Dispatcher, Offsets, Work
-from broadcaster.deps import SenderDeps
+from broadcaster.lineup import Lineup, Offsets, Work
 from common import topics
 from common.messages import ShardTask
 
-P0 = TopicPartition("broadcast.shards", 0)
-P1 = TopicPartition("broadcast.shards", 1)
+P0 = TopicPartition(topics.BROADCAST_SHARDS, 0)
+P1 = TopicPartition(topics.BROADCAST_SHARDS, 1)
+U0 = TopicPartition(topics.BROADCAST_SHARDS_URGENT, 0)
 
 
 def test_nothing_is_committable_before_anything_is_received() -> None:
@@ -69,58 +68,156 @@ def test_forgotten_partitions_leave_no_trace() -> None:
     assert offsets.committable() == {}
 
 
-def dispatcher(shard_concurrency: int) -> tuple[Dispatcher, list[Work]]:
-    """A dispatcher whose `_start` only records (the pipes are tested in test_sender.py)."""
-    d = Dispatcher(
-        cast(AIOKafkaConsumer, None), cast(SenderDeps, None), shard_concurrency, asyncio.Event()
+def work(partition: TopicPartition, offset: int) -> Work:
+    task = ShardTask(
+        alert_id=uuid.UUID(int=1),
+        shard_no=offset,
+        shard_count=10,
+        first_id=1,
+        last_id=2,
+        category="emergency" if partition.topic == topics.BROADCAST_SHARDS_URGENT else "public",
     )
-    started: list[Work] = []
-
-    def start(work: Work) -> None:
-        d.running[(work.partition, work.offset)] = work
-        started.append(work)
-
-    d._start = start  # type: ignore[method-assign]
-    return d, started
+    return Work(partition, offset, task)
 
 
-def task(n: int) -> ShardTask:
-    alert = uuid.UUID(int=1)
-    return ShardTask(
-        alert_id=alert, shard_no=n, shard_count=10, first_id=1, last_id=2, category="public"
-    )
+def received(lineup: Lineup, *works: Work) -> list[Work]:
+    for w in works:
+        lineup.offsets.received(w.partition, w.offset)
+        lineup.add(w)
+    return list(works)
 
 
-async def test_a_shard_that_sent_its_last_batch_lets_the_next_one_start() -> None:
-    d, started = dispatcher(2)
-    d.queued.extend(Work(P0, n, task(n)) for n in range(5))
-    d._schedule()
-    assert [w.offset for w in started] == [0, 1]
-
-    d._draining(started[0])  # settling its last batches: shard 2 starts meanwhile
-    assert [w.offset for w in started] == [0, 1, 2]
-    d._draining(started[1])
-    d._draining(started[2])  # draining ones beyond shard_concurrency count again
-    assert [w.offset for w in started] == [0, 1, 2, 3]
-    d.running.pop((P0, 0))
-    d._schedule()
-    assert [w.offset for w in started] == [0, 1, 2, 3, 4]
+def offsets(works: list[Work]) -> list[tuple[str, int]]:
+    return [(w.partition.topic, w.offset) for w in works]
 
 
-async def test_an_urgent_shard_holds_normal_ones_until_it_has_sent_its_last_batch() -> None:
+def test_at_most_shard_concurrency_shards_of_a_kind_start() -> None:
+    lineup = Lineup(2, Priority())
+    received(lineup, *(work(P0, n) for n in range(5)))
+
+    assert offsets(lineup.due(0.0)) == [(topics.BROADCAST_SHARDS, 0), (topics.BROADCAST_SHARDS, 1)]
+    assert lineup.due(0.0) == []  # both slots taken
+    assert sorted(w.offset for w in lineup.running.values()) == [0, 1]
+    assert lineup.lag() == (0, 5)
+
+
+def test_urgent_shards_start_first_and_have_slots_of_their_own() -> None:
+    lineup = Lineup(1, Priority())
+    received(lineup, work(P0, 0), work(P0, 1), work(U0, 0), work(U0, 1))
+
+    started = lineup.due(0.0)
+
+    assert offsets(started) == [(topics.BROADCAST_SHARDS_URGENT, 0), (topics.BROADCAST_SHARDS, 0)]
+    assert lineup.lag() == (2, 2)
+    lineup.ended(started[0], finished=True)
+    assert offsets(lineup.due(0.0)) == [(topics.BROADCAST_SHARDS_URGENT, 1)]
+
+
+def test_a_shard_that_sent_its_last_batch_lets_the_next_one_start() -> None:
+    lineup = Lineup(2, Priority())
+    received(lineup, *(work(P0, n) for n in range(6)))
+    first, second = lineup.due(0.0)
+
+    lineup.drained(first)  # settling its last batches: shard 2 starts meanwhile
+    (third,) = lineup.due(0.0)
+    assert third.offset == 2
+    lineup.drained(second)
+    assert [w.offset for w in lineup.due(0.0)] == [3]
+    lineup.drained(third)  # draining ones beyond shard_concurrency count again
+    assert lineup.due(0.0) == []
+
+    lineup.ended(first, finished=True)
+    assert [w.offset for w in lineup.due(0.0)] == [4]
+
+
+def test_a_drained_shard_run_again_counts_as_sending() -> None:
+    lineup = Lineup(1, Priority())
+    received(lineup, work(P0, 0), work(P0, 1))
+    (first,) = lineup.due(0.0)
+    lineup.drained(first)
+    (second,) = lineup.due(0.0)
+
+    lineup.sending(first)  # its pipe runs again (it had unsettled batches)
+
+    assert not first.draining
+    lineup.ended(second, finished=True)
+    assert lineup.due(0.0) == []  # the first takes the one slot again
+
+
+def test_an_urgent_shard_holds_normal_ones_until_it_has_sent_its_last_batch() -> None:
     priority = Priority()
-    d = Dispatcher(
-        cast(AIOKafkaConsumer, None),
-        cast(SenderDeps, SimpleNamespace(priority=priority)),
-        2,
-        asyncio.Event(),
-    )
-    urgent = Work(TopicPartition(topics.BROADCAST_SHARDS_URGENT, 0), 0, task(0))
-    d._hold_urgent(urgent)
-    d._hold_urgent(urgent)  # counted once however often it is run
+    lineup = Lineup(2, priority)
+    (urgent,) = received(lineup, work(U0, 0))
+    assert priority.urgent == 1  # from the moment it arrives
+
+    lineup.due(0.0)
+    lineup.sending(urgent)  # counted once however often it is run
     assert priority.urgent == 1
 
-    d._draining(urgent)  # its last batches settle: normal shards need not wait for that
+    lineup.drained(urgent)  # its last batches settle: normal shards need not wait for that
     assert priority.urgent == 0
-    d._release_urgent(urgent)  # and when it ends, nothing is released twice
+    lineup.sending(urgent)  # run again to settle what it left: it holds again
+    assert priority.urgent == 1
+    lineup.ended(urgent, finished=True)
+    lineup.ended(urgent, finished=True)  # nothing is released twice
     assert priority.urgent == 0
+
+
+def test_a_held_shard_takes_no_slot_until_its_time() -> None:
+    lineup = Lineup(1, Priority())
+    received(lineup, work(P0, 0), work(P0, 1))
+    (first,) = lineup.due(0.0)
+
+    lineup.hold(first, not_before=100.0)
+    lineup.ended(first, finished=False)
+
+    (second,) = lineup.due(50.0)
+    assert second.offset == 1
+    assert lineup.lag() == (0, 2)
+    assert lineup.due(99.9) == []
+    lineup.ended(second, finished=True)
+    assert lineup.due(99.9) == []
+    (again,) = lineup.due(100.0)
+    assert again is first
+    lineup.ended(first, finished=True)
+    assert lineup.due(200.0) == []  # started once, not again
+    assert lineup.lag() == (0, 0)
+
+
+def test_only_finished_shards_let_their_offsets_be_committed() -> None:
+    lineup = Lineup(3, Priority())
+    first, second, third = received(lineup, work(P0, 0), work(P0, 1), work(P0, 2))
+    lineup.due(0.0)
+
+    lineup.ended(second, finished=True)
+    lineup.ended(first, finished=False)  # stopped or held: it runs again somewhere
+    assert lineup.offsets.committable() == {P0: 0}
+
+    lineup.ended(third, finished=True)
+    assert lineup.offsets.committable() == {P0: 0}
+    lineup.offsets.finished(P0, 0)
+    assert lineup.offsets.committable() == {P0: 3}
+
+
+def test_revoking_drops_the_waiting_shards_and_names_the_running_ones() -> None:
+    priority = Priority()
+    lineup = Lineup(1, priority)
+    received(lineup, work(P0, 0), work(P0, 1), work(P0, 2), work(P1, 0), work(U0, 0), work(U0, 1))
+    _, parked = lineup.due(0.0)  # U0:0 and P0:0 run
+    lineup.hold(parked, not_before=10.0)
+    lineup.ended(parked, finished=False)
+    (normal,) = lineup.due(0.0)  # P0:1
+    assert priority.urgent == 2
+
+    lost = lineup.revoke({P0, U0})
+
+    assert sorted(offsets(lost)) == [
+        (topics.BROADCAST_SHARDS, 1),
+        (topics.BROADCAST_SHARDS_URGENT, 0),
+    ]
+    assert priority.urgent == 1  # the queued urgent shard holds no more; the running one ends
+    lineup.ended(normal, finished=False)
+    assert lineup.held == []
+    assert list(lineup.urgent) == []
+    assert lineup.lag() == (1, 1)  # U0:0 until its runner ends; P1:0 waiting
+    assert [w.partition for w in lineup.due(10.0)] == [P1]  # not the held P0:0 nor P0:2
