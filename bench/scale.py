@@ -50,6 +50,7 @@ from chaos import System, running_system
 from cli.processes import Service
 from common.messages import Audience
 from raw_limit import size_name
+from reports.figures import read_rate
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -98,8 +99,10 @@ async def read_rate_series(audience: int, seconds: float, time_scale: float) -> 
             rates: list[float] = []
             while (elapsed := time.monotonic() - delivered_at) < seconds:
                 delivered, readers = await system.read_counts(alert_id)
+                rate = read_rate(readers, delivered)
+                assert rate is not None  # deliveries were counted before, and only grow
                 times.append(round(elapsed, 2))
-                rates.append(round(readers / delivered, 4))
+                rates.append(round(rate, 4))
                 await asyncio.sleep(0.5)
             log("read rate after %.0f s (x%g): %.3f", seconds, time_scale, rates[-1])
     return {"t_s": times, "read_rate": rates, "time_scale": time_scale, "profile": "typical"}

@@ -26,6 +26,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from reports.terminal import percent
+
 SubParsers = Any  # argparse's private _SubParsersAction
 
 EXIT_FAILED = 1
@@ -155,14 +157,13 @@ def watch(client: httpx.Client, alert_id: str, console: Console) -> dict[str, An
                     failures = 0
                     for event, data in sse_events(response.iter_lines()):
                         last = data
-                        rate = data.get("read_rate")
                         progress.update(
                             task,
                             total=data["targeted"] or None,
                             completed=data["delivered"] + data["failed"],
                             status=data["status"],
                             failed=data["failed"],
-                            read="-" if rate is None else f"{rate:.1%}",
+                            read=percent(data.get("read_rate")),
                         )
                         if event == "end":
                             return data
@@ -185,11 +186,10 @@ def _client(args: argparse.Namespace) -> httpx.Client:
 
 
 def _summary(state: dict[str, Any]) -> str:
-    rate = state.get("read_rate")
     return (
         f"{state['id']}: {state['status']} - targeted {state['targeted']:,}, delivered "
         f"{state['delivered']:,}, failed {state['failed']:,}, read rate "
-        f"{'-' if rate is None else f'{rate:.1%}'}"
+        f"{percent(state.get('read_rate'))}"
     )
 
 
