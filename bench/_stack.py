@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 
 from analytics.config import AnalyticsSettings
 from broadcaster.config import BroadcasterSettings
-from cli.admin import run_migrations
+from cli.databases import scratch_database
 from cli.processes import Service, ServiceGroup, free_port
 from common import topics
 from common.db import asyncpg_dsn
@@ -160,31 +160,17 @@ async def stack(name: str) -> AsyncIterator[Stack]:
             "ALLIM_DATABASE_URL and ALLIM_KAFKA_BOOTSTRAP must point at the data stack "
             "(deploy/local/stack.sh up <dir>, then source <dir>/stack.env)."
         )
-    database = f"allim_bench_{name}_{uuid.uuid4().hex[:8]}"
-    server = make_url(server_url)
-    admin_dsn = asyncpg_dsn(server.set(database="postgres").render_as_string(hide_password=False))
-    connection = await asyncpg.connect(admin_dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await connection.close()
-    url = server.set(database=database).render_as_string(hide_password=False)
     workdir = ROOT / ".local" / "bench" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     workdir.mkdir(parents=True, exist_ok=True)
-    bench = Stack(name, server_url, kafka, url, workdir)
-    try:
-        await asyncio.to_thread(run_migrations, url)
-        await topics.ensure_topics(kafka)
-        await skip_history(kafka)
-        log("database %s, logs in %s", database, workdir)
-        yield bench
-    finally:
-        await asyncio.to_thread(bench.group.stop_all)
-        connection = await asyncpg.connect(admin_dsn)
+    async with scratch_database(server_url, f"allim_bench_{name}") as url:
+        bench = Stack(name, server_url, kafka, url, workdir)
         try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await topics.ensure_topics(kafka)
+            await skip_history(kafka)
+            log("database %s, logs in %s", make_url(url).database, workdir)
+            yield bench
         finally:
-            await connection.close()
+            await asyncio.to_thread(bench.group.stop_all)
 
 
 # allim's consumer groups (the defaults of their settings) and the topics each one reads

@@ -2,23 +2,32 @@
 
 `deploy/local/test.sh` exports ALLIM_DATABASE_URL and ALLIM_KAFKA_BOOTSTRAP. Each test
 session gets a database of its own, created and migrated here and dropped at the end.
+A test that uses either is marked `integration`, so `make test-fast` (`-m "not integration"`,
+no stack started) leaves it out.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.admin import run_migrations
-from common.db import asyncpg_dsn, create_engine
+from cli.databases import scratch_database
+from common.db import create_engine
 from common.topics import ensure_topics
+
+# every fixture that reaches the broker or the database server depends on one of these
+STACK_FIXTURES = frozenset({"kafka_bootstrap", "database_url"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `integration` every test that uses the real broker or database server."""
+    for item in items:
+        if isinstance(item, pytest.Function) and STACK_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
 
 
 def _require(name: str) -> str:
@@ -44,24 +53,8 @@ async def kafka_topics(kafka_bootstrap: str) -> str:
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
     """URL of a fresh database with every migration applied; dropped after the session."""
-    server_url = make_url(_require("ALLIM_DATABASE_URL"))
-    name = f"allim_test_{uuid.uuid4().hex[:10]}"
-    admin_dsn = asyncpg_dsn(
-        server_url.set(database="postgres").render_as_string(hide_password=False)
-    )
-    connection = await asyncpg.connect(admin_dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = server_url.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(run_migrations, url)
-    yield url
-    connection = await asyncpg.connect(admin_dsn)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    async with scratch_database(_require("ALLIM_DATABASE_URL"), "allim_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

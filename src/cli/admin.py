@@ -6,40 +6,18 @@ import argparse
 import asyncio
 import importlib
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from pydantic_settings import BaseSettings
 
+from cli.databases import run_migrations
 from common.config import CommonSettings, settings_table
 from common.logs import configure_logging
 from common.topics import ensure_topics
 
 SubParsers = Any  # argparse's private _SubParsersAction
-
-
-def migrations_dir() -> Path:
-    """Where the Alembic scripts are: ALLIM_MIGRATIONS_DIR, or `migrations/` of the checkout."""
-    configured = os.environ.get("ALLIM_MIGRATIONS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "migrations"
-
-
-def run_migrations(database_url: str, revision: str = "head") -> None:
-    """Upgrade the database at `database_url` to `revision`."""
-    from alembic import command
-    from alembic.config import Config
-
-    folder = migrations_dir()
-    if not (folder / "env.py").is_file():
-        raise SystemExit(f"Migrations folder '{folder}' has no env.py; set ALLIM_MIGRATIONS_DIR.")
-    config = Config()
-    config.set_main_option("script_location", str(folder))
-    config.set_main_option("sqlalchemy.url", database_url)
-    command.upgrade(config, revision)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -21,7 +21,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.admin import SubParsers, run_migrations
+from cli.admin import SubParsers
+from cli.databases import run_migrations
 from cli.processes import Service, ServiceGroup, free_port
 from cli.stats import fetch_rollup
 from common.config import CommonSettings
