@@ -29,11 +29,12 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from _stack import Stack, end_offsets, log, percentile, report, stack
 from cli.processes import Service, free_port
 from common.db import create_engine, session_factory
+from common.readback import read_back
 from common.topics import ALERTS_REQUESTED
 from gateway.auth import create_key
 
@@ -143,33 +144,16 @@ async def post_all(
     return wall, latencies, accepted, errors
 
 
-async def read_back(
+async def published_times(
     kafka: str, start: dict[TopicPartition, int], ids: set[str], within: float
 ) -> dict[str, list[float]]:
     """CreateTime (unix s) of each `alerts.requested` record keyed by one of `ids`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None, enable_auto_commit=False)
-    await consumer.start()
+    # a second of lingering, so that a duplicate published late would show
+    records = await read_back(kafka, ALERTS_REQUESTED, ids, since=start, within=within, linger=1.0)
     seen: dict[str, list[float]] = {}
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline and len(seen) < len(ids):
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    key = record.key.decode() if record.key else ""
-                    if key in ids:
-                        seen.setdefault(key, []).append(record.timestamp / 1000)
-        # a short extra read, so a duplicate published late would show
-        for records in (await consumer.getmany(timeout_ms=1000)).values():
-            for record in records:
-                key = record.key.decode() if record.key else ""
-                if key in ids:
-                    seen.setdefault(key, []).append(record.timestamp / 1000)
-    finally:
-        await consumer.stop()
+    for record in records:
+        if record.key is not None:
+            seen.setdefault(record.key.decode(), []).append(record.timestamp / 1000)
     return seen
 
 
@@ -223,7 +207,7 @@ async def main() -> None:
         }
 
         log("reading %d records back from %s", len(accepted), ALERTS_REQUESTED)
-        published = await read_back(bench.kafka, start, set(accepted), within=60.0)
+        published = await published_times(bench.kafka, start, set(accepted), within=60.0)
         lags = [max(published[i][0] - accepted[i], 0.0) for i in accepted if i in published]
         counts = Counter(len(times) for times in published.values())
         figures |= {

@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from _stack import Stack, end_offsets, log, percentile, report, stack, vm_kib
 from cli.processes import Service, allim_executable, free_port
 from common.db import create_engine, session_factory
+from common.readback import read_back
 from common.tokens import TokenSigner
-from common.topics import ENGAGEMENT, partitions
+from common.topics import ENGAGEMENT
 from gateway.auth import create_key
 
 FULL_ROWS = 450_000
@@ -185,28 +186,18 @@ async def hammer_all(
 async def count_taps(
     bootstrap: str, alert_id: uuid.UUID, expected: int, since: dict[TopicPartition, int]
 ) -> int:
-    """Tap events of `alert_id` on `engagement` after `since`, until `expected` or 5 s quiet."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    """Tap events of `alert_id` on `engagement` after `since`: `expected` of them, or what
+    came within 60 s."""
+    records = await read_back(
+        bootstrap,
+        ENGAGEMENT,
+        {str(alert_id)},
+        since=since,
+        enough=lambda found: len(found) >= expected,
+        within=60.0,
+        linger=0.0,
     )
-    await consumer.start()
-    found = 0
-    key = str(alert_id).encode()
-    try:
-        assigned = partitions(ENGAGEMENT)
-        consumer.assign(assigned)
-        for partition in assigned:
-            consumer.seek(partition, since[partition])
-        quiet_since = time.monotonic()
-        while found < expected and time.monotonic() - quiet_since < 5.0:
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for records in batches.values():
-                if records:
-                    quiet_since = time.monotonic()
-                found += sum(1 for record in records if record.key == key)
-    finally:
-        await consumer.stop()
-    return found
+    return len(records)
 
 
 async def main() -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -76,46 +75,6 @@ def viewer(api_keys: dict[Role, str]) -> dict[str, str]:
     return {"X-API-Key": api_keys["viewer"]}
 
 
-async def _read_topic(
-    bootstrap: str, topic: str, keys: set[str], *, within: float = 20.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Records of `topic` keyed by one of `keys`, read from the start until every key was
-    seen (then a short extra read, so a duplicate shows up) or `within` seconds passed."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + within
-        while asyncio.get_running_loop().time() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                found.extend(r for r in records if r.key is not None and r.key.decode() in keys)
-            if {r.key.decode() for r in found if r.key is not None} >= keys:
-                # everything is here; one more short read would reveal duplicates
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    found.extend(r for r in records if r.key is not None and r.key.decode() in keys)
-                break
-    finally:
-        await consumer.stop()
-    return found
-
-
-ReadTopic = Callable[..., Awaitable[list[ConsumerRecord[bytes, bytes]]]]
-
-
-@pytest.fixture
-def read_topic() -> ReadTopic:
-    """`await read_topic(bootstrap, topic, keys)`: the records of `topic` with those keys."""
-    return _read_topic
-
-
 def _alert_json(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "title": "태풍 링링 대비 안내",
@@ -128,7 +87,13 @@ def _alert_json(**changes: Any) -> dict[str, Any]:
     return body
 
 
+class AlertJson(Protocol):
+    """`alert_json(**changes)`: a valid alert body with some fields changed."""
+
+    def __call__(self, **changes: Any) -> dict[str, Any]: ...
+
+
 @pytest.fixture
-def alert_json() -> Callable[..., dict[str, Any]]:
+def alert_json() -> AlertJson:
     """`alert_json(**changes)`: a valid alert body with some fields changed."""
     return _alert_json

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.db import session_factory
 from common.messages import AlertRequested
 from common.models import Alert, AlertStats, OutboxEntry
+from common.readback import read_back
 from common.topics import ALERTS_REQUESTED
 from gateway.schemas import READ_MORE
 
@@ -44,7 +45,6 @@ async def test_post_accepts_and_publishes_the_alert(
     alert_json: AlertJson,
     engine: AsyncEngine,
     kafka_topics: str,
-    read_topic: Any,
 ) -> None:
     response = await client.post("/v1/alerts", json=alert_json(), headers=operator)
     assert response.status_code == 202, response.text
@@ -54,7 +54,7 @@ async def test_post_accepts_and_publishes_the_alert(
     assert accepted["status_url"] == f"http://gateway.test/v1/alerts/{alert_id}"
     assert response.headers["location"] == accepted["status_url"]
 
-    records = await read_topic(kafka_topics, ALERTS_REQUESTED, {alert_id})
+    records = await read_back(kafka_topics, ALERTS_REQUESTED, {alert_id})
     assert len(records) == 1
     message = AlertRequested.model_validate_json(records[0].value)
     assert str(message.alert_id) == alert_id

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.db import session_factory
 from common.messages import AlertControl
 from common.models import Alert, OutboxEntry
+from common.readback import read_back
 from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
 
 pytestmark = pytest.mark.integration
@@ -105,7 +106,6 @@ async def test_cancel_marks_cancelled_and_publishes_control(
     alert_json: AlertJson,
     engine: AsyncEngine,
     kafka_topics: str,
-    read_topic: Any,
 ) -> None:
     alert_id = (await client.post("/v1/alerts", json=alert_json(), headers=operator)).json()["id"]
     cancelled = await client.post(f"/v1/alerts/{alert_id}/cancel", headers=operator)
@@ -116,7 +116,7 @@ async def test_cancel_marks_cancelled_and_publishes_control(
     assert again.status_code == 200
     assert len(await _outbox(engine, alert_id, ALERTS_CONTROL)) == 1
 
-    records = await read_topic(kafka_topics, ALERTS_CONTROL, {alert_id})
+    records = await read_back(kafka_topics, ALERTS_CONTROL, {alert_id})
     assert len(records) == 1
     control = AlertControl.model_validate_json(records[0].value)
     assert (str(control.alert_id), control.action) == (alert_id, "cancel")

@@ -12,18 +12,18 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.admin import run_migrations
-from common.db import asyncpg_dsn, create_engine, session_factory
+from cli.databases import scratch_database
+from common.db import create_engine, session_factory
 from common.kafka import create_producer
 from common.messages import AlertControl
 from common.models import OutboxEntry
+from common.readback import read_back
 from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
 from gateway.config import GatewaySettings
 from gateway.main import create_app
@@ -39,22 +39,8 @@ DEAD_BOOTSTRAP = "127.0.0.1:9"  # the discard port: nothing speaks Kafka there
 @pytest.fixture(scope="module")
 async def own_database(database_url: str) -> AsyncIterator[str]:
     """A second migrated database beside the session's, dropped after the module."""
-    url = make_url(database_url)
-    name = f"allim_outbox_{uuid.uuid4().hex[:10]}"
-    admin_dsn = asyncpg_dsn(url.set(database="postgres").render_as_string(hide_password=False))
-    connection = await asyncpg.connect(admin_dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    own = url.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(run_migrations, own)
-    yield own
-    connection = await asyncpg.connect(admin_dsn)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    async with scratch_database(database_url, "allim_outbox") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +55,21 @@ async def _unsent(engine: AsyncEngine) -> int:
     async with session_factory(engine)() as session:
         query = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.sent_at.is_(None))
         return int(await session.scalar(query) or 0)
+
+
+def _gauge(text: str, name: str) -> float | None:
+    """The value of the unlabelled sample `name` in a /metrics text, None when it has none."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    return None
+
+
+async def _drain(relays: list[OutboxRelay]) -> None:
+    """Let the relays publish side by side until none of them finds a row it may claim."""
+    while any(await asyncio.gather(*(relay.publish_once() for relay in relays))):
+        pass
 
 
 async def _wait_until_unsent(engine: AsyncEngine, left: int = 0, seconds: float = 30.0) -> None:
@@ -86,7 +87,6 @@ async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_bac
     api_keys: dict[str, str],
     alert_json: Callable[..., dict[str, Any]],
     kafka_topics: str,
-    read_topic: Any,
     engine: AsyncEngine,
 ) -> None:
     from gateway.auth import create_key
@@ -114,7 +114,7 @@ async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_bac
         async with asyncio.timeout(10):
             while True:
                 metrics = (await http.get("/metrics")).text
-                if "allim_gateway_outbox_unsent 1.0" in metrics:
+                if _gauge(metrics, "allim_gateway_outbox_unsent") == 1.0:
                     break
                 await asyncio.sleep(0.1)
         assert await _unsent(own_engine) == 1
@@ -123,12 +123,12 @@ async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_bac
     up = create_app(gateway_settings.model_copy(update={"database_url": own_database}))
     async with up.router.lifespan_context(up):
         await _wait_until_unsent(own_engine)
-    records = await read_topic(kafka_topics, ALERTS_REQUESTED, {alert_id})
+    records = await read_back(kafka_topics, ALERTS_REQUESTED, {alert_id})
     assert len(records) == 1
 
 
 async def test_relays_in_several_processes_publish_each_row_once(
-    own_database: str, own_engine: AsyncEngine, kafka_topics: str, read_topic: Any
+    own_database: str, own_engine: AsyncEngine, kafka_topics: str
 ) -> None:
     keys = [str(uuid.uuid4()) for _ in range(150)]
     async with session_factory(own_engine)() as session, session.begin():
@@ -151,12 +151,9 @@ async def test_relays_in_several_processes_publish_each_row_once(
         link = KafkaLink(create_producer(kafka_topics, f"relay-test-{n}"))
         await link.producer.start()
         link.ready.set()
-        relay = OutboxRelay(
-            session_factory(relay_engine), link, GatewayMetrics(), poll_seconds=0.02, batch_size=25
-        )
+        relay = OutboxRelay(session_factory(relay_engine), link, GatewayMetrics(), batch_size=25)
         relays.append((relay, link, relay_engine))
     slow = keys[:10]
-    tasks: list[asyncio.Task[None]] = []
     try:
         # a relay that claimed the first alerts' pause rows and has not published them yet
         async with session_factory(own_engine)() as holder, holder.begin():
@@ -167,21 +164,17 @@ async def test_relays_in_several_processes_publish_each_row_once(
                 .limit(len(slow))
                 .with_for_update()
             )
-            tasks = [asyncio.create_task(relay.run()) for relay, _, _ in relays]
-            await _wait_until_unsent(own_engine, left=2 * len(slow))
-            await asyncio.sleep(0.5)
+            await _drain([relay for relay, _, _ in relays])
             # the other relays skipped the claimed rows, and held back their alerts' resumes
             assert await _unsent(own_engine) == 2 * len(slow)
-        await _wait_until_unsent(own_engine)
+        await _drain([relay for relay, _, _ in relays])
+        assert await _unsent(own_engine) == 0
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for _, link, relay_engine in relays:
             await link.producer.stop()
             await relay_engine.dispose()
 
-    records = await read_topic(kafka_topics, ALERTS_CONTROL, set(keys))
+    records = await read_back(kafka_topics, ALERTS_CONTROL, set(keys))
     published = [AlertControl.model_validate_json(r.value) for r in records if r.value]
     assert len(published) == 2 * len(keys)
     actions: dict[str, list[str]] = {}
