@@ -6,7 +6,7 @@ PYTHON ?= python3
 STACK := .local/dev
 PYTEST_ARGS ?=
 
-.PHONY: install lint format test up down clean demo bench chaos docs
+.PHONY: install lint format test test-fast up down clean demo bench chaos docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ format: install
 
 test: lint
 	deploy/local/test.sh $(PYTEST_ARGS)
+
+# The inner loop: lint, and the tests that need neither Kafka nor PostgreSQL (no stack started).
+test-fast: lint
+	env -u ALLIM_DATABASE_URL -u ALLIM_KAFKA_BOOTSTRAP ALLIM_ENVIRONMENT=test \
+	ALLIM_TRACKING_SECRET=test-tracking-secret-0123456789 $(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 up: install
 	deploy/local/stack.sh up $(STACK)
