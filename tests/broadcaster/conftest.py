@@ -9,12 +9,13 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -138,7 +139,7 @@ class Kit:
     ) -> dict[str, Any]:
         """Poll the alert row until its status is one of `statuses`; its row then."""
         deadline = time.monotonic() + within
-        row: Any = None
+        row: asyncpg.Record | None = None
         while time.monotonic() < deadline:
             row = await self.store.pool.fetchrow("SELECT * FROM alerts WHERE id = $1", alert_id)
             if row is not None and row["status"] in statuses:
@@ -173,7 +174,7 @@ class Sandbox:
         response.raise_for_status()
         return [line for line in response.text.splitlines() if line]
 
-    def configure(self, **behaviour: Any) -> None:
+    def configure(self, **behaviour: object) -> None:
         """Change the sandbox's behaviour at once (latency, shares, rates)."""
         response = httpx.patch(f"{self.url}/_sandbox/config", json=behaviour, timeout=10)
         response.raise_for_status()
@@ -231,7 +232,10 @@ def broadcaster_env(
     }
 
 
-Spawn = Callable[..., Service]
+class Spawn(Protocol):
+    """`spawn(role, name, **env)`: an `allim broadcaster --role ROLE` child process, not started."""
+
+    def __call__(self, role: str, name: str = "broadcaster", **env: str) -> Service: ...
 
 
 @pytest.fixture
