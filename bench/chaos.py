@@ -1,9 +1,10 @@
 """`make chaos`: failure scenarios during a broadcast, counted at the sandbox's ledger.
 
     .venv/bin/python bench/chaos.py [--quick] [--only NAME ...] [--audience N] [--rate R]
+                                    [--out FILE]
 
-One database of its own (`allim_chaos` on the server of ALLIM_DATABASE_URL, created fresh and
-migrated), filled with the audience, and the whole system as child processes (sandbox,
+One database of its own (`allim_bench_chaos_*` on the server of ALLIM_DATABASE_URL, created
+fresh and migrated), filled with the audience, and the whole system as child processes (sandbox,
 gateway, a planner, sender processes, analytics). Each scenario posts one alert to everyone
 and breaks something while it is sent; at the end it counts, at the sandbox's ledger,
 duplicates (recipients accepted more than once) and missing recipients (active subscribers
@@ -11,8 +12,10 @@ in PostgreSQL the ledger never accepted), and the time from POST to the alert's 
 the clean run. The sandbox is rate-limited (`--rate`) so the broadcast lasts long enough to
 break things in the middle of it. Restarting Kafka and PostgreSQL needs the stack's state
 folder (ALLIM_BENCH_STATE, which `make chaos` sets). Results go into bench/results.json
-("chaos") and docs/benchmarks.md ("Failures survived"); the exit status is 1 when a scenario
-found a duplicate or a missing recipient, or failed.
+("chaos") and docs/benchmarks.md ("Failures survived"), or into FILE alone with `--out` (the
+test suite's run); the exit status is 1 when a scenario found a duplicate or a missing
+recipient, or failed. Where a scenario checks analytics, analytics' delivered count of the
+alert must equal the broadcaster's and the ledger's.
 """
 
 from __future__ import annotations
@@ -252,6 +255,11 @@ class System:
             await asyncio.sleep(0.25)
         raise TimeoutError(f"Alert {alert_id} did not end within {limit:.0f} s.")
 
+    async def broadcaster_delivered(self, alert_id: str) -> int:
+        """`alerts.delivered` of an alert: the recipients the broadcaster settled as delivered."""
+        row = await self._fetch("SELECT delivered FROM alerts WHERE id = $1", alert_id)
+        return 0 if row is None else int(row["delivered"])
+
     async def analytics_delivered(self, alert_id: str) -> int | None:
         """`alert_stats.delivered` of an alert, or None before analytics saw it."""
         row = await self._fetch("SELECT delivered FROM alert_stats WHERE alert_id = $1", alert_id)
@@ -416,7 +424,7 @@ async def cancel_midway(system: System, run: Broadcast, rng: random.Random) -> N
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("clean", "no failure: the reference run", None),
+    Scenario("clean", "no failure: the reference run", None, checks_analytics=True),
     Scenario(
         "sender_sigkill_x3",
         "SIGKILL of a sender at three random moments (restarted each time)",
@@ -460,7 +468,12 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 QUICK_SCENARIOS: tuple[Scenario, ...] = (
     SCENARIOS[0],
-    Scenario("sender_sigkill", "SIGKILL of a sender once mid-broadcast", kill_sender_once),
+    Scenario(
+        "sender_sigkill",
+        "SIGKILL of a sender once mid-broadcast; analytics counts what was delivered",
+        kill_sender_once,
+        checks_analytics=True,
+    ),
 )
 
 
@@ -486,6 +499,9 @@ class Outcome:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     kills: list[float] = field(default_factory=list)
+    # where the scenario checks analytics: the delivered count of each side
+    broadcaster_delivered: int | None = None
+    analytics_delivered: int | None = None
 
     def line(self) -> str:
         """A line for the terminal."""
@@ -558,9 +574,14 @@ async def run_scenario(
             if outcome.status not in ("completed", "did not end"):
                 problems.append(f"ended {outcome.status}")
         if scenario.checks_analytics:
-            counted = await _analytics_catch_up(system, alert_id, outcome.accepted)
-            if counted != outcome.accepted:
-                problems.append(f"analytics counts {counted} delivered, ledger {outcome.accepted}")
+            delivered = await system.broadcaster_delivered(alert_id)
+            counted = await _analytics_catch_up(system, alert_id, delivered)
+            outcome.broadcaster_delivered, outcome.analytics_delivered = delivered, counted
+            if not counted == delivered == outcome.accepted:
+                problems.append(
+                    f"delivered: analytics counts {counted}, the broadcaster {delivered}, "
+                    f"the ledger {outcome.accepted}"
+                )
         if outcome.duplicates:
             problems.append(f"{outcome.duplicates} duplicates: {ledger['duplicate_recipients']}")
         if outcome.missing:
@@ -680,6 +701,8 @@ async def run_chaos(config: ChaosConfig) -> dict[str, Any]:
                 "error": o.error,
                 "notes": o.notes,
                 "kills_s": [round(k, 2) for k in o.kills],
+                "broadcaster_delivered": o.broadcaster_delivered,
+                "analytics_delivered": o.analytics_delivered,
             }
             for o in outcomes
         ],
@@ -701,6 +724,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=names, help="run these scenarios only")
     parser.add_argument("--seed", type=int, default=7, help="seed of the random moments")
     parser.add_argument("--command", help="the command to print in the report")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the run's results to this JSON file, not to results.json and the report",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -718,13 +746,16 @@ def main(argv: list[str] | None = None) -> int:
     chaos["command"] = args.command or " ".join(["python", "bench/chaos.py", *sys.argv[1:]])
     chaos["quick"] = args.quick
     chaos["finished_at"] = report.utc_now()
-    results = report.load_results()
-    # a short run (make bench, CI's size) never hides the last full one
-    results["chaos_short" if args.quick else "chaos"] = chaos
-    results["figures"] = report.flat_figures(results)
-    results.setdefault("machine", report.machine())
-    report.save_results(results)
-    report.write_report(results)
+    if args.out:
+        args.out.write_text(report.dumps(chaos), encoding="utf-8")
+    else:
+        results = report.load_results()
+        # a short run (make bench, CI's size) never hides the last full one
+        results["chaos_short" if args.quick else "chaos"] = chaos
+        results["figures"] = report.flat_figures(results)
+        results.setdefault("machine", report.machine())
+        report.save_results(results)
+        report.write_report(results)
     print(report.dumps(chaos["figures"]))
     return 0 if chaos["figures"]["chaos_failed_scenarios"] == 0 else 1
 
