@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from tests.analytics.streams import Stream
 from tests.waiting import caught_up, eventually
 
 from analytics.consumer import SUBSCRIBED
@@ -57,7 +57,7 @@ async def test_sigkill_mid_stream_then_restart_counts_every_event_exactly_once(
     kafka_topics: str,
     pool: asyncpg.Pool,
     producer: AIOKafkaProducer,
-    streams: Any,
+    streams: type[Stream],
     group: str,
     tmp_path: Path,
 ) -> None:
@@ -107,7 +107,7 @@ async def test_consumers_joining_and_leaving_mid_stream_count_every_event_exactl
     kafka_topics: str,
     pool: asyncpg.Pool,
     producer: AIOKafkaProducer,
-    streams: Any,
+    streams: type[Stream],
     group: str,
     tmp_path: Path,
 ) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
+from tests.analytics.facts import Facts
 
 from analytics.store import RollupStore
 from cli.main import main
 
 
 @pytest.fixture
-async def applied_alert(store: RollupStore, facts: Any) -> AsyncIterator[uuid.UUID]:
+async def applied_alert(store: RollupStore, facts: type[Facts]) -> AsyncIterator[uuid.UUID]:
     """An alert with one delivered batch and three taps applied."""
     alert = uuid.uuid4()
     await store.apply(

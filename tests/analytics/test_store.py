@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 import pytest
+from tests.analytics.facts import Facts
 
 from analytics.store import RollupStore
 
@@ -29,7 +29,7 @@ STORY = [(1, "r1"), (1, "r1"), (1, "r2"), (2, "r2"), (3, "r3"), (3, "r4"), (3, "
 
 @pytest.mark.parametrize("split", [0, 1, 3, 5, len(STORY)])
 async def test_readers_and_forwards_are_exact_however_the_taps_are_split_into_polls(
-    store: RollupStore, pool: asyncpg.Pool, facts: Any, split: int
+    store: RollupStore, pool: asyncpg.Pool, facts: type[Facts], split: int
 ) -> None:
     alert = uuid.uuid4()
     taps = [facts.tap(alert, subscriber, reader) for subscriber, reader in STORY]
@@ -53,7 +53,7 @@ async def test_readers_and_forwards_are_exact_however_the_taps_are_split_into_po
 
 
 async def test_an_event_applied_again_is_not_counted_again(
-    store: RollupStore, pool: asyncpg.Pool, facts: Any
+    store: RollupStore, pool: asyncpg.Pool, facts: type[Facts]
 ) -> None:
     alert = uuid.uuid4()
     first = facts.decoded(
@@ -75,7 +75,9 @@ async def test_an_event_applied_again_is_not_counted_again(
     )
 
 
-async def test_a_consumer_name_has_its_own_processed_events(pool: asyncpg.Pool, facts: Any) -> None:
+async def test_a_consumer_name_has_its_own_processed_events(
+    pool: asyncpg.Pool, facts: type[Facts]
+) -> None:
     alert = uuid.uuid4()
     poll = facts.decoded(facts.tap(alert, 1, "a"))
     one, other = (
@@ -89,7 +91,7 @@ async def test_a_consumer_name_has_its_own_processed_events(pool: asyncpg.Pool, 
 
 
 async def test_deliveries_and_lifecycle_fill_the_rollup(
-    store: RollupStore, pool: asyncpg.Pool, facts: Any
+    store: RollupStore, pool: asyncpg.Pool, facts: type[Facts]
 ) -> None:
     alert = uuid.uuid4()
     t0 = facts.delivery(alert, 0, 1).time
@@ -125,7 +127,7 @@ async def test_deliveries_and_lifecycle_fill_the_rollup(
 
 
 async def test_a_snapshot_has_no_read_rate_before_any_delivery(
-    store: RollupStore, facts: Any
+    store: RollupStore, facts: type[Facts]
 ) -> None:
     alert = uuid.uuid4()
     # the tap's batch has not reached analytics yet (another partition, another topic)
@@ -139,7 +141,7 @@ async def test_a_snapshot_has_no_read_rate_before_any_delivery(
     assert snapshot.forward_rate == 0.0
 
 
-async def test_reads_per_minute(store: RollupStore, pool: asyncpg.Pool, facts: Any) -> None:
+async def test_reads_per_minute(store: RollupStore, pool: asyncpg.Pool, facts: type[Facts]) -> None:
     alert = uuid.uuid4()
     t0 = facts.delivery(alert, 0, 1).time
     await store.apply(
@@ -160,7 +162,9 @@ async def test_reads_per_minute(store: RollupStore, pool: asyncpg.Pool, facts: A
     assert [tuple(r) for r in rows] == [(t0, 2, 1), (t0 + timedelta(minutes=1), 2, 2)]
 
 
-async def test_recent_lists_the_latest_changed_alerts_first(store: RollupStore, facts: Any) -> None:
+async def test_recent_lists_the_latest_changed_alerts_first(
+    store: RollupStore, facts: type[Facts]
+) -> None:
     older, newer = uuid.uuid4(), uuid.uuid4()
     await store.apply(facts.decoded(facts.tap(older, 1, "a")))
     await store.apply(facts.decoded(facts.tap(newer, 1, "a")))
@@ -168,7 +172,7 @@ async def test_recent_lists_the_latest_changed_alerts_first(store: RollupStore, 
 
 
 async def test_forget_drops_only_old_ids_of_its_own_consumer(
-    pool: asyncpg.Pool, facts: Any
+    pool: asyncpg.Pool, facts: type[Facts]
 ) -> None:
     alert = uuid.uuid4()
     old, recent = facts.tap(alert, 1, "a"), facts.tap(alert, 2, "b")

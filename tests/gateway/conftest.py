@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.bodies import AlertJson, alert_body
 
 from common.db import session_factory
 from gateway.auth import Role, create_key
@@ -75,25 +75,7 @@ def viewer(api_keys: dict[Role, str]) -> dict[str, str]:
     return {"X-API-Key": api_keys["viewer"]}
 
 
-def _alert_json(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "태풍 링링 대비 안내",
-        "body": "강풍에 대비해 외출을 삼가 주세요.",
-        "category": "emergency",
-        "buttons": [{"name": "대피소", "link": "https://example.org/shelters"}],
-        "audience": {"districts": ["장안구"], "tags": []},
-    }
-    body.update(changes)
-    return body
-
-
-class AlertJson(Protocol):
-    """`alert_json(**changes)`: a valid alert body with some fields changed."""
-
-    def __call__(self, **changes: Any) -> dict[str, Any]: ...
-
-
 @pytest.fixture
 def alert_json() -> AlertJson:
     """`alert_json(**changes)`: a valid alert body with some fields changed."""
-    return _alert_json
+    return alert_body

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.bodies import AlertJson
 
 from common.db import session_factory
 from common.messages import AlertRequested
@@ -23,8 +23,6 @@ from common.topics import ALERTS_REQUESTED
 from gateway.schemas import READ_MORE
 
 pytestmark = pytest.mark.integration
-
-AlertJson = Callable[..., dict[str, Any]]
 
 
 async def _outbox_rows(engine: AsyncEngine, alert_id: str) -> list[OutboxEntry]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.bodies import AlertJson
 
 from common.db import session_factory
 from common.messages import AlertControl
@@ -19,8 +19,6 @@ from common.readback import read_back
 from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
 
 pytestmark = pytest.mark.integration
-
-AlertJson = Callable[..., dict[str, Any]]
 
 
 async def _count(engine: AsyncEngine, *where: Any) -> int:
