@@ -1,7 +1,8 @@
 """`allim analytics`: wiring of the consumer, the snapshot publisher and the metrics endpoint.
 
 This is the only place that creates clients; they are closed in reverse order on the way
-out, also when start-up fails half way.
+out, also when start-up fails half way. The long-running jobs run under one supervisor:
+a Kafka or PostgreSQL error restarts a job after a back-off, a bug stops the process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from analytics.store import RollupStore, prepare_connection
 from common.collector import tune_collector
 from common.db import asyncpg_dsn
 from common.kafka import create_consumer, create_producer
+from common.supervision import Job, supervise
 from common.topics import ensure_topics
 from common.waiting import wait_or_stop
 
@@ -66,8 +68,8 @@ async def _until_up(what: str, start: Callable[[], Awaitable[None]], stop: async
     return False
 
 
-async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
-    """Consume and publish until `stop` is set."""
+async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> int:
+    """Consume and publish until `stop` is set; 0 after a clean stop, 1 after a bug."""
     metrics = AnalyticsMetrics(recent_alerts=settings.analytics_recent_alerts)
     server, thread = start_http_server(
         settings.analytics_metrics_port,
@@ -84,7 +86,7 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
         if not await _until_up("Kafka", lambda: _ensure_topics(settings), stop):
-            return
+            return 0
         pools: list[asyncpg.Pool] = []
 
         async def open_pool() -> None:
@@ -98,7 +100,7 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
             )
 
         if not await _until_up("PostgreSQL", open_pool, stop):
-            return
+            return 0
         pool = pools[0]
         stack.push_async_callback(pool.close)
         store = RollupStore(pool, settings.analytics_consumer_name)
@@ -107,7 +109,7 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
         # stopped also when it never started: an unstarted producer still holds a client
         stack.push_async_callback(producer.stop)
         if not await _until_up("Kafka", producer.start, stop):
-            return
+            return 0
         publisher = SnapshotPublisher(store, producer, metrics, settings.analytics_snapshot_seconds)
         # after a restart, the recent alerts get their gauges and a fresh snapshot at once
         publisher.mark(await store.recent(settings.analytics_recent_alerts))
@@ -132,37 +134,33 @@ async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
         aggregator.subscribe()
         stack.push_async_callback(consumer.stop)
         if not await _until_up("Kafka", consumer.start, stop):
-            return
+            return 0
         logger.info("analytics consuming as group %s", settings.analytics_group_id)
         collecting = tune_collector()
-        background = [
-            asyncio.create_task(publisher.run(stop)),
-            asyncio.create_task(
-                forget_processed(
-                    store,
-                    timedelta(hours=settings.analytics_dedupe_hours),
-                    settings.analytics_dedupe_hours * 3600 / 24,
-                    stop,
-                )
+        forget_after = timedelta(hours=settings.analytics_dedupe_hours)
+        jobs: dict[str, Job] = {
+            "aggregator": lambda: aggregator.run(stop),
+            "snapshot publisher": lambda: publisher.run(stop),
+            "event-id forgetter": lambda: forget_processed(
+                store, forget_after, settings.analytics_dedupe_hours * 3600 / 24, stop
             ),
-        ]
+        }
         try:
-            await aggregator.run(stop)
+            status = await supervise(jobs, stop)
         finally:
-            stop.set()
             collecting.cancel()
-            await asyncio.gather(*background)
     logger.info("analytics stopped")
+    return status
 
 
-def serve(settings: AnalyticsSettings) -> None:
-    """Run in the foreground until SIGTERM or SIGINT."""
+def serve(settings: AnalyticsSettings) -> int:
+    """Run in the foreground until SIGTERM or SIGINT; the process's exit status."""
 
-    async def main() -> None:
+    async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await run(settings, stop)
+        return await run(settings, stop)
 
-    uvloop.run(main())
+    return uvloop.run(main())

@@ -39,8 +39,7 @@ class StatsFailed(Exception):
 def _analytics(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
-    serve(settings)
-    return 0
+    return serve(settings)
 
 
 def fetch_rollup(gateway: str, api_key: str, alert_id: uuid.UUID) -> AlertRollup:
