@@ -8,10 +8,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tests.broadcaster.kits import Kit
 from tests.waiting import eventually
 
 from broadcaster.metrics import BroadcasterMetrics
@@ -69,7 +69,7 @@ async def refused_once(
 
 
 async def test_requests_are_planned_again_after_a_failure_and_committed_after_planning(
-    kit: Any,
+    kit: Kit,
     store: Store,
     producer: AIOKafkaProducer,
     requests: AIOKafkaConsumer,
