@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 import uvloop
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import start_http_server
+from pydantic import SecretStr
 
 from broadcaster import control_feed
 from broadcaster.config import BroadcasterSettings
@@ -36,15 +38,21 @@ from broadcaster.settling import Settler
 from broadcaster.store import Store
 from common import topics
 from common.collector import tune_collector
-from common.db import asyncpg_dsn, create_engine
+from common.db import asyncpg_dsn
 from common.kafka import create_consumer, create_producer
 from common.supervision import Job, supervise
 from common.tokens import TokenSigner
 from common.topics import ensure_topics
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from broadcaster.providers.webhook import WebhookProvider
+
 logger = logging.getLogger(__name__)
 
 Role = Literal["planner", "sender", "all"]
+Options = TypeVar("Options", bound="DataclassInstance")
 
 
 def http_client(settings: BroadcasterSettings) -> httpx.AsyncClient:
@@ -60,30 +68,62 @@ def http_client(settings: BroadcasterSettings) -> httpx.AsyncClient:
     )
 
 
+def options(
+    kind: type[Options], settings: BroadcasterSettings, prefix: str, **given: Any
+) -> Options:
+    """`kind` with each field set from the setting `<prefix><field>`, or from `given`.
+
+    The settings hold the one set of defaults: a field with no such setting keeps a default
+    of its own only when it is not configurable (a rate cut factor, say); a field with
+    neither makes `kind` refuse to be built.
+    """
+    values = dict(given)
+    for field in dataclasses.fields(kind):
+        name = prefix + field.name
+        if field.init and field.name not in values and name in type(settings).model_fields:
+            value = getattr(settings, name)
+            values[field.name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return kind(**values)
+
+
 def kakao_options(settings: BroadcasterSettings) -> KakaoOptions:
     """Where the dealer is and who we are to it."""
-    return KakaoOptions(
-        base_url=settings.kakao_base_url,
-        send_path=settings.kakao_send_path,
-        lookup_path=settings.kakao_lookup_path,
-        appkey=settings.kakao_appkey,
-        secret=settings.kakao_secret.get_secret_value(),
-        sender_key=settings.kakao_sender_key,
-        template_code=settings.kakao_template_code,
-        default_button=settings.broadcaster_default_button,
+    return options(
+        KakaoOptions, settings, "kakao_", default_button=settings.broadcaster_default_button
     )
 
 
 def send_options(settings: BroadcasterSettings) -> SendOptions:
     """The sending pipe's knobs."""
-    return SendOptions(
-        batch_size=settings.broadcaster_batch_size,
+    return options(
+        SendOptions,
+        settings,
+        "broadcaster_",
         public_base_url=settings.public_base_url,
-        token_ttl_days=settings.broadcaster_token_ttl_days,
         retry_base=settings.broadcaster_retry_base_seconds,
         retry_cap=settings.broadcaster_retry_cap_seconds,
-        error_threshold=settings.broadcaster_error_threshold,
-        progress_seconds=settings.broadcaster_progress_seconds,
+    )
+
+
+def rate_limits(settings: BroadcasterSettings) -> RateLimits:
+    """The shared send-rate budget and how it adapts."""
+    return options(RateLimits, settings, "broadcaster_rate_")
+
+
+def quiet_hours(settings: BroadcasterSettings) -> QuietHours:
+    """The operator's quiet hours, when promotional alerts wait."""
+    return options(QuietHours, settings, "broadcaster_quiet_")
+
+
+def webhook_provider(settings: BroadcasterSettings, client: httpx.AsyncClient) -> WebhookProvider:
+    """The webhook adapter: where batches go, and the key that signs them (unset: unsigned)."""
+    from broadcaster.providers.webhook import WebhookProvider
+
+    secret = settings.broadcaster_webhook_secret
+    return WebhookProvider(
+        client,
+        settings.broadcaster_webhook_url,
+        secret.get_secret_value() if secret is not None else None,
     )
 
 
@@ -104,8 +144,9 @@ async def run(settings: BroadcasterSettings, role: Role) -> int:
         )
     await ensure_topics(settings.kafka_bootstrap)
     # each running shard holds a connection for its lock: urgent and normal ones, each kind
-    # up to twice `shard_concurrency` while shards that sent their last batch drain
-    connections = settings.database_pool_size + 4 * settings.broadcaster_shard_concurrency
+    # up to twice `shard_concurrency` while shards that sent their last batch drain; and the
+    # rate limiter's two buckets lease at once, each on a connection of its own
+    connections = settings.database_pool_size + 4 * settings.broadcaster_shard_concurrency + 2
     store = await Store.connect(asyncpg_dsn(settings.database_url), connections)
     producer = create_producer(settings.kafka_bootstrap, "allim-broadcaster")
     await producer.start()
@@ -174,15 +215,14 @@ async def _senders(
     metrics: BroadcasterMetrics,
     stopping: asyncio.Event,
 ) -> AsyncIterator[dict[str, Job]]:
-    engine = create_engine(settings.database_url, pool_size=2)
     client = http_client(settings)
     provider = make_provider(settings, client)
-    quiet = QuietHours.from_settings(settings)
+    quiet = quiet_hours(settings)
     control = Control()
     deps = SenderDeps(
         store=store,
         provider=provider,
-        limiter=GlobalRateLimiter(engine, RateLimits.from_settings(settings)),
+        limiter=GlobalRateLimiter(store, rate_limits(settings)),
         publisher=publisher,
         settler=Settler(store, publisher, window=settings.broadcaster_settle_window_seconds),
         control=control,
@@ -226,15 +266,12 @@ async def _senders(
         await consumer.stop()
         await controls.stop()
         await client.aclose()
-        await engine.dispose()
 
 
 def make_provider(settings: BroadcasterSettings, client: httpx.AsyncClient) -> Provider:
     """The provider adapter the settings name."""
     if settings.broadcaster_provider == "webhook":
-        from broadcaster.providers.webhook import WebhookProvider
-
-        return WebhookProvider.from_settings(client, settings)
+        return webhook_provider(settings, client)
     return KakaoProvider(client, kakao_options(settings))
 
 

@@ -127,3 +127,12 @@ class PendingShard:
     alert_id: uuid.UUID
     shard_no: int
     category: Category
+
+
+@dataclass(frozen=True)
+class BucketLease:
+    """What one lease of a shared rate bucket returned."""
+
+    rate: float  # the bucket's rate now
+    wait: float  # seconds until the leased tokens may be spent (a pause, or the debt)
+    paused: bool  # paused: nothing was taken, lease again after `wait`

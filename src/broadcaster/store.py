@@ -12,6 +12,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -21,6 +22,7 @@ from broadcaster.records import (
     AlertInfo,
     AlertPlan,
     BatchRow,
+    BucketLease,
     Counters,
     PendingShard,
     PlanOutcome,
@@ -561,6 +563,119 @@ class Store:
             *held,
         )
         return {r[0] for r in rows}
+
+    # -- rate buckets ---------------------------------------------------------------------
+    # `at` is the time a statement works at, shared by every sender process: None for the
+    # database's own clock_timestamp(), a given time when a test drives the clock
+
+    async def ensure_bucket(
+        self, name: str, rate: float, burst: float, at: datetime | None
+    ) -> None:
+        """Create the bucket row full; an existing one takes `burst` and at most `rate`."""
+        await self.pool.execute(_ENSURE_BUCKET, name, burst, rate, at)
+
+    async def lease_bucket(
+        self,
+        name: str,
+        take: float,
+        *,
+        configured: float,
+        step: float,
+        recover: bool,
+        cooldown: float,
+        at: datetime | None,
+    ) -> BucketLease | None:
+        """Refill for the time passed, raise the rate when `recover`, take `take` tokens
+        (into debt if need be; nothing while paused); None when the row does not exist."""
+        row = await self.pool.fetchrow(
+            _LEASE_BUCKET, name, take, configured, step, recover, cooldown, at
+        )
+        return None if row is None else BucketLease(row["rate"], row["wait"], row["paused"])
+
+    async def cut_bucket(
+        self,
+        name: str,
+        *,
+        factor: float,
+        floor: float,
+        pause: float,
+        cooldown: float,
+        at: datetime | None,
+    ) -> None:
+        """Multiply the rate by `factor` (not below `floor`, once per `cooldown`); pause the
+        bucket `pause` seconds when positive, spending none of its saved-up tokens after."""
+        await self.pool.execute(_CUT_BUCKET, name, factor, floor, pause, cooldown, at)
+
+
+_ENSURE_BUCKET = """
+INSERT INTO rate_buckets (name, tokens, rate, burst, refilled_at)
+VALUES ($1, $2::float8, $3::float8, $2::float8, COALESCE($4::timestamptz, clock_timestamp()))
+ON CONFLICT (name) DO UPDATE
+    SET burst = EXCLUDED.burst, rate = LEAST(rate_buckets.rate, EXCLUDED.rate)
+"""
+
+# One statement: refill for the time passed (a pause does not count), raise the rate when the
+# lessee has seen successes and no cut is recent, and take the tokens, into debt if need be;
+# the debt (or the pause) says how long the lessee waits for its tokens.
+_LEASE_BUCKET = """
+WITH p AS (
+    SELECT COALESCE($7::timestamptz, clock_timestamp()) AS ts,
+           $2::float8 AS take,
+           $3::float8 AS configured,
+           $4::float8 AS step,
+           $5::boolean AS recover,
+           make_interval(secs => $6::float8) AS cooldown
+),
+cur AS (
+    SELECT b.name, p.*,
+           COALESCE(b.paused_until > p.ts, false) AS paused,
+           GREATEST(0.0, EXTRACT(EPOCH FROM p.ts - GREATEST(
+               b.refilled_at, COALESCE(b.paused_until, b.refilled_at))))::float8 AS elapsed,
+           p.recover AND COALESCE(b.adjusted_at <= p.ts - p.cooldown, true) AS recovering
+    FROM rate_buckets AS b, p
+    WHERE b.name = $1
+    FOR UPDATE OF b
+)
+UPDATE rate_buckets AS b SET
+    rate = LEAST(c.configured, CASE
+        WHEN NOT c.paused AND c.recovering THEN b.rate + c.step * c.elapsed
+        ELSE b.rate END),
+    tokens = CASE WHEN c.paused THEN b.tokens
+        ELSE LEAST(b.burst, b.tokens + b.rate * c.elapsed) - c.take END,
+    refilled_at = CASE WHEN c.paused THEN b.refilled_at ELSE c.ts END
+FROM cur AS c
+WHERE b.name = c.name
+RETURNING b.rate::float8 AS rate, c.paused,
+    CASE WHEN c.paused THEN GREATEST(0.0, EXTRACT(EPOCH FROM b.paused_until - c.ts))::float8
+        ELSE GREATEST(0.0, -b.tokens)::float8 / b.rate END AS wait
+"""
+
+# A 429 or a 5xx: cut the rate (once per cooldown) and, when the pause is positive, pause
+# everyone and let nobody spend saved-up tokens after it.
+_CUT_BUCKET = """
+WITH p AS (
+    SELECT COALESCE($6::timestamptz, clock_timestamp()) AS ts,
+           $2::float8 AS factor,
+           $3::float8 AS floor,
+           make_interval(secs => $4::float8) AS pause,
+           make_interval(secs => $5::float8) AS cooldown
+),
+cur AS (
+    SELECT b.name, p.*, COALESCE(b.adjusted_at <= p.ts - p.cooldown, true) AS cutting
+    FROM rate_buckets AS b, p
+    WHERE b.name = $1
+    FOR UPDATE OF b
+)
+UPDATE rate_buckets AS b SET
+    rate = CASE WHEN c.cutting THEN GREATEST(c.floor, b.rate * c.factor) ELSE b.rate END,
+    adjusted_at = CASE WHEN c.cutting THEN c.ts ELSE b.adjusted_at END,
+    paused_until = CASE WHEN c.pause > interval '0'
+        THEN GREATEST(COALESCE(b.paused_until, c.ts), c.ts + c.pause)
+        ELSE b.paused_until END,
+    tokens = CASE WHEN c.pause > interval '0' THEN LEAST(b.tokens, 0.0) ELSE b.tokens END
+FROM cur AS c
+WHERE b.name = c.name
+"""
 
 
 async def _walk_shards(

@@ -1,222 +1,276 @@
-"""GlobalRateLimiter against the real PostgreSQL: a shared budget, pauses, cuts and recovery."""
+"""GlobalRateLimiter against the real PostgreSQL: a shared budget, pauses, cuts and recovery.
+
+Every limiter here runs on one `ManualClock`, which also tells the database what time it is:
+the tests move time themselves, only when every "process" waits on the clock, and assert
+what was granted by then, not how long it took.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from datetime import timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcaster.backoff import parse_retry_after
+from broadcaster.clock import ManualClock
 from broadcaster.config import BroadcasterSettings
+from broadcaster.main import rate_limits
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits, database_unavailable
-from common.db import create_engine
+from broadcaster.store import Store
+from common.db import asyncpg_dsn
 
 pytestmark = pytest.mark.integration
 
+# a server nobody listens on: any statement would fail to connect
+NOWHERE = "postgresql://nobody@127.0.0.1:1/none"
 
-def bucket_name() -> str:
-    return f"test-{uuid.uuid4().hex[:12]}"
+
+def limits(**given: Any) -> RateLimits:
+    """The configured defaults, with a bucket of the test's own and `given` changed."""
+    defaults = rate_limits(BroadcasterSettings(environment="development"))
+    return dataclasses.replace(defaults, **{"bucket": f"test-{uuid.uuid4().hex[:12]}", **given})
 
 
 @pytest.fixture
-async def engines(database_url: str) -> AsyncIterator[list[AsyncEngine]]:
-    """Three engines, as three sender processes would have."""
-    made = [create_engine(database_url, pool_size=2) for _ in range(3)]
+async def stores(database_url: str) -> AsyncIterator[list[Store]]:
+    """Three stores, as three sender processes would have."""
+    made = [await Store.connect(asyncpg_dsn(database_url), 2) for _ in range(3)]
     yield made
-    for engine in made:
-        await engine.dispose()
+    for store in made:
+        await store.close()
 
 
-async def row(engine: AsyncEngine, name: str) -> dict[str, object]:
-    async with engine.connect() as conn:
-        result = await conn.execute(
-            text(
-                "SELECT tokens, rate, burst, paused_until, adjusted_at,"
-                " paused_until - clock_timestamp() AS pause_left"
-                " FROM rate_buckets WHERE name = :name"
-            ),
-            {"name": name},
-        )
-        return dict(result.one()._mapping)
+@pytest.fixture
+async def nowhere() -> AsyncIterator[Store]:
+    """A store whose server does not exist (its pool connects only when asked)."""
+    store = Store(await asyncpg.create_pool(NOWHERE, min_size=0, max_size=1))
+    yield store
+    await store.close()
 
 
-async def drive(
-    limiter: GlobalRateLimiter, size: int, workers: int, seconds: float, grants: list[float]
-) -> None:
-    """`workers` coroutines acquiring `size`-message requests for `seconds`, noting each grant."""
-    loop = asyncio.get_running_loop()
-    stop = loop.time() + seconds
-
-    async def worker() -> None:
-        while loop.time() < stop:
-            await limiter.acquire(size)
-            grants.append(loop.time())
-            await limiter.succeeded()
-
-    await asyncio.gather(*(worker() for _ in range(workers)))
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-async def test_three_processes_share_one_messages_budget(engines: list[AsyncEngine]) -> None:
-    rate, size, seconds = 3000.0, 100, 3.0
-    limits = RateLimits(messages_per_second=rate, bucket=bucket_name())
-    limiters = [GlobalRateLimiter(engine, limits) for engine in engines]
-    grants: list[float] = []
-    start = asyncio.get_running_loop().time()
-    await asyncio.gather(*(drive(limiter, size, 4, seconds, grants) for limiter in limiters))
-    sent = [t - start for t in sorted(grants)]
-
-    burst = rate * limits.burst_seconds
-    # every prefix of the run stays within burst + rate * t (one lease of slack per process)
-    slack = 3 * rate * limits.lease_seconds
-    for index, moment in enumerate(sent):
-        assert (index + 1) * size <= burst + slack + rate * moment + size
-    # and the steady part is not far below the budget
-    steady = [t for t in sent if 0.5 <= t < seconds - 0.2]
-    achieved = len(steady) * size / (seconds - 0.7)
-    assert 0.9 * rate <= achieved <= 1.05 * rate
-    # every process got a share: the debt queues them fairly
-    assert all(limiter.buckets[0].leases > 3 for limiter in limiters)
-
-
-async def test_requests_budget_holds_for_small_requests(engines: list[AsyncEngine]) -> None:
-    limits = RateLimits(
-        messages_per_second=1_000_000.0, requests_per_second=40.0, bucket=bucket_name()
+async def row(store: Store, name: str, clock: ManualClock) -> asyncpg.Record:
+    record = await store.pool.fetchrow(
+        "SELECT tokens, rate, burst, paused_until, adjusted_at,"
+        " paused_until - $2::timestamptz AS pause_left FROM rate_buckets WHERE name = $1",
+        name,
+        clock.shared_time(),
     )
-    limiters = [GlobalRateLimiter(engine, limits) for engine in engines]
-    grants: list[float] = []
-    start = asyncio.get_running_loop().time()
-    await asyncio.gather(*(drive(limiter, 1, 3, 2.5, grants) for limiter in limiters))
-    steady = [t - start for t in grants if 0.5 <= t - start < 2.3]
-    assert 0.85 * 40 <= len(steady) / 1.8 <= 1.1 * 40
+    assert record is not None
+    return record
 
 
-async def test_unlimited_does_no_database_work() -> None:
-    # an engine whose server does not exist: any query would fail
-    engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", pool_size=1)
-    try:
-        limiter = GlobalRateLimiter(engine, RateLimits())
-        assert limiter.buckets == ()
-        for _ in range(1000):
-            await limiter.acquire(1000)
-        await limiter.server_error()
+async def run_on(clock: ManualClock, processes: Sequence[Sequence[Awaitable[None]]]) -> None:
+    """Run every process's tasks to their end, moving the clock to the next wake-up whenever
+    each process still running waits on it (its other tasks queue behind the one asleep)."""
+    running = [[asyncio.ensure_future(task) for task in tasks] for tasks in processes]
+    while True:
+        active = sum(1 for tasks in running if not all(t.done() for t in tasks))
+        if not active:
+            break
+        pending = [t for tasks in running for t in tasks if not t.done()]
+        asleep = asyncio.create_task(clock.until_sleeping(active))
+        await asyncio.wait([asleep, *pending], return_when=asyncio.FIRST_COMPLETED)
+        if asleep.done():
+            clock.advance_to_next()
+        else:
+            asleep.cancel()
+    for tasks in running:
+        for task in tasks:
+            task.result()
+
+
+async def driven(clock: ManualClock, *processes: Awaitable[None]) -> None:
+    """Run each of `processes` (one task each) to its end on the clock, as `run_on` does."""
+    await run_on(clock, [[process] for process in processes])
+
+
+async def requesting(
+    limiter: GlobalRateLimiter, clock: ManualClock, size: int, until: float, grants: list[float]
+) -> None:
+    """Acquire `size`-message requests until the clock reads `until`, noting each grant."""
+    while clock.now() < until:
+        await limiter.acquire(size)
+        grants.append(clock.now())
         await limiter.succeeded()
-        loop = asyncio.get_running_loop()
-        await limiter.throttled(0.3)
-        before = loop.time()
-        await limiter.acquire(10)
-        assert loop.time() - before >= 0.25  # a 429 still pauses this process
-    finally:
-        await engine.dispose()
 
 
-async def test_429_pauses_every_process_and_halves_the_rate(engines: list[AsyncEngine]) -> None:
-    limits = RateLimits(messages_per_second=10_000.0, bucket=bucket_name())
-    first, second = (GlobalRateLimiter(engine, limits) for engine in engines[:2])
-    await first.acquire(100)
-    await second.acquire(100)
+async def test_three_processes_share_one_messages_budget(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    rate, size, seconds = 3000.0, 100, 3.0
+    shared = limits(messages_per_second=rate)
+    limiters = [GlobalRateLimiter(store, shared, clock) for store in stores]
+    grants: list[float] = []
+    await run_on(
+        clock,
+        [[requesting(lim, clock, size, seconds, grants) for _ in range(4)] for lim in limiters],
+    )
+    grants.sort()
+
+    burst = rate * shared.burst_seconds
+    # every prefix of the run stays within burst + rate * t (one lease of slack per process)
+    slack = 3 * rate * shared.lease_seconds
+    for index, moment in enumerate(grants):
+        assert (index + 1) * size <= burst + slack + rate * moment + size
+    # and the budget is used: all but a lease's worth of it was granted by the end
+    granted = sum(1 for t in grants if t < seconds) * size
+    assert granted >= rate * seconds - rate * shared.lease_seconds
+    # every process got a share: the debt queues them fairly
+    leases = [limiter.buckets[0].leases for limiter in limiters]
+    assert min(leases) >= 0.5 * max(leases)
+
+
+async def test_requests_budget_holds_for_small_requests(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    shared = limits(messages_per_second=1_000_000.0, requests_per_second=40.0)
+    limiters = [GlobalRateLimiter(store, shared, clock) for store in stores]
+    grants: list[float] = []
+    await driven(clock, *(requesting(lim, clock, 1, 2.5, grants) for lim in limiters))
+
+    granted = sum(1 for t in grants if t < 2.5)
+    burst = 40 * shared.burst_seconds + 3  # and one request a process leases ahead
+    assert 40 * 2.5 - 4 <= granted <= burst + 40 * 2.5
+
+
+async def test_unlimited_does_no_database_work(nowhere: Store, clock: ManualClock) -> None:
+    limiter = GlobalRateLimiter(nowhere, limits(), clock)
+    assert limiter.buckets == ()
+    for _ in range(1000):
+        await limiter.acquire(1000)
+    await limiter.server_error()
+    await limiter.succeeded()
+    assert clock.deadlines == []
+
+    # a 429 still pauses this process
+    await limiter.throttled(0.3)
+    acquiring = asyncio.create_task(limiter.acquire(10))
+    await clock.until_sleeping()
+    assert clock.deadlines == [0.3]
+    clock.advance(0.3)
+    await acquiring
+
+
+async def test_429_pauses_every_process_and_halves_the_rate(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    shared = limits(messages_per_second=10_000.0)
+    first, second = (GlobalRateLimiter(store, shared, clock) for store in stores[:2])
+    await driven(clock, first.acquire(100), second.acquire(100))
 
     await first.throttled(0.6)
-    state = await row(engines[0], f"{limits.bucket}:messages")
+    paused_at = clock.now()
+    state = await row(stores[0], f"{shared.bucket}:messages", clock)
     assert state["rate"] == pytest.approx(5_000.0)
-    assert state["paused_until"] is not None
+    assert state["pause_left"] == timedelta(seconds=0.6)
 
     # the other process learns of the pause at its next lease and waits it out
-    loop = asyncio.get_running_loop()
-    before = loop.time()
-    for _ in range(20):
-        await second.acquire(100)
-    assert loop.time() - before >= 0.5
+    async def twenty() -> None:
+        for _ in range(20):
+            await second.acquire(100)
+
+    await driven(clock, twenty())
+    assert clock.now() >= paused_at + 0.6
     assert second.messages_rate == pytest.approx(5_000.0)
 
 
-async def test_429_with_an_http_date_pauses_until_then(engines: list[AsyncEngine]) -> None:
-
-    limits = RateLimits(messages_per_second=10_000.0, bucket=bucket_name())
-    limiter = GlobalRateLimiter(engines[0], limits)
+async def test_429_with_an_http_date_pauses_until_then(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    shared = limits(messages_per_second=10_000.0)
+    limiter = GlobalRateLimiter(stores[0], shared, clock)
     await limiter.acquire(10)
-    header = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
-    await limiter.throttled(parse_retry_after(header))
-    state = await row(engines[0], f"{limits.bucket}:messages")
-    pause_left = state["pause_left"]
-    assert isinstance(pause_left, timedelta)
-    # the HTTP date has whole seconds: between 2 and 3 s are left
-    assert 1.9 <= pause_left.total_seconds() <= 3.1
+    header = format_datetime(clock.shared_time() + timedelta(seconds=3), usegmt=True)
+    await limiter.throttled(parse_retry_after(header, clock.shared_time()))
+    state = await row(stores[0], f"{shared.bucket}:messages", clock)
+    assert state["pause_left"] == timedelta(seconds=3)
 
 
-async def test_cuts_in_one_cooldown_count_once(engines: list[AsyncEngine]) -> None:
-    limits = RateLimits(messages_per_second=1000.0, bucket=bucket_name(), cooldown_seconds=5.0)
-    limiters = [GlobalRateLimiter(engine, limits) for engine in engines]
-    for limiter in limiters:
-        await limiter.acquire(10)
+async def test_cuts_in_one_cooldown_count_once(stores: list[Store], clock: ManualClock) -> None:
+    shared = limits(messages_per_second=1000.0, cooldown_seconds=5.0)
+    limiters = [GlobalRateLimiter(store, shared, clock) for store in stores]
+    await driven(clock, *(limiter.acquire(10) for limiter in limiters))
     # every process sees the same storm of errors at once
     await asyncio.gather(*(limiter.server_error() for limiter in limiters))
+    clock.advance(4.9)
     await asyncio.gather(*(limiter.server_error() for limiter in limiters))
-    state = await row(engines[0], f"{limits.bucket}:messages")
+    state = await row(stores[0], f"{shared.bucket}:messages", clock)
     assert state["rate"] == pytest.approx(800.0)
     assert state["paused_until"] is None  # a 5xx slows down, it does not pause
 
+    clock.advance(0.1)  # the cooldown is over: the next error cuts again
+    await limiters[0].server_error()
+    state = await row(stores[0], f"{shared.bucket}:messages", clock)
+    assert state["rate"] == pytest.approx(640.0)
 
-async def test_rate_never_drops_below_the_floor(engines: list[AsyncEngine]) -> None:
-    limits = RateLimits(
-        messages_per_second=1000.0, bucket=bucket_name(), cooldown_seconds=0.0, floor=0.2
-    )
-    limiter = GlobalRateLimiter(engines[0], limits)
+
+async def test_rate_never_drops_below_the_floor(stores: list[Store], clock: ManualClock) -> None:
+    shared = limits(messages_per_second=1000.0, cooldown_seconds=0.0, floor=0.2)
+    limiter = GlobalRateLimiter(stores[0], shared, clock)
     await limiter.acquire(10)
     for _ in range(10):
         await limiter.throttled(0)
-    state = await row(engines[0], f"{limits.bucket}:messages")
+    state = await row(stores[0], f"{shared.bucket}:messages", clock)
     assert state["rate"] == pytest.approx(200.0)
 
 
-async def test_successes_recover_the_rate_additively(engines: list[AsyncEngine]) -> None:
-    limits = RateLimits(
-        messages_per_second=2000.0,
-        bucket=bucket_name(),
-        cooldown_seconds=0.2,
-        recovery_per_second=0.5,
-    )
-    limiter = GlobalRateLimiter(engines[0], limits)
+async def test_successes_recover_the_rate_additively(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    shared = limits(messages_per_second=2000.0, cooldown_seconds=0.2, recovery_per_second=0.5)
+    limiter = GlobalRateLimiter(stores[0], shared, clock)
     await limiter.acquire(100)
     await limiter.throttled(0)
     await limiter.throttled(0)  # within the cooldown: one cut
-    assert (await row(engines[0], f"{limits.bucket}:messages"))["rate"] == pytest.approx(1000.0)
+    assert (await row(stores[0], f"{shared.bucket}:messages", clock))["rate"] == 1000.0
 
     # without successes the rate stays cut
-    await asyncio.sleep(0.3)
-    await limiter.acquire(400)
-    await limiter.acquire(400)
+    clock.advance(0.3)
+
+    async def without_successes() -> None:
+        await limiter.acquire(400)
+        await limiter.acquire(400)
+
+    await driven(clock, without_successes())
     assert limiter.messages_rate == pytest.approx(1000.0)
 
     # with successes it climbs back, by 50% of 2000/s per second, and stops at the configured rate
-    rates = []
-    loop = asyncio.get_running_loop()
-    stop = loop.time() + 1.6
-    while loop.time() < stop:
-        await limiter.acquire(100)
-        await limiter.succeeded()
-        rates.append(limiter.messages_rate)
-    assert rates == sorted(rates)
+    rates: list[float | None] = []
+
+    async def with_successes() -> None:
+        started = clock.now()
+        while clock.now() < started + 1.6:
+            await limiter.acquire(100)
+            await limiter.succeeded()
+            rates.append(limiter.messages_rate)
+
+    await driven(clock, with_successes())
+    assert rates == sorted(rates)  # type: ignore[type-var]
     assert rates[0] is not None and rates[0] < 1500.0
     assert rates[-1] == pytest.approx(2000.0)
 
 
 def test_limits_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="unlimited"):
-        RateLimits(messages_per_second=-1)
+        limits(messages_per_second=-1)
     with pytest.raises(ValueError, match="factors"):
-        RateLimits(throttle_factor=1.5)
+        limits(throttle_factor=1.5)
     with pytest.raises(ValueError, match="floor"):
-        RateLimits(floor=0)
+        limits(floor=0)
     with pytest.raises(ValueError, match="1 to 50 characters"):
-        RateLimits(bucket="b" * 51)
+        limits(bucket="b" * 51)
 
 
 def test_limits_from_settings() -> None:
@@ -227,19 +281,28 @@ def test_limits_from_settings() -> None:
         broadcaster_rate_bucket="dealer-a",
         broadcaster_rate_cooldown_seconds=3,
     )
-    limits = RateLimits.from_settings(settings)
-    assert (limits.messages_per_second, limits.requests_per_second) == (5000, 20)
-    assert (limits.bucket, limits.cooldown_seconds) == ("dealer-a", 3)
-    assert RateLimits.from_settings(BroadcasterSettings(environment="development")) == RateLimits()
+    configured = rate_limits(settings)
+    assert (configured.messages_per_second, configured.requests_per_second) == (5000, 20)
+    assert (configured.bucket, configured.cooldown_seconds) == ("dealer-a", 3)
+    # unset: unlimited, leases and burst of 0.1 s, 10% recovered per second
+    assert rate_limits(BroadcasterSettings(environment="development")) == RateLimits(
+        messages_per_second=0.0,
+        requests_per_second=0.0,
+        bucket="provider",
+        lease_seconds=0.1,
+        burst_seconds=0.1,
+        recovery_per_second=0.1,
+        cooldown_seconds=2.0,
+    )
 
 
-async def test_sends_are_paced_between_leases(engines: list[AsyncEngine]) -> None:
+async def test_sends_are_paced_between_leases(stores: list[Store], clock: ManualClock) -> None:
     # a lease is half a second of budget (1,000 messages): without local pacing its ten
     # requests of 100 would all go at once
-    limits = RateLimits(messages_per_second=2000.0, bucket=bucket_name(), lease_seconds=0.5)
-    limiter = GlobalRateLimiter(engines[0], limits)
+    shared = limits(messages_per_second=2000.0, lease_seconds=0.5)
+    limiter = GlobalRateLimiter(stores[0], shared, clock)
     grants: list[float] = []
-    await drive(limiter, 100, 4, 1.5, grants)
+    await run_on(clock, [[requesting(limiter, clock, 100, 1.5, grants) for _ in range(4)]])
     grants.sort()
     assert limiter.buckets[0].leases <= 5
     for index, moment in enumerate(grants):
@@ -247,28 +310,29 @@ async def test_sends_are_paced_between_leases(engines: list[AsyncEngine]) -> Non
         assert in_window * 100 <= 2000 * 0.1 + 100
 
 
-async def test_database_away_is_waited_out_not_raised(caplog: pytest.LogCaptureFixture) -> None:
-    # nothing listens on port 1: every lease fails to connect
-    engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", pool_size=1)
-    try:
-        limiter = GlobalRateLimiter(engine, RateLimits(messages_per_second=1000.0))
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(limiter.acquire(10), 0.8)
-        assert "lease failed, retrying" in caplog.text
-        # a 429 while the database is away still slows this process down, and does not raise
-        await limiter.throttled(0.0)
-        assert limiter.messages_rate == pytest.approx(500.0)
-    finally:
-        await engine.dispose()
+async def test_database_away_is_waited_out_not_raised(
+    nowhere: Store, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = GlobalRateLimiter(nowhere, limits(messages_per_second=1000.0), clock)
+    acquiring = asyncio.create_task(limiter.acquire(10))
+    for attempt in range(3):
+        await clock.until_sleeping()
+        assert caplog.text.count("lease failed, retrying") == attempt + 1
+        clock.advance_to_next()
+    assert not acquiring.done()  # asleep on the clock before its fourth attempt
+    acquiring.cancel()
+    # a 429 while the database is away still slows this process down, and does not raise
+    await limiter.throttled(0.0)
+    assert limiter.messages_rate == pytest.approx(500.0)
 
 
-async def test_only_outages_are_waited_out(engines: list[AsyncEngine]) -> None:
+async def test_only_outages_are_waited_out(stores: list[Store]) -> None:
     assert database_unavailable(ConnectionRefusedError(111, "refused"))
     assert database_unavailable(asyncpg.ConnectionDoesNotExistError("closed"))
     assert database_unavailable(asyncpg.CannotConnectNowError("starting up"))
+    assert database_unavailable(asyncpg.AdminShutdownError("restarting"))
     assert not database_unavailable(ValueError("bad number"))
-    with pytest.raises(DBAPIError) as caught:
-        async with engines[0].connect() as conn:
-            await conn.execute(text("SELECT no_such_column FROM rate_buckets"))
+    with pytest.raises(asyncpg.PostgresError) as caught:
+        await stores[0].pool.execute("SELECT no_such_column FROM rate_buckets")
     # a wrong query is a bug to raise, not an outage to wait out
     assert not database_unavailable(caught.value)
