@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from broadcaster.config import BroadcasterSettings
-
 # categories the operator's quiet hours apply to
 HELD_CATEGORIES = frozenset({"promotional"})
 
@@ -30,7 +28,7 @@ class QuietHours:
 
     start: time
     end: time
-    timezone: str = "Asia/Seoul"
+    timezone: str
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -41,15 +39,6 @@ class QuietHours:
                 f"Quiet hours time zone '{self.timezone}' is not an IANA zone such as 'Asia/Seoul'."
             ) from exc
         object.__setattr__(self, "_zone", zone)
-
-    @classmethod
-    def from_settings(cls, settings: BroadcasterSettings) -> QuietHours:
-        """The operator's quiet hours as configured."""
-        return cls(
-            settings.broadcaster_quiet_start,
-            settings.broadcaster_quiet_end,
-            settings.broadcaster_quiet_timezone,
-        )
 
     def window_end(self, now: datetime) -> datetime | None:
         """The end of the window `now` falls in, in `now`'s zone; None outside the window."""

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from broadcaster.config import BroadcasterSettings
+from broadcaster.main import quiet_hours
 from broadcaster.quiet import BRAND_QUIET_HOURS, QuietHours, next_brand_window
 
 KST = ZoneInfo("Asia/Seoul")
-NIGHT = QuietHours(time(20, 50), time(8, 0))
+NIGHT = QuietHours(time(20, 50), time(8, 0), "Asia/Seoul")
 
 
 def kst(day: int, hour: int, minute: int, second: int = 0) -> datetime:
@@ -59,14 +60,14 @@ def test_utc_just_before_and_after_the_boundaries() -> None:
 
 
 def test_a_window_within_one_day() -> None:
-    lunch = QuietHours(time(12, 0), time(13, 30))
+    lunch = QuietHours(time(12, 0), time(13, 30), "Asia/Seoul")
     assert lunch.held_until("promotional", kst(25, 11, 59)) is None
     assert lunch.held_until("promotional", kst(25, 12, 0)) == kst(25, 13, 30)
     assert lunch.held_until("promotional", kst(25, 13, 30)) is None
 
 
 def test_equal_start_and_end_means_no_quiet_hours() -> None:
-    never = QuietHours(time(0, 0), time(0, 0))
+    never = QuietHours(time(0, 0), time(0, 0), "Asia/Seoul")
     assert all(never.held_until("promotional", kst(25, h, 0)) is None for h in range(24))
 
 
@@ -119,8 +120,9 @@ def test_quiet_hours_from_settings() -> None:
         broadcaster_quiet_end="06:30",
         broadcaster_quiet_timezone="Asia/Tokyo",
     )
-    hours = QuietHours.from_settings(settings)
+    hours = quiet_hours(settings)
     assert hours == QuietHours(time(22, 0), time(6, 30), "Asia/Tokyo")
+    assert quiet_hours(BroadcasterSettings(environment="development")) == NIGHT
     tokyo = ZoneInfo("Asia/Tokyo")
     # 21:30 in Seoul is 21:30 in Tokyo too (both UTC+9): not yet quiet
     assert hours.held_until("promotional", kst(25, 21, 30)) is None

@@ -13,6 +13,7 @@ import pytest
 
 from broadcaster.config import BroadcasterSettings
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
+from broadcaster.main import webhook_provider
 from broadcaster.providers.base import DELIVERED, OutgoingBatch, Recipients
 from broadcaster.providers.webhook import WebhookProvider, signature
 from common.messages import Button
@@ -212,9 +213,9 @@ async def test_provider_from_settings_signs_with_the_configured_secret() -> None
         return httpx.Response(200)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        await WebhookProvider.from_settings(client, settings).send(make_batch())
+        await webhook_provider(settings, client).send(make_batch())
         unsigned = BroadcasterSettings(environment="development", broadcaster_webhook_url=URL)
-        await WebhookProvider.from_settings(client, unsigned).send(make_batch())
+        await webhook_provider(unsigned, client).send(make_batch())
     signed, plain = requests
     assert signed.headers["X-Allim-Signature"] == signature(
         "configured-webhook-secret", signed.headers["X-Allim-Timestamp"], signed.content

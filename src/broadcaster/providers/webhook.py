@@ -48,7 +48,6 @@ import httpx
 import orjson
 
 from broadcaster.backoff import parse_retry_after
-from broadcaster.config import BroadcasterSettings
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
 from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, unbound
 
@@ -82,18 +81,6 @@ class WebhookProvider:
         self._url = url
         self._secret = secret
         self._clock = clock
-
-    @classmethod
-    def from_settings(
-        cls, client: httpx.AsyncClient, settings: BroadcasterSettings
-    ) -> WebhookProvider:
-        """The webhook provider `allim broadcaster` was configured with."""
-        secret = settings.broadcaster_webhook_secret
-        return cls(
-            client,
-            settings.broadcaster_webhook_url,
-            secret.get_secret_value() if secret is not None else None,
-        )
 
     def body(self, batch: OutgoingBatch) -> bytes:
         """The JSON request body of one batch (the shape in this module's docstring)."""
