@@ -200,7 +200,7 @@ async def test_bad_configuration_is_refused() -> None:
             WebhookProvider(client, URL, "  ")
 
 
-async def test_provider_from_settings_signs_with_the_configured_secret() -> None:
+async def test_provider_of_the_settings_signs_with_the_configured_secret() -> None:
     settings = BroadcasterSettings(
         environment="development",
         broadcaster_webhook_url=URL,
