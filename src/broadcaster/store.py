@@ -13,11 +13,11 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import orjson
 
+from broadcaster import plans, statements
 from broadcaster.records import (
     AlertInfo,
     AlertPlan,
@@ -30,113 +30,9 @@ from broadcaster.records import (
     Settlement,
     ShardRow,
 )
-from common.messages import Audience, Button, Category
+from common.messages import Audience, Button
 
 logger = logging.getLogger(__name__)
-
-
-def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any]]:
-    """SQL conditions (AND-ed, each starting with ' AND') and their parameters."""
-    if audience.all:
-        return "", []
-    sql, params = "", []
-    if audience.districts:
-        params.append(list(audience.districts))
-        sql += f" AND district = ANY(${first_param + len(params) - 1}::varchar[])"
-    if audience.tags:
-        params.append(list(audience.tags))
-        sql += f" AND tags && ${first_param + len(params) - 1}::varchar[]"
-    return sql, params
-
-
-# settles a group of batches of one alert in one statement: each batch `done` (unless it was
-# settled before: then nothing of it counts), its shard's checkpoint and counters, the
-# alert's counters, the failures, and the follow-up batches of recipients to try again
-_SETTLE = """
-WITH i AS (
-    SELECT * FROM unnest($2::varchar[], $3::int[], $4::bigint[], $5::int[], $6::int[],
-                         $7::int[], $8::varchar[], $9::int[], $10::timestamptz[])
-        AS i(id, shard_no, last_id, sent, delivered, failed, follow_id, follow_seq, not_before)
-), b AS (
-    UPDATE batches SET status = 'done', delivered = i.delivered, failed = i.failed,
-        settled_at = now()
-    FROM i WHERE batches.id = i.id AND batches.status <> 'done'
-    RETURNING i.*
-), s AS (
-    UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), g.last_id),
-        sent = shards.sent + g.sent, delivered = shards.delivered + g.delivered,
-        failed = shards.failed + g.failed, updated_at = now()
-    FROM (
-        SELECT shard_no, max(last_id) AS last_id, sum(sent) AS sent,
-            sum(delivered) AS delivered, sum(failed) AS failed
-        FROM b GROUP BY shard_no
-    ) g
-    WHERE shards.alert_id = $1 AND shards.shard_no = g.shard_no
-), a AS (
-    UPDATE alerts SET delivered = alerts.delivered + g.delivered,
-        failed = alerts.failed + g.failed, updated_at = now()
-    FROM (SELECT sum(delivered) AS delivered, sum(failed) AS failed FROM b) g
-    WHERE alerts.id = $1 AND EXISTS (SELECT 1 FROM b)
-), f AS (
-    INSERT INTO delivery_failures (alert_id, subscriber_id, batch_id, result_code, reason)
-    SELECT $1, t.sid, t.batch_id, t.code, t.reason
-    FROM unnest($11::varchar[], $12::bigint[], $13::int[], $14::text[])
-        AS t(batch_id, sid, code, reason)
-    WHERE t.batch_id IN (SELECT id FROM b)
-    ON CONFLICT DO NOTHING
-), n AS (
-    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,
-                         subscriber_ids, not_before)
-    SELECT b.follow_id, $1, b.shard_no, b.follow_seq, x.ids[1], x.ids[cardinality(x.ids)],
-           cardinality(x.ids), 'held', x.ids, b.not_before
-    FROM b JOIN (
-        SELECT batch_id, array_agg(sid ORDER BY sid) AS ids
-        FROM unnest($15::varchar[], $16::bigint[]) AS t(batch_id, sid) GROUP BY batch_id
-    ) x ON x.batch_id = b.follow_id
-    ON CONFLICT (id) DO NOTHING
-)
-SELECT id FROM b
-"""
-
-# the shard's next batches, written `sending` before any of them is sent, in one statement:
-# up to $8 ranges of at most $7 subscribers of the audience after $5, walked one range after
-# the other by index scans of ids only, numbered from $4 (ids `$1 || seq`). Each range comes
-# back with its id when its row was written (none: the batch id exists already). The recipients
-# are read per batch, when it is sent (`Store.page`), so opt-outs made meanwhile count.
-_PLAN_BATCHES = """
-WITH RECURSIVE r(seq, first_id, last_id, size) AS (
-    SELECT $4::int, p.first_id, p.last_id, p.size FROM (
-        SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS size FROM (
-            SELECT id FROM subscribers WHERE id > $5 AND id <= $6
-            AND status = 'active'{conditions} ORDER BY id LIMIT $7::int
-        ) page
-    ) p WHERE p.size > 0
-  UNION ALL
-    SELECT r.seq + 1, p.first_id, p.last_id, p.size FROM r, LATERAL (
-        SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS size FROM (
-            SELECT id FROM subscribers WHERE id > r.last_id AND id <= $6
-            AND status = 'active'{conditions} ORDER BY id LIMIT $7::int
-        ) page
-    ) p WHERE p.size > 0 AND r.size = $7::int AND r.seq + 1 < $4::int + $8::int
-), w AS (
-    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-    SELECT $1::text || r.seq, $2, $3, r.seq, r.first_id, r.last_id, r.size, 'sending', 1 FROM r
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, seq
-)
-SELECT w.id, r.seq, r.first_id, r.last_id FROM r LEFT JOIN w ON w.seq = r.seq ORDER BY r.seq
-"""
-
-# a planned batch whose range now holds more than a batch (subscribers who joined its part of
-# the audience since it was planned): it ends earlier, and a new batch of its alert and shard
-# takes the rest
-_SPLIT_BATCH = """
-WITH shortened AS (
-    UPDATE batches SET last_id = $2, size = $3 WHERE id = $1 AND status = 'sending'
-)
-INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
-SELECT $4, alert_id, shard_no, $5, $6, $7, $8, 'sending', 1 FROM batches WHERE id = $1
-"""
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -173,19 +69,6 @@ class Store:
             alert_id,
         )
         return None if row is None else _alert(row)
-
-    async def wait_for_plan(self, alert_id: uuid.UUID, timeout_ms: int = 5_000) -> None:
-        """Wait until no planner holds the alert's row, i.e. its plan is committed or gone.
-
-        The planner keeps the row `FOR UPDATE` from reading it to committing the shards, and
-        `FOR SHARE` waits for that lock; a lock held past `timeout_ms` just ends the wait.
-        """
-        async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
-            try:
-                await connection.execute("SELECT 1 FROM alerts WHERE id = $1 FOR SHARE", alert_id)
-            except asyncpg.LockNotAvailableError:
-                logger.info("alert %s is still being planned", alert_id)
 
     async def counters(self, alert_id: uuid.UUID) -> Counters | None:
         """The alert's status and counters."""
@@ -239,38 +122,7 @@ class Store:
         until the commit, so two planners of one alert take turns.
         """
         async with self.pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(
-                "SELECT status, category, audience::text AS audience, send_at, expires_at"
-                " FROM alerts WHERE id = $1 FOR UPDATE",
-                alert_id,
-            )
-            if row is None:
-                return AlertPlan("missing")
-            category: Category = row["category"]
-            outcome = decide(PlanState(row["status"], row["send_at"], row["expires_at"]))
-            if outcome == "planned":
-                audience = Audience.model_validate(orjson.loads(row["audience"]))
-                return await _write_plan(connection, alert_id, category, audience, shard_size)
-            if outcome == "republished":
-                return await _unfinished(connection, alert_id, category)
-            if outcome == "scheduled":
-                await connection.execute(
-                    "UPDATE alerts SET status = 'scheduled', updated_at = now()"
-                    " WHERE id = $1 AND status <> 'scheduled'",
-                    alert_id,
-                )
-            elif outcome == "expired":
-                row = await connection.fetchrow(
-                    "UPDATE alerts SET status = 'failed', status_reason = 'expired before it"
-                    " could be sent', updated_at = now() WHERE id = $1"
-                    " RETURNING status, targeted, delivered, failed",
-                    alert_id,
-                )
-                counters = Counters(
-                    row["status"], category, row["targeted"], row["delivered"], row["failed"]
-                )
-                return AlertPlan(outcome, category, counters)
-            return AlertPlan(outcome, category)
+            return await plans.plan(connection, alert_id, shard_size, decide)
 
     async def due_alerts(self, limit: int = 100) -> list[uuid.UUID]:
         """The scheduled alerts whose `send_at` has come, oldest first."""
@@ -429,7 +281,7 @@ class Store:
 
         On `connection` when given (one not in use meanwhile), else on a pooled one.
         """
-        conditions, params = audience_filter(audience, 4)
+        conditions, params = statements.audience_filter(audience, 4)
         rows: list[asyncpg.Record] = await (connection or self.pool).fetch(
             "SELECT id, recipient_no FROM subscribers WHERE id > $1 AND id <= $2"
             f" AND status = 'active'{conditions} ORDER BY id LIMIT $3",
@@ -470,9 +322,9 @@ class Store:
         when a batch id existed already (those ranges are not returned). On `connection`
         when given (one not in use meanwhile), else on a pooled one.
         """
-        conditions, params = audience_filter(audience, 9)
+        conditions, params = statements.audience_filter(audience, 9)
         rows = await (connection or self.pool).fetch(
-            _PLAN_BATCHES.format(conditions=conditions),
+            statements.PLAN_BATCHES.format(conditions=conditions),
             f"{alert_id}:{shard_no}:",
             alert_id,
             shard_no,
@@ -504,7 +356,7 @@ class Store:
         On `connection` when given (one not in use meanwhile), else on a pooled one.
         """
         await (connection or self.pool).execute(
-            _SPLIT_BATCH,
+            statements.SPLIT_BATCH,
             batch.id,
             last_id,
             size,
@@ -548,7 +400,7 @@ class Store:
                 held[0].extend([s.follow_up.batch_id] * len(s.follow_up.subscriber_ids))
                 held[1].extend(s.follow_up.subscriber_ids)
         rows = await self.pool.fetch(
-            _SETTLE,
+            statements.SETTLE,
             alert_id,
             [s.batch_id for s in group],
             [s.shard_no for s in group],
@@ -572,7 +424,7 @@ class Store:
         self, name: str, rate: float, burst: float, at: datetime | None
     ) -> None:
         """Create the bucket row full; an existing one takes `burst` and at most `rate`."""
-        await self.pool.execute(_ENSURE_BUCKET, name, burst, rate, at)
+        await self.pool.execute(statements.ENSURE_BUCKET, name, burst, rate, at)
 
     async def lease_bucket(
         self,
@@ -588,7 +440,7 @@ class Store:
         """Refill for the time passed, raise the rate when `recover`, take `take` tokens
         (into debt if need be; nothing while paused); None when the row does not exist."""
         row = await self.pool.fetchrow(
-            _LEASE_BUCKET, name, take, configured, step, recover, cooldown, at
+            statements.LEASE_BUCKET, name, take, configured, step, recover, cooldown, at
         )
         return None if row is None else BucketLease(row["rate"], row["wait"], row["paused"])
 
@@ -604,152 +456,7 @@ class Store:
     ) -> None:
         """Multiply the rate by `factor` (not below `floor`, once per `cooldown`); pause the
         bucket `pause` seconds when positive, spending none of its saved-up tokens after."""
-        await self.pool.execute(_CUT_BUCKET, name, factor, floor, pause, cooldown, at)
-
-
-_ENSURE_BUCKET = """
-INSERT INTO rate_buckets (name, tokens, rate, burst, refilled_at)
-VALUES ($1, $2::float8, $3::float8, $2::float8, COALESCE($4::timestamptz, clock_timestamp()))
-ON CONFLICT (name) DO UPDATE
-    SET burst = EXCLUDED.burst, rate = LEAST(rate_buckets.rate, EXCLUDED.rate)
-"""
-
-# One statement: refill for the time passed (a pause does not count), raise the rate when the
-# lessee has seen successes and no cut is recent, and take the tokens, into debt if need be;
-# the debt (or the pause) says how long the lessee waits for its tokens.
-_LEASE_BUCKET = """
-WITH p AS (
-    SELECT COALESCE($7::timestamptz, clock_timestamp()) AS ts,
-           $2::float8 AS take,
-           $3::float8 AS configured,
-           $4::float8 AS step,
-           $5::boolean AS recover,
-           make_interval(secs => $6::float8) AS cooldown
-),
-cur AS (
-    SELECT b.name, p.*,
-           COALESCE(b.paused_until > p.ts, false) AS paused,
-           GREATEST(0.0, EXTRACT(EPOCH FROM p.ts - GREATEST(
-               b.refilled_at, COALESCE(b.paused_until, b.refilled_at))))::float8 AS elapsed,
-           p.recover AND COALESCE(b.adjusted_at <= p.ts - p.cooldown, true) AS recovering
-    FROM rate_buckets AS b, p
-    WHERE b.name = $1
-    FOR UPDATE OF b
-)
-UPDATE rate_buckets AS b SET
-    rate = LEAST(c.configured, CASE
-        WHEN NOT c.paused AND c.recovering THEN b.rate + c.step * c.elapsed
-        ELSE b.rate END),
-    tokens = CASE WHEN c.paused THEN b.tokens
-        ELSE LEAST(b.burst, b.tokens + b.rate * c.elapsed) - c.take END,
-    refilled_at = CASE WHEN c.paused THEN b.refilled_at ELSE c.ts END
-FROM cur AS c
-WHERE b.name = c.name
-RETURNING b.rate::float8 AS rate, c.paused,
-    CASE WHEN c.paused THEN GREATEST(0.0, EXTRACT(EPOCH FROM b.paused_until - c.ts))::float8
-        ELSE GREATEST(0.0, -b.tokens)::float8 / b.rate END AS wait
-"""
-
-# A 429 or a 5xx: cut the rate (once per cooldown) and, when the pause is positive, pause
-# everyone and let nobody spend saved-up tokens after it.
-_CUT_BUCKET = """
-WITH p AS (
-    SELECT COALESCE($6::timestamptz, clock_timestamp()) AS ts,
-           $2::float8 AS factor,
-           $3::float8 AS floor,
-           make_interval(secs => $4::float8) AS pause,
-           make_interval(secs => $5::float8) AS cooldown
-),
-cur AS (
-    SELECT b.name, p.*, COALESCE(b.adjusted_at <= p.ts - p.cooldown, true) AS cutting
-    FROM rate_buckets AS b, p
-    WHERE b.name = $1
-    FOR UPDATE OF b
-)
-UPDATE rate_buckets AS b SET
-    rate = CASE WHEN c.cutting THEN GREATEST(c.floor, b.rate * c.factor) ELSE b.rate END,
-    adjusted_at = CASE WHEN c.cutting THEN c.ts ELSE b.adjusted_at END,
-    paused_until = CASE WHEN c.pause > interval '0'
-        THEN GREATEST(COALESCE(b.paused_until, c.ts), c.ts + c.pause)
-        ELSE b.paused_until END,
-    tokens = CASE WHEN c.pause > interval '0' THEN LEAST(b.tokens, 0.0) ELSE b.tokens END
-FROM cur AS c
-WHERE b.name = c.name
-"""
-
-
-async def _walk_shards(
-    connection: asyncpg.Connection, audience: Audience, shard_size: int
-) -> list[tuple[int, int, int]]:
-    """The audience as ranges `(first_id, last_id, count)` of `shard_size` active subscribers.
-
-    One statement steps from boundary to boundary (each the `shard_size`-th subscriber after
-    the last), rather than a round trip per shard; a second counts the rest.
-    """
-    conditions, params = audience_filter(audience, 2)
-    boundaries = (
-        "WITH RECURSIVE walk(last) AS (SELECT 0::bigint UNION ALL SELECT"
-        " (SELECT id FROM subscribers WHERE status = 'active' AND id > walk.last"
-        f"{conditions} ORDER BY id OFFSET $1 LIMIT 1) FROM walk WHERE walk.last IS NOT NULL)"
-        " SELECT last FROM walk WHERE last > 0 ORDER BY last"
-    )
-    rest = (
-        "SELECT count(*) AS n, max(id) AS last FROM subscribers"
-        f" WHERE status = 'active' AND id > $1{conditions}"
-    )
-    ranges: list[tuple[int, int, int]] = []
-    after = 0
-    for row in await connection.fetch(boundaries, shard_size - 1, *params):
-        ranges.append((after + 1, row["last"], shard_size))
-        after = row["last"]
-    row = await connection.fetchrow(rest, after, *params)
-    if row["n"]:
-        ranges.append((after + 1, row["last"], row["n"]))
-    return ranges
-
-
-async def _write_plan(
-    connection: asyncpg.Connection,
-    alert_id: uuid.UUID,
-    category: Category,
-    audience: Audience,
-    shard_size: int,
-) -> AlertPlan:
-    """The alert's shards, `targeted` and status written: `sending`, or `completed` when
-    nobody is in its audience."""
-    ranges = await _walk_shards(connection, audience, shard_size)
-    targeted = sum(count for _, _, count in ranges)
-    await connection.executemany(
-        "INSERT INTO shards (alert_id, shard_no, first_id, last_id) VALUES ($1, $2, $3, $4)",
-        [(alert_id, no, first, last) for no, (first, last, _) in enumerate(ranges)],
-    )
-    status = "sending" if ranges else "completed"
-    await connection.execute(
-        "UPDATE alerts SET status = $2::varchar, targeted = $3, started_at = now(),"
-        " updated_at = now(), completed_at = CASE WHEN $2::varchar = 'completed' THEN now()"
-        " END WHERE id = $1",
-        alert_id,
-        status,
-        targeted,
-    )
-    counters = Counters(status, category, targeted, 0, 0)
-    return AlertPlan("planned", category, counters, tuple(range(len(ranges))))
-
-
-async def _unfinished(
-    connection: asyncpg.Connection, alert_id: uuid.UUID, category: Category
-) -> AlertPlan:
-    """An earlier plan of a sending alert: its counters and its shards not done or cancelled."""
-    rows = await connection.fetch(
-        "SELECT shard_no FROM shards WHERE alert_id = $1"
-        " AND status NOT IN ('done', 'cancelled') ORDER BY shard_no",
-        alert_id,
-    )
-    row = await connection.fetchrow(
-        "SELECT status, targeted, delivered, failed FROM alerts WHERE id = $1", alert_id
-    )
-    counters = Counters(row["status"], category, row["targeted"], row["delivered"], row["failed"])
-    return AlertPlan("republished", category, counters, tuple(r["shard_no"] for r in rows))
+        await self.pool.execute(statements.CUT_BUCKET, name, factor, floor, pause, cooldown, at)
 
 
 def _alert(row: asyncpg.Record) -> AlertInfo:

@@ -1,0 +1,187 @@
+"""The broadcaster's larger SQL statements, and the audience filter they share.
+
+Each is one round trip: the settlement of a group of batches, the planning of a shard's next
+batches, the split of a batch that grew, and the leases and cuts of the shared rate buckets.
+`broadcaster.store` runs them; they live here so that the store reads as what it does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.messages import Audience
+
+
+def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any]]:
+    """SQL conditions (AND-ed, each starting with ' AND') and their parameters."""
+    if audience.all:
+        return "", []
+    sql, params = "", []
+    if audience.districts:
+        params.append(list(audience.districts))
+        sql += f" AND district = ANY(${first_param + len(params) - 1}::varchar[])"
+    if audience.tags:
+        params.append(list(audience.tags))
+        sql += f" AND tags && ${first_param + len(params) - 1}::varchar[]"
+    return sql, params
+
+
+# settles a group of batches of one alert in one statement: each batch `done` (unless it was
+# settled before: then nothing of it counts), its shard's checkpoint and counters, the
+# alert's counters, the failures, and the follow-up batches of recipients to try again
+SETTLE = """
+WITH i AS (
+    SELECT * FROM unnest($2::varchar[], $3::int[], $4::bigint[], $5::int[], $6::int[],
+                         $7::int[], $8::varchar[], $9::int[], $10::timestamptz[])
+        AS i(id, shard_no, last_id, sent, delivered, failed, follow_id, follow_seq, not_before)
+), b AS (
+    UPDATE batches SET status = 'done', delivered = i.delivered, failed = i.failed,
+        settled_at = now()
+    FROM i WHERE batches.id = i.id AND batches.status <> 'done'
+    RETURNING i.*
+), s AS (
+    UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), g.last_id),
+        sent = shards.sent + g.sent, delivered = shards.delivered + g.delivered,
+        failed = shards.failed + g.failed, updated_at = now()
+    FROM (
+        SELECT shard_no, max(last_id) AS last_id, sum(sent) AS sent,
+            sum(delivered) AS delivered, sum(failed) AS failed
+        FROM b GROUP BY shard_no
+    ) g
+    WHERE shards.alert_id = $1 AND shards.shard_no = g.shard_no
+), a AS (
+    UPDATE alerts SET delivered = alerts.delivered + g.delivered,
+        failed = alerts.failed + g.failed, updated_at = now()
+    FROM (SELECT sum(delivered) AS delivered, sum(failed) AS failed FROM b) g
+    WHERE alerts.id = $1 AND EXISTS (SELECT 1 FROM b)
+), f AS (
+    INSERT INTO delivery_failures (alert_id, subscriber_id, batch_id, result_code, reason)
+    SELECT $1, t.sid, t.batch_id, t.code, t.reason
+    FROM unnest($11::varchar[], $12::bigint[], $13::int[], $14::text[])
+        AS t(batch_id, sid, code, reason)
+    WHERE t.batch_id IN (SELECT id FROM b)
+    ON CONFLICT DO NOTHING
+), n AS (
+    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,
+                         subscriber_ids, not_before)
+    SELECT b.follow_id, $1, b.shard_no, b.follow_seq, x.ids[1], x.ids[cardinality(x.ids)],
+           cardinality(x.ids), 'held', x.ids, b.not_before
+    FROM b JOIN (
+        SELECT batch_id, array_agg(sid ORDER BY sid) AS ids
+        FROM unnest($15::varchar[], $16::bigint[]) AS t(batch_id, sid) GROUP BY batch_id
+    ) x ON x.batch_id = b.follow_id
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT id FROM b
+"""
+
+# the shard's next batches, written `sending` before any of them is sent, in one statement:
+# up to $8 ranges of at most $7 subscribers of the audience after $5, walked one range after
+# the other by index scans of ids only, numbered from $4 (ids `$1 || seq`). Each range comes
+# back with its id when its row was written (none: the batch id exists already). The recipients
+# are read per batch, when it is sent (`Store.page`), so opt-outs made meanwhile count.
+PLAN_BATCHES = """
+WITH RECURSIVE r(seq, first_id, last_id, size) AS (
+    SELECT $4::int, p.first_id, p.last_id, p.size FROM (
+        SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS size FROM (
+            SELECT id FROM subscribers WHERE id > $5 AND id <= $6
+            AND status = 'active'{conditions} ORDER BY id LIMIT $7::int
+        ) page
+    ) p WHERE p.size > 0
+  UNION ALL
+    SELECT r.seq + 1, p.first_id, p.last_id, p.size FROM r, LATERAL (
+        SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS size FROM (
+            SELECT id FROM subscribers WHERE id > r.last_id AND id <= $6
+            AND status = 'active'{conditions} ORDER BY id LIMIT $7::int
+        ) page
+    ) p WHERE p.size > 0 AND r.size = $7::int AND r.seq + 1 < $4::int + $8::int
+), w AS (
+    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
+    SELECT $1::text || r.seq, $2, $3, r.seq, r.first_id, r.last_id, r.size, 'sending', 1 FROM r
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, seq
+)
+SELECT w.id, r.seq, r.first_id, r.last_id FROM r LEFT JOIN w ON w.seq = r.seq ORDER BY r.seq
+"""
+
+# a planned batch whose range now holds more than a batch (subscribers who joined its part of
+# the audience since it was planned): it ends earlier, and a new batch of its alert and shard
+# takes the rest
+SPLIT_BATCH = """
+WITH shortened AS (
+    UPDATE batches SET last_id = $2, size = $3 WHERE id = $1 AND status = 'sending'
+)
+INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status, attempts)
+SELECT $4, alert_id, shard_no, $5, $6, $7, $8, 'sending', 1 FROM batches WHERE id = $1
+"""
+
+
+ENSURE_BUCKET = """
+INSERT INTO rate_buckets (name, tokens, rate, burst, refilled_at)
+VALUES ($1, $2::float8, $3::float8, $2::float8, COALESCE($4::timestamptz, clock_timestamp()))
+ON CONFLICT (name) DO UPDATE
+    SET burst = EXCLUDED.burst, rate = LEAST(rate_buckets.rate, EXCLUDED.rate)
+"""
+
+# One statement: refill for the time passed (a pause does not count), raise the rate when the
+# lessee has seen successes and no cut is recent, and take the tokens, into debt if need be;
+# the debt (or the pause) says how long the lessee waits for its tokens.
+LEASE_BUCKET = """
+WITH p AS (
+    SELECT COALESCE($7::timestamptz, clock_timestamp()) AS ts,
+           $2::float8 AS take,
+           $3::float8 AS configured,
+           $4::float8 AS step,
+           $5::boolean AS recover,
+           make_interval(secs => $6::float8) AS cooldown
+),
+cur AS (
+    SELECT b.name, p.*,
+           COALESCE(b.paused_until > p.ts, false) AS paused,
+           GREATEST(0.0, EXTRACT(EPOCH FROM p.ts - GREATEST(
+               b.refilled_at, COALESCE(b.paused_until, b.refilled_at))))::float8 AS elapsed,
+           p.recover AND COALESCE(b.adjusted_at <= p.ts - p.cooldown, true) AS recovering
+    FROM rate_buckets AS b, p
+    WHERE b.name = $1
+    FOR UPDATE OF b
+)
+UPDATE rate_buckets AS b SET
+    rate = LEAST(c.configured, CASE
+        WHEN NOT c.paused AND c.recovering THEN b.rate + c.step * c.elapsed
+        ELSE b.rate END),
+    tokens = CASE WHEN c.paused THEN b.tokens
+        ELSE LEAST(b.burst, b.tokens + b.rate * c.elapsed) - c.take END,
+    refilled_at = CASE WHEN c.paused THEN b.refilled_at ELSE c.ts END
+FROM cur AS c
+WHERE b.name = c.name
+RETURNING b.rate::float8 AS rate, c.paused,
+    CASE WHEN c.paused THEN GREATEST(0.0, EXTRACT(EPOCH FROM b.paused_until - c.ts))::float8
+        ELSE GREATEST(0.0, -b.tokens)::float8 / b.rate END AS wait
+"""
+
+# A 429 or a 5xx: cut the rate (once per cooldown) and, when the pause is positive, pause
+# everyone and let nobody spend saved-up tokens after it.
+CUT_BUCKET = """
+WITH p AS (
+    SELECT COALESCE($6::timestamptz, clock_timestamp()) AS ts,
+           $2::float8 AS factor,
+           $3::float8 AS floor,
+           make_interval(secs => $4::float8) AS pause,
+           make_interval(secs => $5::float8) AS cooldown
+),
+cur AS (
+    SELECT b.name, p.*, COALESCE(b.adjusted_at <= p.ts - p.cooldown, true) AS cutting
+    FROM rate_buckets AS b, p
+    WHERE b.name = $1
+    FOR UPDATE OF b
+)
+UPDATE rate_buckets AS b SET
+    rate = CASE WHEN c.cutting THEN GREATEST(c.floor, b.rate * c.factor) ELSE b.rate END,
+    adjusted_at = CASE WHEN c.cutting THEN c.ts ELSE b.adjusted_at END,
+    paused_until = CASE WHEN c.pause > interval '0'
+        THEN GREATEST(COALESCE(b.paused_until, c.ts), c.ts + c.pause)
+        ELSE b.paused_until END,
+    tokens = CASE WHEN c.pause > interval '0' THEN LEAST(b.tokens, 0.0) ELSE b.tokens END
+FROM cur AS c
+WHERE b.name = c.name
+"""
