@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
+from tests.analytics.streams import Stream
 from tests.waiting import eventually
 
 from analytics.config import AnalyticsSettings
@@ -19,27 +19,9 @@ from cli.processes import free_port
 from common import events, topics
 from common.events import CloudEvent
 from common.messages import AlertStatsData
+from common.readback import Records, read_back
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-async def _read(
-    bootstrap: str, topic: str, keys: set[str], enough: Any, within: float = 20.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Records of `topic` keyed by one of `keys`, read from the start until `enough(found)`."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    found: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        async with asyncio.timeout(within):
-            while not enough(found):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    found.extend(r for r in records if r.key and r.key.decode() in keys)
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def test_the_service_publishes_snapshots_dead_letters_poison_and_stops_cleanly(
@@ -47,7 +29,7 @@ async def test_the_service_publishes_snapshots_dead_letters_poison_and_stops_cle
     kafka_topics: str,
     pool: asyncpg.Pool,
     producer: AIOKafkaProducer,
-    streams: Any,
+    streams: type[Stream],
     group: str,
 ) -> None:
     port = free_port()
@@ -83,14 +65,15 @@ async def test_the_service_publishes_snapshots_dead_letters_poison_and_stops_cle
         # the newest snapshot of each alert on alerts.stats says what the rollup says
         keys = {str(a) for a in stream.alerts}
 
-        def final(found: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        def final(found: Records) -> bool:
             latest = _latest(found)
             return set(latest) == keys and all(
                 latest[k].taps == stream.expected[uuid.UUID(k)].taps for k in keys
             )
 
         # the publisher sends every 0.5 s; the deadline only bounds a broken build's wait
-        found = await _read(kafka_topics, topics.ALERTS_STATS, keys, final, within=30)
+        found = await read_back(kafka_topics, topics.ALERTS_STATS, keys, enough=final, within=30)
+        assert final(found), _latest(found)
         for key, snapshot in _latest(found).items():
             expected = stream.expected[uuid.UUID(key)]
             assert (snapshot.readers, snapshot.forwarded_readers) == (
@@ -101,7 +84,7 @@ async def test_the_service_publishes_snapshots_dead_letters_poison_and_stops_cle
         headers = dict(found[-1].headers)
         assert headers["ce_type"] == events.ALERT_STATS.encode()
 
-        dead = await _read(kafka_topics, topics.DEAD_LETTER, {poison_key}, lambda f: bool(f))
+        dead = await read_back(kafka_topics, topics.DEAD_LETTER, {poison_key})
         assert len(dead) == 1
         dead_headers = dict(dead[0].headers)
         assert dead_headers["dlq_topic"] == topics.ENGAGEMENT.encode()
@@ -128,7 +111,7 @@ async def test_the_service_publishes_snapshots_dead_letters_poison_and_stops_cle
         await asyncio.wait_for(service, 30)
 
 
-def _latest(found: list[ConsumerRecord[bytes, bytes]]) -> dict[str, AlertStatsData]:
+def _latest(found: Records) -> dict[str, AlertStatsData]:
     latest: dict[str, AlertStatsData] = {}
     for record in found:
         assert record.key is not None and record.value is not None

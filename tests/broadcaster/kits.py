@@ -117,6 +117,9 @@ class Kit:
             row = await self.store.pool.fetchrow("SELECT * FROM alerts WHERE id = $1", alert_id)
             return row is not None and row["status"] in statuses
 
-        await eventually(reached, within, what=f"alert {alert_id} in {statuses}")
+        try:
+            await eventually(reached, within, what=f"alert {alert_id} in {statuses}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; its row: {row}") from None
         assert row is not None
         return dict(row)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
+from tests.broadcaster.kits import Kit
 
 from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.planner import Planner, decide
@@ -18,6 +18,7 @@ from broadcaster.records import PlanState
 from broadcaster.store import Store
 from common import topics
 from common.messages import Audience, ShardTask
+from common.readback import read_back
 
 pytestmark = pytest.mark.integration
 
@@ -27,27 +28,14 @@ def planner(store: Store, producer: AIOKafkaProducer) -> Planner:
     return Planner(store, Publisher(producer), BroadcasterMetrics(), shard_size=500)
 
 
-async def shard_tasks(bootstrap: str, topic: str, alert_id: uuid.UUID) -> list[ShardTask]:
-    """Every shard task of the alert on `topic` (read from the start)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        found: list[ShardTask] = []
-        idle = 0
-        while idle < 3:
-            batches = await consumer.getmany(timeout_ms=300)
-            idle = 0 if batches else idle + 1
-            for records in batches.values():
-                found += [
-                    ShardTask.model_validate_json(r.value)
-                    for r in records
-                    if r.key.decode().startswith(f"{alert_id}:")
-                ]
-        return found
-    finally:
-        await consumer.stop()
+async def shard_tasks(
+    bootstrap: str, topic: str, alert_id: uuid.UUID, shards: int, count: int
+) -> list[ShardTask]:
+    """The alert's tasks for shards 0 to `shards - 1` on `topic`, read from the start once
+    `count` are there (and a little longer, so that one more shows)."""
+    keys = {f"{alert_id}:{n}" for n in range(shards)}
+    found = await read_back(bootstrap, topic, keys, enough=lambda found: len(found) >= count)
+    return [ShardTask.model_validate_json(r.value) for r in found]
 
 
 async def shards(store: Store, alert_id: uuid.UUID) -> list[tuple[int, int, int]]:
@@ -59,7 +47,7 @@ async def shards(store: Store, alert_id: uuid.UUID) -> list[tuple[int, int, int]
 
 
 async def test_the_audience_is_split_into_keyset_shards_and_published(
-    planner: Planner, kit: Any, store: Store, kafka_topics: str
+    planner: Planner, kit: Kit, store: Store, kafka_topics: str
 ) -> None:
     people = await kit.seed(1_050)
     await kit.seed(30)  # another district: not in the audience
@@ -74,7 +62,7 @@ async def test_the_audience_is_split_into_keyset_shards_and_published(
     assert planned[1][1] == ids[499] + 1 and planned[2][1] == ids[999] + 1
     row = await store.pool.fetchrow("SELECT status, targeted FROM alerts WHERE id = $1", alert_id)
     assert (row["status"], row["targeted"]) == ("sending", 1_050)
-    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
+    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id, 3, count=3)
     assert sorted((t.shard_no, t.category) for t in tasks) == [
         (0, "public"),
         (1, "public"),
@@ -83,7 +71,7 @@ async def test_the_audience_is_split_into_keyset_shards_and_published(
 
 
 async def test_an_audience_of_whole_shards_ends_with_a_full_shard(
-    planner: Planner, kit: Any, store: Store
+    planner: Planner, kit: Kit, store: Store
 ) -> None:
     people = await kit.seed(1_000)
     alert_id = await kit.create_alert(people.audience)
@@ -95,7 +83,7 @@ async def test_an_audience_of_whole_shards_ends_with_a_full_shard(
 
 
 async def test_a_redelivered_request_does_not_plan_twice(
-    planner: Planner, kit: Any, store: Store
+    planner: Planner, kit: Kit, store: Store
 ) -> None:
     people = await kit.seed(600)
     alert_id = await kit.create_alert(people.audience)
@@ -111,18 +99,18 @@ async def test_a_redelivered_request_does_not_plan_twice(
 
 
 async def test_emergency_shards_go_to_the_urgent_topic(
-    planner: Planner, kit: Any, kafka_topics: str
+    planner: Planner, kit: Kit, kafka_topics: str
 ) -> None:
     people = await kit.seed(20)
     alert_id = await kit.create_alert(people.audience, category="emergency")
 
     await planner.plan(alert_id)
 
-    urgent = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS_URGENT, alert_id)
+    urgent = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS_URGENT, alert_id, 1, count=1)
     assert [(t.shard_no, t.category) for t in urgent] == [(0, "emergency")]
 
 
-async def test_tags_filter_the_audience(planner: Planner, kit: Any, store: Store) -> None:
+async def test_tags_filter_the_audience(planner: Planner, kit: Kit, store: Store) -> None:
     tagged = await kit.seed(40, tags=["flood", "bus"])
     await kit.seed(25, tags=["bus"])
     alert_id = await kit.create_alert(Audience(tags=["flood"]))
@@ -137,7 +125,7 @@ async def test_tags_filter_the_audience(planner: Planner, kit: Any, store: Store
 
 
 async def test_a_scheduled_alert_waits_for_send_at(
-    planner: Planner, kit: Any, store: Store
+    planner: Planner, kit: Kit, store: Store
 ) -> None:
     people = await kit.seed(10)
     later = datetime.now(UTC) + timedelta(hours=1)
@@ -157,7 +145,7 @@ async def test_a_scheduled_alert_waits_for_send_at(
     assert (row["status"], row["targeted"]) == ("sending", 10)
 
 
-async def test_an_expired_alert_is_not_sent(planner: Planner, kit: Any, store: Store) -> None:
+async def test_an_expired_alert_is_not_sent(planner: Planner, kit: Kit, store: Store) -> None:
     people = await kit.seed(10)
     alert_id = await kit.create_alert(
         people.audience, expires_at=datetime.now(UTC) - timedelta(minutes=1)
@@ -173,7 +161,7 @@ async def test_an_expired_alert_is_not_sent(planner: Planner, kit: Any, store: S
     assert await shards(store, alert_id) == []
 
 
-async def test_a_cancelled_alert_is_not_planned(planner: Planner, kit: Any, store: Store) -> None:
+async def test_a_cancelled_alert_is_not_planned(planner: Planner, kit: Kit, store: Store) -> None:
     people = await kit.seed(10)
     alert_id = await kit.create_alert(people.audience, status="cancelled")
 
@@ -182,7 +170,7 @@ async def test_a_cancelled_alert_is_not_planned(planner: Planner, kit: Any, stor
 
 
 async def test_an_empty_audience_completes_at_once(
-    planner: Planner, kit: Any, store: Store
+    planner: Planner, kit: Kit, store: Store
 ) -> None:
     alert_id = await kit.create_alert(Audience(districts=["nobody-lives-here"]))
 
@@ -210,32 +198,16 @@ async def test_a_poison_request_goes_to_the_dead_letters(
 
     assert await planner.handle(record) is None
 
-    consumer = AIOKafkaConsumer(
-        topics.DEAD_LETTER,
-        bootstrap_servers=kafka_topics,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        found = None
-        for _ in range(20):
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                found = next((r for r in records if r.key == marker), found)
-            if found:
-                break
-            await asyncio.sleep(0)
-    finally:
-        await consumer.stop()
-    assert found is not None
-    headers = dict(found.headers)
+    found = await read_back(kafka_topics, topics.DEAD_LETTER, {marker})
+    assert len(found) == 1, found
+    headers = dict(found[0].headers)
     assert headers["dlq_topic"] == topics.ALERTS_REQUESTED.encode()
     assert headers["dlq_offset"] == b"42"
     assert b"invalid AlertRequested" in headers["dlq_reason"]
 
 
 async def test_a_shard_nobody_started_is_published_again(
-    planner: Planner, kit: Any, store: Store, kafka_topics: str
+    planner: Planner, kit: Kit, store: Store, kafka_topics: str
 ) -> None:
     people = await kit.seed(600)
     alert_id = await kit.create_alert(people.audience)
@@ -251,12 +223,12 @@ async def test_a_shard_nobody_started_is_published_again(
     assert await planner.republish_stalled(300) >= 1
     assert await planner.republish_stalled(300) == 0
 
-    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
+    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id, 2, count=3)
     assert sorted(t.shard_no for t in tasks) == [0, 1, 1]
 
 
 async def test_a_plan_committed_but_never_published_goes_out_on_the_redelivered_request(
-    planner: Planner, kit: Any, store: Store, kafka_topics: str
+    planner: Planner, kit: Kit, store: Store, kafka_topics: str
 ) -> None:
     people = await kit.seed(1_050)
     alert_id = await kit.create_alert(people.audience)
@@ -269,36 +241,16 @@ async def test_a_plan_committed_but_never_published_goes_out_on_the_redelivered_
 
     assert await planner.plan(alert_id) == "republished"
 
-    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id)
+    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id, 3, count=2)
     assert sorted(t.shard_no for t in tasks) == [1, 2]
     started = await lifecycle_ids(kafka_topics, alert_id)
     assert started == [f"{alert_id}:started"]
 
 
 async def lifecycle_ids(bootstrap: str, alert_id: uuid.UUID) -> list[str]:
-    """The ids of the alert's lifecycle events (read from the start)."""
-    consumer = AIOKafkaConsumer(
-        topics.ALERT_EVENTS,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        found: list[str] = []
-        idle = 0
-        while idle < 3:
-            batches = await consumer.getmany(timeout_ms=300)
-            idle = 0 if batches else idle + 1
-            for records in batches.values():
-                found += [
-                    dict(r.headers)["ce_id"].decode()
-                    for r in records
-                    if r.key and r.key.decode() == str(alert_id)
-                ]
-        return found
-    finally:
-        await consumer.stop()
+    """The ids of the alert's lifecycle events, read from the start once one is there."""
+    found = await read_back(bootstrap, topics.ALERT_EVENTS, {str(alert_id)})
+    return [dict(r.headers)["ce_id"].decode() for r in found]
 
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
