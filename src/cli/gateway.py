@@ -13,6 +13,7 @@ from typing import Any, cast
 import uvicorn
 from sqlalchemy import select, update
 
+from cli.flags import overridden
 from common.config import CommonSettings
 from common.db import create_engine, session_factory
 from common.logs import configure_logging
@@ -32,17 +33,9 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
-    overrides = {
-        name: value
-        for name, value in (
-            ("gateway_host", args.host),
-            ("gateway_port", args.port),
-            ("gateway_workers", args.workers),
-        )
-        if value is not None
-    }
-    if overrides:
-        settings = settings.model_copy(update=overrides)
+    settings = overridden(
+        settings, gateway_host=args.host, gateway_port=args.port, gateway_workers=args.workers
+    )
     configure_logging(settings.log_level, settings.log_json)
     logger.info("gateway listening on %s:%s", settings.gateway_host, settings.gateway_port)
     # uvicorn finishes in-flight requests on SIGTERM, runs the lifespan's shutdown (relay

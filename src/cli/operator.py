@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.flags import gateway_flags
 from reports.terminal import percent
 
 SubParsers = Any  # argparse's private _SubParsersAction
@@ -236,19 +236,6 @@ def _watch(args: argparse.Namespace) -> int:
     return _exit_status(state)
 
 
-def _connection_flags(parser: argparse.ArgumentParser, role: str) -> None:
-    parser.add_argument(
-        "--gateway",
-        default=os.environ.get("ALLIM_GATEWAY_URL", "http://127.0.0.1:8000"),
-        help="gateway base URL (default: $ALLIM_GATEWAY_URL or http://127.0.0.1:8000)",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("ALLIM_API_KEY"),
-        help=f"an {role} API key (default: $ALLIM_API_KEY)",
-    )
-
-
 def register(subparsers: SubParsers) -> None:
     """Add `send` and `watch`."""
     send_parser = subparsers.add_parser(
@@ -281,7 +268,7 @@ def register(subparsers: SubParsers) -> None:
     )
     send_parser.add_argument("--watch", action="store_true", help="then follow its progress")
     send_parser.add_argument("--json", action="store_true", help="print the answer as JSON")
-    _connection_flags(send_parser, "operator")
+    gateway_flags(send_parser, "an operator API key")
     send_parser.set_defaults(handler=_send)
 
     watch_parser = subparsers.add_parser(
@@ -291,5 +278,5 @@ def register(subparsers: SubParsers) -> None:
         "3: the broadcast ended cancelled or failed.",
     )
     watch_parser.add_argument("alert_id", metavar="ID", help="the alert id")
-    _connection_flags(watch_parser, "viewer")
+    gateway_flags(watch_parser, "a viewer API key")
     watch_parser.set_defaults(handler=_watch)

@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from cli.flags import overridden
 from common.logs import configure_logging
 from sandbox.config import load_settings
 from sandbox.main import create_app
@@ -25,13 +26,7 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    overrides = {
-        name: value
-        for name, value in (("sandbox_host", args.host), ("sandbox_port", args.port))
-        if value is not None
-    }
-    if overrides:
-        settings = settings.model_copy(update=overrides)
+    settings = overridden(settings, sandbox_host=args.host, sandbox_port=args.port)
     configure_logging(settings.log_level, settings.log_json)
     logger.info(
         "sandbox serving appkey %s on %s:%s",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ from rich.markup import escape
 
 from analytics.config import load_settings
 from analytics.main import serve
+from cli.flags import gateway_flags
 from common.config import CommonSettings
 from common.db import create_engine, session_factory
 from common.logs import configure_logging
@@ -117,16 +117,7 @@ def register(subparsers: SubParsers) -> None:
         ),
     )
     stats.add_argument("alert_id", metavar="ID", help="the alert id")
-    stats.add_argument(
-        "--gateway",
-        default=os.environ.get("ALLIM_GATEWAY_URL", "http://127.0.0.1:8000"),
-        help="gateway base URL (default: $ALLIM_GATEWAY_URL or http://127.0.0.1:8000)",
-    )
-    stats.add_argument(
-        "--api-key",
-        default=os.environ.get("ALLIM_API_KEY"),
-        help="a viewer or operator API key (default: $ALLIM_API_KEY)",
-    )
+    gateway_flags(stats, "a viewer or operator API key")
     stats.add_argument(
         "--database",
         action="store_true",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+
+from cli.flags import gateway_flags
 
 SubParsers = Any  # argparse's private _SubParsersAction
 
@@ -145,16 +146,7 @@ def register(subparsers: SubParsers) -> None:
         ),
     )
     command.add_argument("file", help="the CSV or NDJSON file")
-    command.add_argument(
-        "--gateway",
-        default=os.environ.get("ALLIM_GATEWAY_URL", "http://127.0.0.1:8000"),
-        help="gateway base URL (default: $ALLIM_GATEWAY_URL or http://127.0.0.1:8000)",
-    )
-    command.add_argument(
-        "--api-key",
-        default=os.environ.get("ALLIM_API_KEY"),
-        help="an operator API key (default: $ALLIM_API_KEY)",
-    )
+    gateway_flags(command, "an operator API key")
     command.add_argument(
         "--format", choices=sorted(CONTENT_TYPES), help="file format (default: from the suffix)"
     )
