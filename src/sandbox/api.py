@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sandbox.connections import reset_connection
 from sandbox.dealer import ALREADY_ACCEPTED, Dealer, Fault
 from sandbox.errors import InvalidRequest
+from sandbox.stats import Totals
 from sandbox.validation import check_idempotency_key, parse_send_request
 
 JSON = "application/json"
@@ -48,28 +49,35 @@ def refusal(
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
-def _authorized(request: Request, appkey: str) -> bool:
+def _unauthorized(request: Request, appkey: str, totals: Totals) -> Response | None:
+    """The 401 answer, counted, when the appkey or X-Secret-Key is wrong; else None."""
     settings = request.app.state.settings
     presented = request.headers.get("x-secret-key", "")
     expected: str = settings.sandbox_secret_key.get_secret_value()
-    return appkey == settings.sandbox_appkey and hmac.compare_digest(
+    if appkey == settings.sandbox_appkey and hmac.compare_digest(
         presented.encode(), expected.encode()
-    )
+    ):
+        return None
+    totals.unauthorized += 1
+    return refusal(401, UNAUTHORIZED, "The appkey or X-Secret-Key is wrong.")
+
+
+def _bad_request(exc: InvalidRequest, totals: Totals) -> Response:
+    totals.bad_requests += 1
+    return refusal(400, INVALID_REQUEST, str(exc))
 
 
 @router.post("/messages", summary="Send one batch of up to 1,000 recipients")
 async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
     totals = dealer.stats.totals
     totals.requests += 1
-    if not _authorized(request, appkey):
-        totals.unauthorized += 1
-        return refusal(401, UNAUTHORIZED, "The appkey or X-Secret-Key is wrong.")
+    if (refused := _unauthorized(request, appkey, totals)) is not None:
+        return refused
     try:
         key = check_idempotency_key(request.headers.get("x-idempotency-key"))
         batch = parse_send_request(await request.body())
     except InvalidRequest as exc:
-        totals.bad_requests += 1
-        return refusal(400, INVALID_REQUEST, str(exc))
+        return _bad_request(exc, totals)
     dealer.ledger.of(batch.alert_id).requests += 1
     if key is not None and dealer.idempotency.seen(key):
         return _already_accepted(dealer, batch.sender_grouping_key)
@@ -127,9 +135,8 @@ def _page_param(request: Request, name: str, default: int, highest: int) -> int:
 async def look_up_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
     totals = dealer.stats.totals
     totals.lookups += 1
-    if not _authorized(request, appkey):
-        totals.unauthorized += 1
-        return refusal(401, UNAUTHORIZED, "The appkey or X-Secret-Key is wrong.")
+    if (refused := _unauthorized(request, appkey, totals)) is not None:
+        return refused
     try:
         grouping_key = request.query_params.get("senderGroupingKey")
         if not grouping_key:
@@ -137,8 +144,7 @@ async def look_up_messages(appkey: str, request: Request, dealer: DealerDep) -> 
         page_num = _page_param(request, "pageNum", 1, 1_000_000)
         page_size = _page_param(request, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     except InvalidRequest as exc:
-        totals.bad_requests += 1
-        return refusal(400, INVALID_REQUEST, str(exc))
+        return _bad_request(exc, totals)
     messages, total = dealer.results.page(grouping_key, page_num, page_size)
     body = {
         "header": _header(0, "SUCCESS"),
