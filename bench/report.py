@@ -190,6 +190,16 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, str] = {}
 
+    def save(fig: Any, ax: Any, file: str, title: str, legend: bool = True) -> None:
+        ax.grid(True, alpha=0.3)
+        if legend:
+            ax.legend(fontsize="small")
+        path = folder / file
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        drawn[title] = str(path.relative_to(doc.parent))
+
     sizes = _sizes(results.get("figures", {}))
     if sizes:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -199,13 +209,7 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
         ax.set_xlabel("subscribers in the audience")
         ax.set_ylabel("recipients accepted per second")
         ax.set_title("Throughput against audience size")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        path = folder / "throughput.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        drawn["Throughput against audience size"] = str(path.relative_to(doc.parent))
+        save(fig, ax, "throughput.png", "Throughput against audience size")
 
     found = _find_series(results, "series_send_rate")
     if found:
@@ -217,13 +221,7 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
         ax.set_xlabel("seconds since the alert was posted")
         ax.set_ylabel("messages per second")
         ax.set_title(f"Send rate against the provider limit ({source})")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        path = folder / "send_rate.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        drawn["Send rate against the provider limit"] = str(path.relative_to(doc.parent))
+        save(fig, ax, "send_rate.png", "Send rate against the provider limit")
 
     found = _find_series(results, "series_read_rate")
     if found:
@@ -238,12 +236,7 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
         )
         ax.set_ylabel("readers / delivered (%)")
         ax.set_title(f"Read rate over time ({source})")
-        ax.grid(True, alpha=0.3)
-        path = folder / "read_rate.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        drawn["Read rate over time"] = str(path.relative_to(doc.parent))
+        save(fig, ax, "read_rate.png", "Read rate over time", legend=False)
     return drawn
 
 
