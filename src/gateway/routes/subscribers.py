@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import ClientDisconnect
 
 from common.db import asyncpg_dsn
+from common.models import Subscriber
 from common.problems import Problem
 from gateway import subscribers
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
@@ -114,8 +115,10 @@ class ImportReportPublic(BaseModel):
     errors: list[RowErrorPublic] = Field(description=f"At most {MAX_ERRORS}, by line.")
 
 
-def _not_found(recipient: str) -> Problem:
-    return Problem(404, "Not Found", f"No subscriber has the recipient number '{recipient}'.")
+def _found(subscriber: Subscriber | None, recipient: str) -> Subscriber:
+    if subscriber is None:
+        raise Problem(404, "Not Found", f"No subscriber has the recipient number '{recipient}'.")
+    return subscriber
 
 
 # Before `/subscribers/{recipient}`, which would otherwise take "counts" for a number.
@@ -154,9 +157,7 @@ async def delete_subscriber(
     recipient: Recipient, session: SessionDep, _: OperatorDep
 ) -> SubscriberPublic:
     """Opt out: no further batch includes them, also of broadcasts already running."""
-    subscriber = await subscribers.opt_out(session, recipient)
-    if subscriber is None:
-        raise _not_found(recipient)
+    subscriber = _found(await subscribers.opt_out(session, recipient), recipient)
     await session.commit()
     logger.info("subscriber opted out", extra={"subscriber_id": subscriber.id})
     return SubscriberPublic.model_validate(subscriber)
@@ -167,9 +168,7 @@ async def get_subscriber(
     recipient: Recipient, session: SessionDep, _: ViewerDep
 ) -> SubscriberPublic:
     """The subscriber with this recipient number; 404 when there is none."""
-    subscriber = await subscribers.find(session, recipient)
-    if subscriber is None:
-        raise _not_found(recipient)
+    subscriber = _found(await subscribers.find(session, recipient), recipient)
     return SubscriberPublic.model_validate(subscriber)
 
 
