@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from analytics.store import UNKNOWN_CATEGORY, Applied
 from common.messages import AlertStatsData
+from common.metrics import SECONDS_BUCKETS
 
 
 @dataclass
@@ -60,7 +61,7 @@ class AnalyticsMetrics:
             "allim_analytics_batch_seconds",
             "Time to apply one poll of records in the database",
             registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=SECONDS_BUCKETS,
         )
         self.batch_records = Histogram(
             "allim_analytics_batch_records",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from common.metrics import SECONDS_BUCKETS
+
 
 class RateWindow:
     """Recipients sent in the last `window` seconds, as a per-second rate."""
@@ -61,7 +63,7 @@ class BroadcasterMetrics:
             "allim_broadcaster_batch_seconds",
             "Provider request latency of one batch",
             registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=SECONDS_BUCKETS,
         )
         self.send_rate = Gauge(
             "allim_broadcaster_send_rate",
