@@ -29,6 +29,15 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
+@pytest.fixture
+async def stores(database_url: str) -> AsyncIterator[list[Store]]:
+    """Three stores, as three sender processes would have."""
+    made = [await Store.connect(asyncpg_dsn(database_url), 2) for _ in range(3)]
+    yield made
+    for store in made:
+        await store.close()
+
+
 @pytest.fixture(scope="session")
 async def producer(kafka_topics: str) -> AsyncIterator[AIOKafkaProducer]:
     """A started producer on the test broker."""

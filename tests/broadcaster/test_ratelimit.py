@@ -24,7 +24,6 @@ from broadcaster.config import BroadcasterSettings
 from broadcaster.main import rate_limits
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits, database_unavailable
 from broadcaster.store import Store
-from common.db import asyncpg_dsn
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +35,6 @@ def limits(**given: Any) -> RateLimits:
     """The configured defaults, with a bucket of the test's own and `given` changed."""
     defaults = rate_limits(BroadcasterSettings(environment="development"))
     return dataclasses.replace(defaults, **{"bucket": f"test-{uuid.uuid4().hex[:12]}", **given})
-
-
-@pytest.fixture
-async def stores(database_url: str) -> AsyncIterator[list[Store]]:
-    """Three stores, as three sender processes would have."""
-    made = [await Store.connect(asyncpg_dsn(database_url), 2) for _ in range(3)]
-    yield made
-    for store in made:
-        await store.close()
 
 
 @pytest.fixture

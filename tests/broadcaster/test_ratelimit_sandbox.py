@@ -26,7 +26,6 @@ from broadcaster.providers.base import OutgoingBatch, Recipients
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
 from broadcaster.store import Store
-from common.db import asyncpg_dsn
 from sandbox.config import SandboxSettings
 from sandbox.main import create_app
 from sandbox.server import serving
@@ -36,15 +35,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 APPKEY = "ratelimit-appkey"
 SECRET = "ratelimit-sandbox-secret-0123"
 BATCH = 200
-
-
-@pytest.fixture
-async def stores(database_url: str) -> AsyncIterator[list[Store]]:
-    """Three stores, as three sender processes would have."""
-    made = [await Store.connect(asyncpg_dsn(database_url), 2) for _ in range(3)]
-    yield made
-    for store in made:
-        await store.close()
 
 
 def limits(**given: Any) -> RateLimits:
