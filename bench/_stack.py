@@ -41,9 +41,10 @@ from broadcaster.config import BroadcasterSettings
 from cli.databases import scratch_database
 from cli.processes import Service, ServiceGroup, free_port
 from common import topics
-from common.db import asyncpg_dsn
+from common.db import asyncpg_dsn, create_engine, session_factory
 from common.kafka import create_producer
 from common.messages import AlertRequested, Audience, Category
+from gateway.auth import create_key
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_TAG = "bench-warmup"
@@ -87,6 +88,7 @@ class Stack:
     sandbox_appkey: str = "allim-bench"
     sandbox_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     sandbox_url: str = ""
+    gateway_url: str = ""
     subscribers: int = 0  # active subscribers loaded, ids 1..subscribers
     group: ServiceGroup = field(default_factory=ServiceGroup)
 
@@ -135,6 +137,29 @@ class Stack:
             self.workdir / "sandbox.log",
         )
         return self.group.start(service)
+
+    def start_gateway(self, **settings: object) -> Service:
+        """`allim gateway` on a free port (ready when /readyz answers); its URL in `gateway_url`."""
+        port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{port}"
+        env = self.common_env() | {
+            "ALLIM_GATEWAY_PORT": str(port),
+            "ALLIM_PUBLIC_BASE_URL": self.gateway_url,
+        }
+        env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
+        service = Service(
+            "gateway", ["gateway"], env, f"{self.gateway_url}/readyz", self.workdir / "gateway.log"
+        )
+        return self.group.start(service)
+
+    async def operator_key(self) -> str:
+        """A new operator API key in this stack's database (what `allim keys create` does)."""
+        engine = create_engine(self.database_url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await create_key(session, f"bench {self.name}", "operator")
+        finally:
+            await engine.dispose()
 
     def start_broadcaster(self, role: str = "all", index: int = 0, **settings: object) -> Service:
         """`allim broadcaster --role <role>` with its metrics on a free port."""

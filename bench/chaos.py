@@ -49,31 +49,6 @@ DEPLOY = ROOT / "deploy" / "local"
 TERMINAL = frozenset({"completed", "cancelled", "failed", "not_broadcast"})
 
 
-async def create_operator_key(database_url: str) -> str:
-    """A new operator API key in the database (what `allim keys create` does)."""
-    from common.db import create_engine, session_factory
-    from gateway.auth import create_key
-
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        async with session_factory(engine)() as session:
-            key = await create_key(session, "chaos", "operator")
-            await session.commit()
-    finally:
-        await engine.dispose()
-    return key
-
-
-def start_gateway(bench: _stack.Stack, **settings: object) -> tuple[Service, str]:
-    """`allim gateway` on a free port of `bench`'s stack (ready when /readyz answers); its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = bench.common_env() | {"ALLIM_GATEWAY_PORT": str(port), "ALLIM_PUBLIC_BASE_URL": url}
-    env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
-    service = Service("gateway", ["gateway"], env, f"{url}/readyz", bench.workdir / "gateway.log")
-    return bench.group.start(service), url
-
-
 def stack_script(kind: str, action: str, state: Path) -> None:
     """Run deploy/local/{kind}/{kind}.sh `action` on the stack's state folder."""
     subprocess.run(
@@ -129,7 +104,8 @@ class System:
     def _start(self) -> None:
         bench = self.bench
         bench.start_sandbox(messages_per_second=self.rate)
-        _, self.gateway_url = start_gateway(bench)
+        bench.start_gateway()
+        self.gateway_url = bench.gateway_url
         limits = {
             "public_base_url": self.gateway_url,
             "broadcaster_rate_messages_per_second": self.rate,
@@ -154,7 +130,7 @@ class System:
 
     async def start(self) -> None:
         """Start every process and wait until each answers."""
-        self.api_key = await create_operator_key(self.bench.database_url)
+        self.api_key = await self.bench.operator_key()
         await asyncio.to_thread(self._start)
         self.sandbox = _stack.Sandbox(self._client, self.bench.sandbox_url)
 

@@ -28,7 +28,6 @@ from _stack import (
     stack,
     warm_up,
 )
-from chaos import create_operator_key, start_gateway
 from common.messages import Audience
 from raw_limit import measure_raw, size_name
 
@@ -43,10 +42,10 @@ async def main() -> None:
         await load_subscribers(bench, 10, (WARMUP_TAG,))
         bench.start_sandbox()
         broadcaster = bench.start_broadcaster("all")
-        _, gateway_url = start_gateway(bench)
-        api_key = await create_operator_key(bench.database_url)
+        bench.start_gateway()
+        api_key = await bench.operator_key()
         async with sandbox_client(bench) as sandbox, httpx.AsyncClient(timeout=60) as client:
-            posting = GatewayAlerts(client, gateway_url, api_key)
+            posting = GatewayAlerts(client, bench.gateway_url, api_key)
             await warm_up(bench, posting, sandbox, (broadcaster,))
             for size in sizes:
                 await load_subscribers(bench, size - bench.subscribers)

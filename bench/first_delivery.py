@@ -32,7 +32,6 @@ from _stack import (
     stack,
     warm_up,
 )
-from chaos import create_operator_key, start_gateway
 from common.messages import Audience, Category
 
 DATABASE_SIZE = 100_000
@@ -50,10 +49,10 @@ async def main() -> None:
         await load_subscribers(bench, DATABASE_SIZE - bench.subscribers)
         bench.start_sandbox()
         broadcaster = bench.start_broadcaster("all")
-        _, gateway_url = start_gateway(bench)
-        api_key = await create_operator_key(bench.database_url)
+        bench.start_gateway()
+        api_key = await bench.operator_key()
         async with sandbox_client(bench) as sandbox, httpx.AsyncClient(timeout=60) as client:
-            posting = GatewayAlerts(client, gateway_url, api_key)
+            posting = GatewayAlerts(client, bench.gateway_url, api_key)
             await warm_up(bench, posting, sandbox, (broadcaster,))
             for index in range(count * 2):
                 category: Category = "emergency" if index % 2 else "public"

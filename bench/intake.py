@@ -31,12 +31,9 @@ import httpx
 import orjson
 from aiokafka import TopicPartition
 
-from _stack import Stack, end_offsets, log, percentile, report, stack
-from cli.processes import Service, free_port
-from common.db import create_engine, session_factory
+from _stack import end_offsets, log, percentile, report, stack
 from common.readback import read_back
 from common.topics import ALERTS_REQUESTED
-from gateway.auth import create_key
 
 FULL_ALERTS = 10_000
 QUICK_ALERTS = 2_000
@@ -70,16 +67,6 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=32, help="concurrent posting clients")
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     return parser.parse_args()
-
-
-async def operator_key(bench: Stack) -> str:
-    """A fresh operator API key in the benchmark's database."""
-    engine = create_engine(bench.database_url, pool_size=1)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            return await create_key(session, "bench intake", "operator")
-    finally:
-        await engine.dispose()
 
 
 def json_alert(n: int) -> tuple[bytes, str]:
@@ -166,18 +153,9 @@ async def main() -> None:
     count = args.alerts or (QUICK_ALERTS if args.quick else FULL_ALERTS)
     figures: dict[str, Any] = {"workers": args.workers, "clients": args.clients}
     async with stack("intake") as bench:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = bench.common_env() | {
-            "ALLIM_GATEWAY_PORT": str(port),
-            "ALLIM_GATEWAY_WORKERS": str(args.workers),
-            "ALLIM_PUBLIC_BASE_URL": url,
-            "ALLIM_LOG_LEVEL": "WARNING",
-        }
-        bench.group.start(
-            Service("gateway", ["gateway"], env, f"{url}/readyz", bench.workdir / "gateway.log")
-        )
-        key = await operator_key(bench)
+        bench.start_gateway(gateway_workers=args.workers, log_level="WARNING")
+        url = bench.gateway_url
+        key = await bench.operator_key()
         start = await end_offsets(bench.kafka, ALERTS_REQUESTED)
 
         await post_all(url, key, 100, args.clients, json_alert)  # warm-up

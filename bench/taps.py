@@ -36,13 +36,11 @@ from typing import Any
 import httpx
 from aiokafka import TopicPartition
 
-from _stack import Stack, end_offsets, log, percentile, report, stack, vm_kib
-from cli.processes import Service, allim_executable, free_port
-from common.db import create_engine, session_factory
+from _stack import end_offsets, log, percentile, report, stack, vm_kib
+from cli.processes import allim_executable
 from common.readback import read_back
 from common.tokens import TokenSigner
 from common.topics import ENGAGEMENT
-from gateway.auth import create_key
 
 FULL_ROWS = 450_000
 QUICK_ROWS = 100_000
@@ -99,17 +97,6 @@ def write_csv(path: Path, rows: int) -> None:
         file.write("recipient_no,district,tags\n")
         for n in range(rows):
             file.write(f"010{n:08d},{districts[n % 4]},{'교통;날씨' if n % 3 else '교통'}\n")
-
-
-async def operator_key(bench: Stack) -> str:
-    engine = create_engine(bench.database_url, pool_size=1)
-    try:
-        async with session_factory(engine)() as session:
-            key = await create_key(session, "bench", "operator")
-            await session.commit()
-    finally:
-        await engine.dispose()
-    return key
 
 
 def run_import(path: Path, url: str, key: str) -> tuple[dict[str, Any], float]:
@@ -210,18 +197,9 @@ async def main() -> None:
         "client_procs": args.procs,
     }
     async with stack("taps") as bench:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = bench.common_env() | {
-            "ALLIM_GATEWAY_PORT": str(port),
-            "ALLIM_GATEWAY_WORKERS": str(args.workers),
-            "ALLIM_PUBLIC_BASE_URL": url,
-            "ALLIM_LOG_LEVEL": "WARNING",
-        }
-        gateway = bench.group.start(
-            Service("gateway", ["gateway"], env, f"{url}/readyz", bench.workdir / "gateway.log")
-        )
-        key = await operator_key(bench)
+        gateway = bench.start_gateway(gateway_workers=args.workers, log_level="WARNING")
+        url = bench.gateway_url
+        key = await bench.operator_key()
 
         path = bench.workdir / "subscribers.csv"
         write_csv(path, rows)
