@@ -177,7 +177,9 @@ class AlertPublic(BaseModel):
     delivered: int = Field(description="Accepted by the provider.")
     failed: int = Field(description="Refused by the provider for good.")
     pending: int = Field(description="targeted - delivered - failed.")
-    readers: int | None = Field(description="Distinct readers, from analytics; null before any.")
+    readers: int | None = Field(
+        description="Distinct readers, as analytics counts them; null before any."
+    )
     read_rate: float | None = Field(
         description="readers / delivered (may pass 1.0 through forwards); null when none."
     )

@@ -178,7 +178,7 @@ async def list_alerts(
     responses={**AUTH_ERRORS, **NOT_FOUND, **INVALID},
 )
 async def get_alert(alert_id: uuid.UUID, principal: ViewerDep, session: SessionDep) -> AlertPublic:
-    """The alert with its progress (from the broadcaster) and read rate (from analytics)."""
+    """The alert with its progress (the broadcaster's) and read rate (analytics' counts)."""
     return await _load(session, alert_id)
 
 
