@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -73,7 +74,7 @@ class Watched(Changes):
         super().__init__()
         self.waited = asyncio.Event()
 
-    async def wait(self) -> None:
+    def wait(self) -> Coroutine[Any, Any, Literal[True]]:
         """Note the waiter, then wait for the next change."""
         self.waited.set()
-        await super().wait()
+        return super().wait()

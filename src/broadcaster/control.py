@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Coroutine
+from typing import Any, Literal
 
 from common.messages import AlertControl
 
@@ -24,9 +26,13 @@ class Changes:
     def __init__(self) -> None:
         self._next = asyncio.Event()
 
-    async def wait(self) -> None:
-        """Return at the next change."""
-        await self._next.wait()
+    def wait(self) -> Coroutine[Any, Any, Literal[True]]:
+        """What to await for the next change after now.
+
+        Not a coroutine function: the change waited for is the next one after the call, not
+        after the awaiting task first runs, so a change made in between is not missed.
+        """
+        return self._next.wait()
 
     def changed(self) -> None:
         """A change: wake every waiter, and make later ones wait for the next."""

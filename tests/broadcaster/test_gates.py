@@ -76,6 +76,16 @@ async def test_a_paused_alert_waits_until_it_is_resumed() -> None:
     assert await asyncio.wait_for(waiting, 30) == "open"
 
 
+async def test_a_resume_just_after_the_gate_looked_is_not_missed() -> None:
+    made, control, _, _ = gate()
+    control.apply(command("pause"))
+    waiting = asyncio.create_task(made.wait())
+    # runs after the gate found the alert paused and before its waits first run
+    asyncio.get_running_loop().call_soon(control.apply, command("resume"))
+
+    assert await asyncio.wait_for(waiting, 30) == "open"
+
+
 async def test_normal_shards_wait_for_urgent_ones_and_a_stop_ends_every_wait() -> None:
     made, _, priority, stopping = gate()
     priority.changes = watched = Watched()
