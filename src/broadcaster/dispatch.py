@@ -53,6 +53,7 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.lineup = Lineup(shard_concurrency, deps.priority)
         self._paused = False
         self._committed_at = 0.0  # loop time
+        self._closing = False  # shutting down: no shard starts
 
     # -- rebalance listener ---------------------------------------------------------------
 
@@ -78,10 +79,13 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until `stopping`; then stop every pipe, commit and leave the group."""
-        self.consumer.subscribe(
-            [topics.BROADCAST_SHARDS_URGENT, topics.BROADCAST_SHARDS], listener=self
-        )
+        """Consume until `stopping`; then stop every pipe and commit."""
+        if not self.consumer.subscription():
+            # once: run again by the supervisor, it keeps its place in the group
+            self.consumer.subscribe(
+                [topics.BROADCAST_SHARDS_URGENT, topics.BROADCAST_SHARDS], listener=self
+            )
+        self._closing = False
         try:
             while not self.stopping.is_set():
                 try:
@@ -108,13 +112,24 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             task = ShardTask.model_validate_json(record.value or b"")
         except pydantic.ValidationError as exc:
-            await self.deps.publisher.dead_letter(record, f"invalid ShardTask: {exc}")
-            self.deps.metrics.dead_letters.labels(record.topic).inc()
-            self.lineup.offsets.finished(partition, record.offset)
-            return
+            attempt = 0
+            while not self.stopping.is_set():
+                try:
+                    await self.deps.publisher.dead_letter(record, f"invalid ShardTask: {exc}")
+                except KafkaError as error:
+                    attempt += 1
+                    logger.warning("dead-lettering failed: %r", error, exc_info=error)
+                    await wait_or_stop(self.stopping, backoff_delay(attempt, 0.5, 10.0))
+                    continue
+                self.deps.metrics.dead_letters.labels(record.topic).inc()
+                self.lineup.offsets.finished(partition, record.offset)
+                return
+            return  # not dead-lettered: its offset stays uncommitted, the record comes again
         self.lineup.add(Work(partition, record.offset, task))
 
     def _schedule(self) -> None:
+        if self._closing or self.stopping.is_set():
+            return
         for work in self.lineup.due(asyncio.get_running_loop().time()):
             work.runner = asyncio.create_task(self._run(work))
 
@@ -154,14 +169,12 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         finally:
             self.lineup.ended(work, finished=outcome in FINISHED)
             self.deps.metrics.shards.labels(outcome).inc()
-            if not self.stopping.is_set():
-                self._schedule()
+            self._schedule()
 
     def _drained(self, work: Work) -> None:
         """The shard sent its last batch: the next one may start while those settle."""
         self.lineup.drained(work)
-        if not self.stopping.is_set():
-            self._schedule()
+        self._schedule()
 
     def _hold(self, work: Work, until: datetime | None) -> None:
         """Park a shard held by quiet hours; it takes no slot until they end."""
@@ -196,7 +209,12 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.deps.metrics.shard_lag.labels("normal").set(normal)
 
     async def _shutdown(self) -> None:
-        """Stop taking batches, let those in flight settle, commit, leave the group."""
+        """Stop taking batches, let those in flight settle, and commit what finished.
+
+        Nothing starts meanwhile (a finishing shard schedules no other); the consumer leaves
+        the group when it is stopped.
+        """
+        self._closing = True
         works = list(self.lineup.running.values())
         for work in works:
             work.stopping.set()
