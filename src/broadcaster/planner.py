@@ -7,7 +7,9 @@ shard tasks and the `started` event are published once it committed, so a sender
 reads a task whose shard is not there. A planner that dies between the commit and the
 publish is repaired by the redelivered request: the alert is `sending`, so the tasks of its
 unfinished shards and its `started` event go out again (senders skip finished shards, and
-the event's id is stable).
+the event's id is stable). A scheduled alert has no request to be redelivered: one whose
+publish failed is planned again at the next poll, and one whose planner died then is found
+by the stall check, which plans it again the same way.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class Planner:
         self.metrics = metrics
         self.shard_size = shard_size
         self.clock = clock
+        # scheduled alerts whose planning failed, maybe after its commit: planned again first
+        self._unannounced: dict[uuid.UUID, None] = {}
 
     async def handle(self, record: ConsumedRecord) -> PlanOutcome | None:
         """Plan the alert a record of `alerts.requested` names; None when dead-lettered."""
@@ -152,27 +156,29 @@ class Planner:
 
     async def plan_due(self) -> int:
         """Plan the scheduled alerts whose `send_at` has come; how many were looked at."""
-        due = await self.store.due_alerts()
+        due = [*self._unannounced, *await self.store.due_alerts()]
         for alert_id in due:
+            # remembered until planned: a failure after the commit leaves it `sending`,
+            # no longer due, and planning it again publishes what the failure did not
+            self._unannounced[alert_id] = None
             outcome = await self.plan(alert_id)
+            del self._unannounced[alert_id]
             logger.info("scheduled alert %s: %s", alert_id, outcome)
         return len(due)
 
     async def republish_stalled(self, stall_seconds: float) -> int:
-        """Publish again the tasks of shards nobody started for `stall_seconds`.
+        """Plan again the alerts with shards nobody started for `stall_seconds`.
 
         A safety net: a shard task that was lost would leave its alert `sending` forever.
-        A duplicate task is harmless (senders skip finished shards and lock running ones).
+        Planning a sending alert again publishes the tasks of its unfinished shards and its
+        `started` event; a duplicate is harmless (senders skip finished shards and lock
+        running ones, and the event's id is stable). How many shards had stalled.
         """
         stalled = await self.store.claim_stalled(stall_seconds)
-        await self.publish(
-            [
-                ShardTask(alert_id=s.alert_id, shard_no=s.shard_no, category=s.category)
-                for s in stalled
-            ]
-        )
+        for alert_id in dict.fromkeys(s.alert_id for s in stalled):
+            await self.plan(alert_id)
         if stalled:
-            logger.warning("%s stalled shard tasks published again", len(stalled))
+            logger.warning("%s stalled shards: their alerts planned again", len(stalled))
         return len(stalled)
 
 

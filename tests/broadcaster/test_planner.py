@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from tests.broadcaster.kits import Kit
 
 from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.planner import Planner, decide
 from broadcaster.publishing import Publisher
-from broadcaster.records import PlanState
+from broadcaster.records import Counters, PlanState
 from broadcaster.store import Store
 from common import topics
-from common.messages import Audience, ShardTask
+from common.messages import Audience, Category, ShardTask
 from common.readback import read_back
 
 pytestmark = pytest.mark.integration
@@ -143,6 +144,47 @@ async def test_a_scheduled_alert_waits_for_send_at(
 
     row = await store.pool.fetchrow("SELECT status, targeted FROM alerts WHERE id = $1", alert_id)
     assert (row["status"], row["targeted"]) == ("sending", 10)
+
+
+class StartedFailsOnce(Publisher):
+    """A publisher whose first `started` event fails, as when the broker goes away."""
+
+    failed = False
+
+    async def lifecycle(
+        self,
+        kind: str,
+        alert_id: uuid.UUID,
+        category: Category,
+        counters: Counters | None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        if kind == "started" and not self.failed:
+            self.failed = True
+            raise KafkaConnectionError()
+        await super().lifecycle(kind, alert_id, category, counters, reason=reason)
+
+
+async def test_a_scheduled_alert_whose_publish_failed_goes_out_at_the_next_poll(
+    kit: Kit, store: Store, producer: AIOKafkaProducer, kafka_topics: str
+) -> None:
+    planner = Planner(store, StartedFailsOnce(producer), BroadcasterMetrics(), shard_size=500)
+    people = await kit.seed(600)
+    alert_id = await kit.create_alert(
+        people.audience, send_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    await store.pool.execute("UPDATE alerts SET status = 'scheduled' WHERE id = $1", alert_id)
+
+    with pytest.raises(KafkaConnectionError):
+        await planner.plan_due()  # committed, then the broker went away
+    assert await planner.plan_due() == 1
+
+    started = await lifecycle_ids(kafka_topics, alert_id)
+    assert started == [f"{alert_id}:started"]
+    tasks = await shard_tasks(kafka_topics, topics.BROADCAST_SHARDS, alert_id, 2, count=2)
+    assert {t.shard_no for t in tasks} == {0, 1}
+    assert await planner.plan_due() == 0
 
 
 async def test_an_expired_alert_is_not_sent(planner: Planner, kit: Kit, store: Store) -> None:
