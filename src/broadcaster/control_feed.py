@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from broadcaster.control import Control
 from broadcaster.publishing import Publisher
 from common.messages import AlertControl
+from common.supervision import TRANSIENT
 from common.waiting import wait_or_stop
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,16 @@ async def poll(control: Control, store: AlertStatuses) -> None:
 async def poll_forever(
     control: Control, store: AlertStatuses, interval: float, stopping: asyncio.Event
 ) -> None:
-    """`poll` every `interval` seconds until `stopping`."""
+    """`poll` every `interval` seconds until `stopping`; a failed poll is tried again then.
+
+    Not backed off like the supervisor's restarts: a cancel seen through the database
+    reaches the broadcast within one interval of the database coming back.
+    """
     while True:
-        await poll(control, store)
+        try:
+            await poll(control, store)
+        except TRANSIENT as exc:
+            logger.warning("control poll failed: %r", exc, exc_info=exc)
         if await wait_or_stop(stopping, interval):
             return
 
