@@ -144,6 +144,9 @@ class SharedBucket:
         self._chunk = max(1.0, rate * limits.lease_seconds)
         self._burst = max(self._chunk, rate * limits.burst_seconds)
         self._lock = asyncio.Lock()
+        # cuts go to the database one at a time: a storm of 429s holds one pooled
+        # connection, not one per request in flight
+        self._cutting = asyncio.Lock()
         self._ensured = False
         self._held = 0.0  # tokens leased and not spent
         self._ready = 0.0  # clock time at which the held tokens may be spent
@@ -224,14 +227,15 @@ class SharedBucket:
         down must never be what breaks a send.
         """
         try:
-            await self._store.cut_bucket(
-                self.name,
-                factor=factor,
-                floor=self.configured * self._limits.floor,
-                pause=pause,
-                cooldown=self._limits.cooldown_seconds,
-                at=self._clock.shared_time(),
-            )
+            async with self._cutting:
+                await self._store.cut_bucket(
+                    self.name,
+                    factor=factor,
+                    floor=self.configured * self._limits.floor,
+                    pause=pause,
+                    cooldown=self._limits.cooldown_seconds,
+                    at=self._clock.shared_time(),
+                )
         except Exception as exc:
             if not database_unavailable(exc):
                 raise

@@ -2,9 +2,10 @@
 
 Transient failures are retried with backoff; a 429 pauses every request of the process for
 its Retry-After (the limiter waits it out); a batch the provider already accepted is looked
-up by its id rather than sent again. Every wait ends early when the sender stops or the
-alert is cancelled, and then the answer is None: the batch's fate stays unknown, its row
-`sending`, and the shard run again looks it up.
+up by its id rather than sent again. A request's waits end early when the sender stops or
+the alert is cancelled, and then the answer is None: the batch's fate stays unknown, its row
+`sending`, and the shard run again looks it up. A look-up's waits end only when the sender
+stops: a cancelled alert's batches in flight are still settled from the provider's records.
 """
 
 from __future__ import annotations
