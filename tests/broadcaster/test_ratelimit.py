@@ -17,9 +17,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.clocks import ManualClock
 
 from broadcaster.backoff import parse_retry_after
-from broadcaster.clock import ManualClock
 from broadcaster.config import BroadcasterSettings
 from broadcaster.main import rate_limits
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits, database_unavailable

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import pytest
+from tests.clocks import ManualClock
 
-from broadcaster.clock import ManualClock
 from broadcaster.records import Settlement
 from broadcaster.settling import Settler
 
