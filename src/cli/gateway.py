@@ -18,6 +18,7 @@ from common.config import CommonSettings
 from common.db import create_engine, session_factory
 from common.logs import configure_logging
 from common.models import ApiKey
+from gateway import audit
 from gateway.auth import ROLES, Role, create_key
 from gateway.config import load_settings
 from gateway.main import create_app
@@ -67,7 +68,10 @@ async def _create_key(database_url: str, name: str, role: Role) -> str:
     engine = create_engine(database_url, pool_size=1)
     try:
         async with session_factory(engine)() as session, session.begin():
-            return await create_key(session, name, role)
+            key = await create_key(session, name, role)
+            detail = {"name": name, "role": role, "prefix": key.split("_")[1]}
+            audit.record(session, audit.Actor.shell(), "key.create", detail=detail)
+            return key
     finally:
         await engine.dispose()
 
@@ -91,7 +95,12 @@ async def _revoke_key(database_url: str, prefix: str) -> bool:
                 .values(revoked_at=datetime.now(UTC))
                 .returning(ApiKey.id)
             )
-            return result.first() is not None
+            revoked = result.scalar_one_or_none()
+            if revoked is None:
+                return False
+            detail = {"prefix": prefix, "revoked_key_id": revoked}
+            audit.record(session, audit.Actor.shell(), "key.revoke", detail=detail)
+            return True
     finally:
         await engine.dispose()
 

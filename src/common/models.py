@@ -208,6 +208,33 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AuditEntry(Base):
+    """One operator action: who, when, what, on which alert. A trigger refuses changes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = _now()
+    # the key's name today; a user's name once allim has users
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    key_id: Mapped[int | None] = mapped_column(Integer)
+    # alert.create | alert.cancel | key.create | key.revoke | subscriber.opt_out | ...
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    detail: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'")
+    )
+
+    __table_args__ = (
+        Index(
+            "ix_audit_log_alert_id", "alert_id", "id", postgresql_where=text("alert_id IS NOT NULL")
+        ),
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_action_id", "action", "id"),
+    )
+
+
 class AlertStats(Base):
     """Analytics rollup of one alert: deliveries, readers, forwards."""
 

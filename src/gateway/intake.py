@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.messages import AlertControl, AlertRequested
 from common.models import Alert, OutboxEntry
 from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
+from gateway import audit
 from gateway.schemas import AlertCreate
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ async def submit(
     session: AsyncSession,
     request: AlertCreate,
     *,
+    actor: audit.Actor,
     idempotency_key: str | None = None,
     origin: CapOrigin | None = None,
     hold: str | None = None,
@@ -132,6 +134,14 @@ async def submit(
             session.add(alert)
             if hold is None:
                 session.add(_requested_record(alert, request, now))
+            audit.record(
+                session,
+                actor,
+                "alert.create",
+                alert_id=alert.id,
+                detail={"title": alert.title, "category": alert.category, "status": alert.status}
+                | ({"cap_identifier": origin.identifier} if origin else {}),
+            )
     except IntegrityError:
         # a repeat, or a concurrent duplicate that committed first: answer with its alert
         session.expunge_all()
@@ -143,7 +153,7 @@ async def submit(
     return Submitted(alert, created=True)
 
 
-async def cancel(session: AsyncSession, alert_id: uuid.UUID) -> Alert:
+async def cancel(session: AsyncSession, alert_id: uuid.UUID, *, actor: audit.Actor) -> Alert:
     """Mark the alert cancelled and queue `AlertControl(cancel)` on `alerts.control`.
 
     Cancelling a cancelled alert changes nothing and queues nothing.
@@ -152,18 +162,20 @@ async def cancel(session: AsyncSession, alert_id: uuid.UUID) -> Alert:
         alert = await session.get(Alert, alert_id, with_for_update=True)
         if alert is None:
             raise AlertNotFound(f"Alert {alert_id} does not exist.")
-        _cancel_locked(session, alert, "Cancelled by an operator.")
+        _cancel_locked(session, alert, "Cancelled by an operator.", actor)
     return alert
 
 
-async def cancel_cap(session: AsyncSession, references: tuple[CapOrigin, ...]) -> list[Alert]:
+async def cancel_cap(
+    session: AsyncSession, references: tuple[CapOrigin, ...], *, actor: audit.Actor
+) -> list[Alert]:
     """Cancel the alerts a CAP Cancel references, all or none; `AlertNotFound` if none exist."""
     async with session.begin():
         found = []
         for origin in references:
             alert = await find_cap(session, origin, lock=True)
             if alert is not None:
-                _cancel_locked(session, alert, f"Cancelled by CAP from {origin.sender}.")
+                _cancel_locked(session, alert, f"Cancelled by CAP from {origin.sender}.", actor)
                 found.append(alert)
         if not found:
             named = " ".join(f"{o.sender},{o.identifier},{o.sent}" for o in references)
@@ -182,7 +194,7 @@ async def find_cap(session: AsyncSession, origin: CapOrigin, *, lock: bool = Fal
     return alert
 
 
-def _cancel_locked(session: AsyncSession, alert: Alert, reason: str) -> None:
+def _cancel_locked(session: AsyncSession, alert: Alert, reason: str, actor: audit.Actor) -> None:
     # the caller holds the row lock, so the status check and the change are one step
     if alert.status == "cancelled":
         return
@@ -199,6 +211,7 @@ def _cancel_locked(session: AsyncSession, alert: Alert, reason: str) -> None:
             topic=ALERTS_CONTROL, key=str(alert.id), payload=control.model_dump(mode="json")
         )
     )
+    audit.record(session, actor, "alert.cancel", alert_id=alert.id, detail={"reason": reason})
     logger.info("alert cancelled", extra={"alert_id": str(alert.id)})
 
 

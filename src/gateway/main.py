@@ -23,7 +23,7 @@ from gateway.cap import AreaTable
 from gateway.config import DEFAULT_CAP_AREAS, GatewaySettings, load_settings
 from gateway.metrics import GatewayMetrics, RequestMetrics
 from gateway.outbox import OutboxRelay
-from gateway.routes import alerts, health, stats, subscribers, tracking
+from gateway.routes import alerts, audit, health, stats, subscribers, tracking
 from gateway.schemas import AlertCreate
 from gateway.state import GatewayState, KafkaLink
 
@@ -87,7 +87,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description=(
             "Alert intake, subscribers, tracking links, status and stats. Routes that change "
             "something need an API key with the `operator` role in `X-API-Key`; reads need "
-            "`viewer` or `operator`. Every error is `application/problem+json` (RFC 9457)."
+            "`viewer` or `operator`; the audit log needs `operator`. Every error is "
+            "`application/problem+json` (RFC 9457)."
         ),
         lifespan=lifespan,
     )
@@ -96,6 +97,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(subscribers.router)
     app.include_router(stats.router)
+    app.include_router(audit.router)
     app.include_router(tracking.create_router(settings, metrics))
 
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.messages import Audience, Button, Category
 from common.models import Alert, AlertStats
 from common.problems import Problem
-from gateway import cap, intake
+from gateway import audit, cap, intake
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.schemas import (
     TERMINAL_STATUSES,
@@ -114,14 +114,15 @@ async def create_alert(
             f"Content-Type '{media_type}' is not application/json or application/cap+xml.",
         )
     body = await _read_body(request)
+    actor = audit.Actor.of(principal)
     try:
         if media_type in JSON_TYPES:
             submitted = await intake.submit(
-                session, _parse_json(body), idempotency_key=idempotency_key
+                session, _parse_json(body), actor=actor, idempotency_key=idempotency_key
             )
             source = "json"
         else:
-            submitted = await _submit_cap(session, state, body, idempotency_key)
+            submitted = await _submit_cap(session, state, body, actor, idempotency_key)
             source = "cap"
     except intake.IdempotencyConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from exc
@@ -198,7 +199,7 @@ async def cancel_alert(
 ) -> AlertPublic:
     """Status `cancelled` and a cancel command on `alerts.control`; repeating it is harmless."""
     try:
-        await intake.cancel(session, alert_id)
+        await intake.cancel(session, alert_id, actor=audit.Actor.of(principal))
     except intake.AlertNotFound as exc:
         raise Problem(404, "Not Found", str(exc)) from exc
     except intake.NotCancellable as exc:
@@ -281,7 +282,11 @@ def _parse_json(body: bytes) -> AlertCreate:
 
 
 async def _submit_cap(
-    session: AsyncSession, state: GatewayState, body: bytes, idempotency_key: str | None
+    session: AsyncSession,
+    state: GatewayState,
+    body: bytes,
+    actor: audit.Actor,
+    idempotency_key: str | None,
 ) -> intake.Submitted:
     try:
         parsed = cap.parse(body, state.cap_areas, datetime.now(UTC))
@@ -290,11 +295,12 @@ async def _submit_cap(
     except cap.CapInvalid as exc:
         raise Problem(422, "Invalid CAP alert", str(exc), errors=exc.errors) from exc
     if parsed.request is None:
-        cancelled = await intake.cancel_cap(session, parsed.references)
+        cancelled = await intake.cancel_cap(session, parsed.references, actor=actor)
         return intake.Submitted(cancelled[0], created=False)
     return await intake.submit(
         session,
         parsed.request,
+        actor=actor,
         idempotency_key=idempotency_key,
         origin=parsed.origin,
         hold=parsed.hold,

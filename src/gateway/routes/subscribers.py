@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from common.db import asyncpg_dsn
 from common.models import Subscriber
 from common.problems import Problem
-from gateway import subscribers
+from gateway import audit, subscribers
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.importer import (
     FORMATS,
@@ -154,10 +154,16 @@ async def put_subscriber(
 
 @router.delete("/subscribers/{recipient}", summary="Opt a subscriber out")
 async def delete_subscriber(
-    recipient: Recipient, session: SessionDep, _: OperatorDep
+    recipient: Recipient, session: SessionDep, principal: OperatorDep
 ) -> SubscriberPublic:
     """Opt out: no further batch includes them, also of broadcasts already running."""
     subscriber = _found(await subscribers.opt_out(session, recipient), recipient)
+    audit.record(
+        session,
+        audit.Actor.of(principal),
+        "subscriber.opt_out",
+        detail={"subscriber_id": subscriber.id, "recipient_no": recipient},
+    )
     await session.commit()
     logger.info("subscriber opted out", extra={"subscriber_id": subscriber.id})
     return SubscriberPublic.model_validate(subscriber)

@@ -1,0 +1,104 @@
+"""`GET /v1/audit`: the audit log, newest first, filtered by alert, actor or action.
+
+Only the `operator` role reads it: it is the role that manages (sends, cancels, imports),
+and the audit log says who did those things. A viewer key gets 403.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import audit
+from gateway.deps import OperatorDep, SessionDep, StateDep
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+class AuditEntryPublic(BaseModel):
+    """One recorded action."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str = Field(description="Who: the API key's name, or `cli:<user>` for a command.")
+    user_id: int | None = Field(description="The named user; null until allim has users.")
+    key_id: int | None = Field(description="The API key used, when one was.")
+    action: str = Field(description="`alert.create`, `alert.cancel`, `key.create`, ...")
+    alert_id: uuid.UUID | None
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    """One page of the audit log, newest first; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[AuditEntryPublic]
+    next_cursor: str | None
+
+
+@router.get(
+    "",
+    summary="The audit log: who did what, newest first",
+    response_model=AuditPage,
+    responses={422: {"description": "A query parameter is invalid."}},
+)
+async def list_audit(
+    _: OperatorDep,
+    state: StateDep,
+    session: SessionDep,
+    alert_id: Annotated[uuid.UUID | None, Query(description="Only this alert's rows.")] = None,
+    actor: Annotated[
+        str | None, Query(max_length=100, description="Only this actor's rows (exact name).")
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="Only this action, as `alert.cancel`.")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="Rows per page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> AuditPage:
+    """One page of audit rows; keyset pagination on the row id."""
+    rows = await audit.page(
+        session,
+        audit.AuditFilter(alert_id=alert_id, actor=actor, action=action),
+        before=_decode_cursor(cursor) if cursor is not None else None,
+        limit=limit or state.settings.gateway_page_limit,
+    )
+    return AuditPage(
+        items=[AuditEntryPublic.model_validate(entry) for entry in rows.entries],
+        next_cursor=_encode_cursor(rows.next_before) if rows.next_before is not None else None,
+    )
+
+
+def _encode_cursor(before: int) -> str:
+    return base64.urlsafe_b64encode(f"audit|{before}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        kind, before = (
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+        )
+        if kind != "audit":
+            raise ValueError(kind)
+        return int(before)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "cursor"),
+                    "msg": "Not a cursor this API gave out.",
+                    "input": cursor,
+                }
+            ]
+        ) from exc
