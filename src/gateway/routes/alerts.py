@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.messages import Audience, Button, Category
 from common.models import Alert, AlertStats
 from common.problems import Problem
-from gateway import audit, cap, intake
+from gateway import audit, cap, cursors, intake
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.schemas import (
     TERMINAL_STATUSES,
@@ -349,24 +347,12 @@ def _public(alert: Alert, readers: int | None, stats_delivered: int | None) -> A
 
 
 def _encode_cursor(alert: AlertPublic) -> str:
-    raw = f"{alert.created_at.isoformat()}|{alert.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(alert.created_at.isoformat(), str(alert.id))
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    created_at, alert_id = cursors.decode(cursor, 2)
     try:
-        created_at, alert_id = (
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        )
         return datetime.fromisoformat(created_at), uuid.UUID(alert_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "cursor"),
-                    "msg": "Not a cursor this API gave out.",
-                    "input": cursor,
-                }
-            ]
-        ) from exc
+    except ValueError as exc:
+        raise cursors.invalid(cursor) from exc

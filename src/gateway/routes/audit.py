@@ -6,17 +6,14 @@ and the audit log says who did those things. A viewer key gets 403.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import audit
+from gateway import audit, cursors
 from gateway.deps import OperatorDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -80,25 +77,11 @@ async def list_audit(
 
 
 def _encode_cursor(before: int) -> str:
-    return base64.urlsafe_b64encode(f"audit|{before}".encode()).decode().rstrip("=")
+    return cursors.encode("audit", str(before))
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        kind, before = (
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        )
-        if kind != "audit":
-            raise ValueError(kind)
-        return int(before)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "cursor"),
-                    "msg": "Not a cursor this API gave out.",
-                    "input": cursor,
-                }
-            ]
-        ) from exc
+    kind, before = cursors.decode(cursor, 2)
+    if kind != "audit" or not before.isdigit():
+        raise cursors.invalid(cursor)
+    return int(before)
