@@ -59,6 +59,9 @@ class Subscriber(Base):
             "id",
             postgresql_where=text("status = 'active'"),
         ),
+        # every status: the gateway's audience check tells an unknown district from one
+        # whose subscribers all opted out
+        Index("ix_subscribers_district", "district"),
         Index("ix_subscribers_tags", "tags", postgresql_using="gin"),
     )
 

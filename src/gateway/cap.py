@@ -15,6 +15,8 @@ Mapping, from the first `info` in Korean (`language` ko*), else the first `info`
   at all means everyone. An area the table does not know is refused.
 - status Test/Exercise/System/Draft, or a scope other than Public: stored, not broadcast.
 - msgType Cancel: cancels the alerts named in `references`; Update: a new alert;
+- `sent` (and the `sent` of each reference) is kept as its instant in UTC, so a relay that
+  re-writes `+09:00` as `+00:00` repeats the alert rather than making a second one;
   Ack and Error are refused (nothing to broadcast).
 """
 
@@ -24,7 +26,7 @@ import csv
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -212,10 +214,16 @@ def _time(value: str, field: str) -> datetime:
     return parsed
 
 
+def instant(value: str) -> str:
+    """A CAP date-time as its instant in UTC (`2026-03-01T11:00:00+00:00`): relays re-serialise
+    `sent` (`+09:00`, `-00:00`, `Z`), and one instant is one alert."""
+    return datetime.fromisoformat(value).astimezone(UTC).isoformat()
+
+
 def _sent(root: Element) -> str:
     sent = _required(root, "sent", "alert")
     _time(sent, "alert.sent")
-    return sent
+    return instant(sent)
 
 
 def _references(root: Element) -> tuple[CapOrigin, ...]:
@@ -229,7 +237,8 @@ def _references(root: Element) -> tuple[CapOrigin, ...]:
             raise CapInvalid.one(
                 "alert.references", f"'{reference}' is not 'sender,identifier,sent'."
             )
-        found.append(CapOrigin(sender=parts[0], identifier=parts[1], sent=parts[2]))
+        _time(parts[2], "alert.references")
+        found.append(CapOrigin(sender=parts[0], identifier=parts[1], sent=instant(parts[2])))
     return tuple(found)
 
 

@@ -52,6 +52,14 @@ class GatewaySettings(CommonSettings):
             "unset, the built-in table of Suwon's districts (`src/gateway/cap_areas.csv`)."
         ),
     )
+    gateway_send_at_max_past_minutes: float = Field(
+        60,
+        ge=0,
+        description=(
+            "How far in the past an alert's `send_at` may lie (clocks drift, a request "
+            "waits); one further back is refused with a 422 rather than sent at once."
+        ),
+    )
     gateway_landing_cache_size: int = Field(
         1024, ge=1, description="Alerts whose landing-page content is kept in memory."
     )

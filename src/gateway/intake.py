@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.messages import AlertControl, AlertRequested
 from common.models import Alert, OutboxEntry
 from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
-from gateway import audit
+from gateway import audiences, audit
 from gateway.schemas import AlertCreate
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ async def submit(
 ) -> Submitted:
     """Store the alert and, unless `hold` says why not, its `AlertRequested` outbox record.
 
+    `audiences.AudienceRefused` when the audience names an unknown district or tag, or
+    reaches nobody: then nothing is stored.
+
     `hold` is the reason an accepted alert is not broadcast (a CAP Test/Exercise/Draft).
     """
     digest = request_hash(request, origin, hold)
@@ -131,6 +134,7 @@ async def submit(
     try:
         # no look-up first: the unique constraints find duplicates in the same round trip
         async with session.begin():
+            await audiences.check(session, request.audience.to_message())
             session.add(alert)
             if hold is None:
                 session.add(_requested_record(alert, request, now))

@@ -144,7 +144,11 @@ def _document_errors(operation: dict[str, Any]) -> None:
     """Every route answers errors as problem+json: say so in its OpenAPI operation."""
     responses = operation.setdefault("responses", {})
     if "422" in responses:
-        responses["422"] = _problem("A field is invalid; `errors` names each one.")
+        # a route's own description of its 422 stays; FastAPI's generic one is replaced
+        described = responses["422"].get("description", "Validation Error")
+        if described == "Validation Error":
+            described = "A field is invalid; `errors` names each one."
+        responses["422"] = _problem(described)
     if operation.get("security"):
         responses.setdefault("401", _problem("No API key, or an unknown or revoked one."))
         responses.setdefault("403", _problem("The API key's role may not do this."))

@@ -8,6 +8,7 @@ recipient's tracking link), so an operator may give at most `MAX_OPERATOR_BUTTON
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
@@ -46,6 +47,25 @@ def _storable(value: str) -> str:
 
 
 Storable = AfterValidator(_storable)
+
+# letters that render as nothing: Hangul fillers (a Korean keyboard types them) and the
+# blank Braille pattern; the format (Cf), separator (Z*) and control (Cc) characters are
+# invisible by category
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _visible(value: str) -> str:
+    # a text of only zero-width spaces, no-break spaces or fillers shows the recipient nothing
+    if all(c in _BLANK_LETTERS or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in value):
+        raise ValueError("Must contain a visible character, not only spaces or invisible ones.")
+    return value
+
+
+Visible = AfterValidator(_visible)
+# the validation context key of the earliest accepted send_at (the API sets it, CAP does not:
+# a CAP `effective` in the past means the alert is in effect now)
+SEND_AT_FLOOR = "send_at_floor"
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
 ]
@@ -61,7 +81,10 @@ class ButtonIn(Strict):
     """An operator's button: a name and an http(s) link."""
 
     name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=14), Storable
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=14),
+        Storable,
+        Visible,
     ]
     link: Annotated[
         str,
@@ -112,10 +135,16 @@ class AlertCreate(Strict):
     """An alert to broadcast."""
 
     title: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Storable
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+        Storable,
+        Visible,
     ]
     body: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1300), Storable
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=1300),
+        Storable,
+        Visible,
     ]
     category: Category
     buttons: list[ButtonIn] = Field(
@@ -125,11 +154,26 @@ class AlertCreate(Strict):
     )
     audience: AudienceIn
     send_at: AwareDatetime | None = Field(
-        None, description="When to start sending (with a time zone); now when absent."
+        None,
+        description=(
+            "When to start sending (with a time zone); now when absent. A time more than "
+            "`ALLIM_GATEWAY_SEND_AT_MAX_PAST_MINUTES` (default 60) in the past is refused."
+        ),
     )
     expires_at: AwareDatetime | None = Field(
         None, description="After this the alert is not sent any more; must be in the future."
     )
+
+    @field_validator("send_at")
+    @classmethod
+    def _not_long_past(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        floor = (info.context or {}).get(SEND_AT_FLOOR)
+        if value is not None and floor is not None and value < floor:
+            raise ValueError(
+                f"send_at {value.isoformat()} is more than the allowed time in the past "
+                f"(the earliest accepted now is {floor.isoformat()}); leave it out to send now."
+            )
+        return value
 
     @field_validator("expires_at")
     @classmethod

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.gateway.bodies import AlertJson, alert_body
 
 from common.db import session_factory
+from common.models import Subscriber
 from gateway.auth import Role, create_key
 from gateway.config import GatewaySettings
 from gateway.main import create_app
@@ -34,9 +35,36 @@ def gateway_settings(database_url: str, kafka_topics: str) -> GatewaySettings:
     )
 
 
+# the subscribers every gateway test may address: an alert to a district or tag nobody has
+# is refused, so the shared body (`alert_body`, district 장안구) needs someone there
+SEEDED_DISTRICTS = ("장안구", "권선구", "팔달구", "영통구")
+SEEDED_TAGS = ("bus", "senior")
+
+
+async def seed_subscribers(engine: AsyncEngine) -> list[str]:
+    """Add one active subscriber per district of Suwon, each tagged `bus` and `senior`."""
+    numbers = [f"0109990{n:04d}" for n in range(len(SEEDED_DISTRICTS))]
+    async with session_factory(engine)() as session:
+        session.add_all(
+            Subscriber(recipient_no=number, district=district, tags=list(SEEDED_TAGS))
+            for number, district in zip(numbers, SEEDED_DISTRICTS, strict=True)
+        )
+        await session.commit()
+    return numbers
+
+
 @pytest.fixture(scope="session")
-async def gateway_app(gateway_settings: GatewaySettings) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running and its Kafka producer connected."""
+async def seeded_subscribers(engine: AsyncEngine) -> list[str]:
+    """The session database's subscribers from `seed_subscribers`."""
+    return await seed_subscribers(engine)
+
+
+@pytest.fixture(scope="session")
+async def gateway_app(
+    gateway_settings: GatewaySettings, seeded_subscribers: list[str]
+) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running and its Kafka producer connected, and subscribers
+    in each of Suwon's districts to address."""
     app = create_app(gateway_settings)
     async with app.router.lifespan_context(app):
         await asyncio.wait_for(app.state.gateway.kafka.ready.wait(), 60)

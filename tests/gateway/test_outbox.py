@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.conftest import seed_subscribers
 
 from cli.databases import scratch_database
 from common.db import create_engine, session_factory
@@ -94,6 +95,7 @@ async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_bac
     async with session_factory(own_engine)() as session:
         key = await create_key(session, "outage operator", "operator")
         await session.commit()
+    await seed_subscribers(own_engine)
     headers = {"X-API-Key": key}
     down = create_app(
         gateway_settings.model_copy(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.messages import Audience, Button, Category
 from common.models import Alert, AlertStats
 from common.problems import Problem
-from gateway import audit, cap, cursors, intake
+from gateway import audiences, audit, cap, cursors, intake
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
+from gateway.jsonkeys import repeated_keys
 from gateway.schemas import (
+    SEND_AT_FLOOR,
     TERMINAL_STATUSES,
     AlertAccepted,
     AlertCreate,
@@ -83,7 +85,13 @@ INTAKE_BODY: dict[str, Any] = {
         409: _problem_doc("Idempotency-Key reused with another request, or not cancellable."),
         413: _problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
         415: _problem_doc("Neither application/json nor application/cap+xml."),
-        **INVALID,
+        422: _problem_doc(
+            "Refused, nothing stored; `errors` names each field: an invalid field, a JSON key "
+            "given twice, a `send_at` too far in the past, a title or body of only invisible "
+            "characters, an invalid CAP element, a district or tag no subscriber has "
+            "(`known` lists the known ones), or an audience that reaches no active "
+            "subscriber."
+        ),
     },
     openapi_extra=INTAKE_BODY,
 )
@@ -116,7 +124,7 @@ async def create_alert(
     try:
         if media_type in JSON_TYPES:
             submitted = await intake.submit(
-                session, _parse_json(body), actor=actor, idempotency_key=idempotency_key
+                session, _parse_json(body, state), actor=actor, idempotency_key=idempotency_key
             )
             source = "json"
         else:
@@ -128,6 +136,9 @@ async def create_alert(
         raise Problem(409, "Conflict", str(exc)) from exc
     except intake.AlertNotFound as exc:
         raise Problem(404, "Not Found", str(exc)) from exc
+    except audiences.AudienceRefused as exc:
+        extra: dict[str, Any] = {"known": exc.known} if exc.known else {}
+        raise Problem(422, "Invalid audience", exc.detail, errors=exc.errors, **extra) from exc
     alert = submitted.alert
     # a new alert, or a CAP Cancel's control record, waits in the outbox
     state.wake_outbox()
@@ -269,9 +280,25 @@ def _too_large() -> Problem:
     return Problem(413, "Content Too Large", f"The body is larger than {MAX_BODY_BYTES} bytes.")
 
 
-def _parse_json(body: bytes) -> AlertCreate:
+def _parse_json(body: bytes, state: GatewayState) -> AlertCreate:
+    repeated = repeated_keys(body)
+    if repeated:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", *where),
+                    "msg": f"The key '{where[-1]}' is given more than once.",
+                    "input": None,
+                }
+                for where in repeated
+            ]
+        )
+    max_past = timedelta(minutes=state.settings.gateway_send_at_max_past_minutes)
     try:
-        return AlertCreate.model_validate_json(body)
+        return AlertCreate.model_validate_json(
+            body, context={SEND_AT_FLOOR: datetime.now(UTC) - max_past}
+        )
     except ValidationError as exc:
         # the same 422 problem as FastAPI's own body validation, naming each field
         raise RequestValidationError(
