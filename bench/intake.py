@@ -27,11 +27,12 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from aiokafka import TopicPartition
 
-from _stack import end_offsets, log, percentile, report, stack
+from _stack import Stack, end_offsets, log, percentile, report, stack
 from common.readback import read_back
 from common.topics import ALERTS_REQUESTED
 
@@ -148,6 +149,19 @@ def ms(value: float) -> float:
     return round(value * 1000, 2)
 
 
+async def seed_audience(bench: Stack) -> None:
+    """A subscriber in each district the alerts address: the gateway refuses an audience
+    that reaches nobody."""
+    connection = await asyncpg.connect(bench.dsn)
+    try:
+        await connection.executemany(
+            "INSERT INTO subscribers (recipient_no, district) VALUES ($1, $2)",
+            [("01099900001", "장안구"), ("01099900002", "팔달구")],
+        )
+    finally:
+        await connection.close()
+
+
 async def main() -> None:
     args = parse()
     count = args.alerts or (QUICK_ALERTS if args.quick else FULL_ALERTS)
@@ -156,6 +170,7 @@ async def main() -> None:
         bench.start_gateway(gateway_workers=args.workers, log_level="WARNING")
         url = bench.gateway_url
         key = await bench.operator_key()
+        await seed_audience(bench)
         start = await end_offsets(bench.kafka, ALERTS_REQUESTED)
 
         await post_all(url, key, 100, args.clients, json_alert)  # warm-up

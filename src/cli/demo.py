@@ -1,7 +1,8 @@
 """`allim demo`: the whole path on this machine, from an empty stack to the read rate.
 
 It starts the sandbox, gateway, broadcaster and analytics as child processes on free
-loopback ports, loads the subscribers through the gateway's streaming import, sends one
+loopback ports, empties the audience (an earlier run's subscribers are deleted, and it says
+how many), loads the subscribers through the gateway's streaming import, sends one
 alert through the gateway, shows the broadcast and the reads live, and ends with the summary.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import text
 
 from cli.admin import SubParsers
 from cli.databases import run_migrations
@@ -71,6 +73,18 @@ async def operator_key(database_url: str) -> str:
             key = await create_key(session, f"demo-{uuid.uuid4().hex[:6]}", "operator")
             await session.commit()
             return key
+    finally:
+        await engine.dispose()
+
+
+async def empty_audience(database_url: str) -> int:
+    """Delete every subscriber, so the alert reaches exactly the ones this run imports;
+    how many there were."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            removed = await connection.execute(text("DELETE FROM subscribers"))
+            return int(removed.rowcount or 0)
     finally:
         await engine.dispose()
 
@@ -243,6 +257,13 @@ def _demo(args: argparse.Namespace) -> int:
             f"Services up (logs in {logs}/): gateway {urls['gateway']}, sandbox {urls['sandbox']}"
         )
         key = asyncio.run(operator_key(settings.database_url))
+        removed = asyncio.run(empty_audience(settings.database_url))
+        if removed:
+            # an earlier run's subscribers would be sent to as well: 100,000 asked, 450,000 sent
+            console.print(
+                f"Removed {removed:,} subscribers left by an earlier run: the demo's audience "
+                f"is the {args.subscribers:,} it imports now."
+            )
         import_subscribers(console, urls["gateway"], key, args.subscribers, args.seed)
         posted = httpx.post(
             f"{urls['gateway']}/v1/alerts",
