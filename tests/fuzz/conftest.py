@@ -1,4 +1,4 @@
-"""The fuzz tests reuse bench/chaos.py's helpers (fresh database, operator key)."""
+"""The fuzz tests reuse bench/_stack.py (a fresh database, an operator key, the gateway)."""
 
 from __future__ import annotations
 

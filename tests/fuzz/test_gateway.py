@@ -20,7 +20,6 @@ from schemathesis import GenerationMode
 from tests.waiting import eventually
 
 import _stack
-import chaos
 from common.db import asyncpg_dsn
 from common.tokens import TOKEN_LENGTH, TokenSigner
 from common.topics import ENGAGEMENT, partitions
@@ -60,8 +59,9 @@ class Gateway:
 async def gateway(kafka_topics: str) -> AsyncIterator[Gateway]:
     """`allim gateway` on a fresh database, so fuzzed alerts touch no other test's data."""
     async with _stack.stack("fuzz") as bench:
-        api_key = await chaos.create_operator_key(bench.database_url)
-        _, url = await asyncio.to_thread(chaos.start_gateway, bench)
+        api_key = await bench.operator_key()
+        await asyncio.to_thread(bench.start_gateway)
+        url = bench.gateway_url
         signer = TokenSigner(bench.tracking_secret.encode())
         yield Gateway(url, bench.database_url, api_key, signer)
 
