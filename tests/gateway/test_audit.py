@@ -145,6 +145,16 @@ async def test_a_bad_cursor_is_a_422(client: httpx.AsyncClient, operator: dict[s
         assert answer.json()["errors"][0]["field"] == "cursor"
 
 
+async def test_a_filter_postgresql_cannot_compare_is_a_422(
+    client: httpx.AsyncClient, operator: dict[str, str]
+) -> None:
+    for field in ("actor", "action"):
+        answer = await client.get("/v1/audit", params={field: "a\x00b"}, headers=operator)
+        assert answer.status_code == 422
+        assert answer.json()["errors"][0]["field"] == field
+    assert (await client.get("/v1/audit", params={"actor": "x"}, headers=operator)).is_success
+
+
 async def test_an_opt_out_is_recorded(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
     name, _, headers = await _own_operator(engine)
     recipient = "010" + str(uuid.uuid4().int)[:8]

@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import audit, cursors
 from gateway.deps import OperatorDep, SessionDep, StateDep
+from gateway.schemas import Storable
+
+# a filter PostgreSQL can compare: no NUL (asyncpg refuses it, which would be a 500)
+StorableStr = Annotated[str, Storable]
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -53,10 +57,12 @@ async def list_audit(
     session: SessionDep,
     alert_id: Annotated[uuid.UUID | None, Query(description="Only this alert's rows.")] = None,
     actor: Annotated[
-        str | None, Query(max_length=100, description="Only this actor's rows (exact name).")
+        StorableStr | None,
+        Query(max_length=100, description="Only this actor's rows (exact name)."),
     ] = None,
     action: Annotated[
-        str | None, Query(max_length=64, description="Only this action, as `alert.cancel`.")
+        StorableStr | None,
+        Query(max_length=64, description="Only this action, as `alert.cancel`."),
     ] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Rows per page.")] = None,
     cursor: Annotated[
