@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import time
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from common.config import CommonSettings
+from common.kakao_limits import MAX_BUTTON_NAME
+from common.sending import SendingSettings
 
 
-class BroadcasterSettings(CommonSettings):
+class BroadcasterSettings(SendingSettings):
     """Settings of `allim broadcaster`."""
 
     broadcaster_provider: Literal["kakao", "webhook"] = Field(
@@ -86,7 +86,7 @@ class BroadcasterSettings(CommonSettings):
     )
     broadcaster_default_button: str = Field(
         "자세히 보기",
-        max_length=14,
+        max_length=MAX_BUTTON_NAME,
         description="Name of the button added for the tracked link when an alert has none.",
     )
     kakao_base_url: str = Field(
@@ -105,16 +105,6 @@ class BroadcasterSettings(CommonSettings):
     kakao_sender_key: str = Field("allim-channel", description="The channel's sender key.")
     kakao_template_code: str = Field(
         "ALERT_V1", description="AlimTalk template code of alert messages."
-    )
-    broadcaster_rate_messages_per_second: float = Field(
-        0.0,
-        ge=0,
-        description="Messages/s all sender processes together may send (0: unlimited).",
-    )
-    broadcaster_rate_requests_per_second: float = Field(
-        0.0,
-        ge=0,
-        description="Provider requests/s all sender processes together may make (0: unlimited).",
     )
     broadcaster_rate_bucket: str = Field(
         "provider",
@@ -135,15 +125,6 @@ class BroadcasterSettings(CommonSettings):
     )
     broadcaster_rate_cooldown_seconds: float = Field(
         2.0, ge=0, description="429s and 5xx within this many seconds cut the rate once."
-    )
-    broadcaster_quiet_start: time = Field(
-        time(20, 50), description="Start of the quiet hours that hold promotional alerts."
-    )
-    broadcaster_quiet_end: time = Field(
-        time(8, 0), description="End of the quiet hours (equal to the start: no quiet hours)."
-    )
-    broadcaster_quiet_timezone: str = Field(
-        "Asia/Seoul", description="IANA time zone of the quiet hours."
     )
     broadcaster_webhook_url: str = Field(
         "http://127.0.0.1:8200/allim",

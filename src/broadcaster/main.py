@@ -31,7 +31,7 @@ from broadcaster.planning_loop import consume_requests
 from broadcaster.providers.base import Provider
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
 from broadcaster.publishing import Publisher
-from broadcaster.quiet import QuietHours, next_brand_window
+from broadcaster.quiet import next_brand_window
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
 from broadcaster.scheduler import poll_due
 from broadcaster.settling import Settler
@@ -40,6 +40,7 @@ from common import topics
 from common.collector import tune_collector
 from common.db import asyncpg_dsn
 from common.kafka import create_consumer, create_producer
+from common.quiet_hours import QuietHours
 from common.supervision import Job, supervise
 from common.tokens import TokenSigner
 from common.topics import ensure_topics
@@ -112,7 +113,7 @@ def rate_limits(settings: BroadcasterSettings) -> RateLimits:
 
 def quiet_hours(settings: BroadcasterSettings) -> QuietHours:
     """The operator's quiet hours, when promotional alerts wait."""
-    return options(QuietHours, settings, "broadcaster_quiet_")
+    return settings.quiet_hours()
 
 
 def webhook_provider(settings: BroadcasterSettings, client: httpx.AsyncClient) -> WebhookProvider:

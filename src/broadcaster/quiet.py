@@ -1,73 +1,15 @@
-"""Quiet hours: when promotional alerts wait, and when BRAND messages are accepted again.
+"""The provider's BRAND quiet hours: when a message refused with 3022 may go again.
 
-Two windows, both in Korea time by default:
-
-- the operator's quiet hours (`QuietHours`, configurable, 20:50-08:00 Asia/Seoul unless set
-  otherwise): `promotional` alerts are held until the window ends; `emergency` and `public`
-  alerts are never held;
-- the provider's rule behind result code 3022 (`next_brand_window`): BRAND messages are
-  refused 20:50-08:00 KST, whatever allim is configured to do.
-
-Windows are in wall-clock time of their zone: start inclusive, end exclusive, and a window
-whose start is later than its end runs across midnight. Start equal to end means no window.
+The provider refuses BRAND messages 20:50-08:00 KST (result code 3022), whatever allim is
+configured to do; `next_brand_window` says when to try again. The operator's own quiet
+hours, which hold promotional alerts, are `common.quiet_hours.QuietHours`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, time
 
-# categories the operator's quiet hours apply to
-HELD_CATEGORIES = frozenset({"promotional"})
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """A daily window of wall-clock time in `timezone` during which some categories wait."""
-
-    start: time
-    end: time
-    timezone: str
-    _zone: ZoneInfo = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        try:
-            zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"Quiet hours time zone '{self.timezone}' is not an IANA zone such as 'Asia/Seoul'."
-            ) from exc
-        object.__setattr__(self, "_zone", zone)
-
-    def window_end(self, now: datetime) -> datetime | None:
-        """The end of the window `now` falls in, in `now`'s zone; None outside the window."""
-        if now.tzinfo is None:
-            raise ValueError(f"Time {now.isoformat()} has no time zone; quiet hours need one.")
-        local = now.astimezone(self._zone)
-        wall = local.time().replace(tzinfo=None)
-        if self.start == self.end:
-            return None
-        if self.start < self.end:
-            inside = self.start <= wall < self.end
-            end_day = local.date()
-        elif wall >= self.start:
-            inside, end_day = True, local.date() + timedelta(days=1)
-        else:
-            inside, end_day = wall < self.end, local.date()
-        if not inside:
-            return None
-        return self._at(end_day, self.end).astimezone(now.tzinfo)
-
-    def held_until(self, category: str, now: datetime) -> datetime | None:
-        """When an alert of `category` may be sent, if it must wait; None to send now."""
-        if category not in HELD_CATEGORIES:
-            return None
-        return self.window_end(now)
-
-    def _at(self, day: date, wall: time) -> datetime:
-        return datetime.combine(day, wall, tzinfo=self._zone)
-
+from common.quiet_hours import QuietHours
 
 # the provider refuses BRAND messages in this window (result code 3022)
 BRAND_QUIET_HOURS = QuietHours(time(20, 50), time(8, 0), "Asia/Seoul")

@@ -7,6 +7,7 @@ from typing import Any
 
 from broadcaster.providers.base import OutgoingBatch, Recipients
 from broadcaster.records import AlertInfo
+from common.kakao_limits import message_type
 from common.tokens import TokenSigner
 
 
@@ -32,7 +33,7 @@ class Renderer:
             batch_id=batch_id,
             alert_id=info.id,
             category=info.category,
-            message_type="BRAND" if info.category == "promotional" else "ALIMTALK",
+            message_type=message_type(info.category),
             title=info.title,
             body=info.body,
             buttons=info.buttons,

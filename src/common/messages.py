@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common.kakao_limits import MAX_BUTTON_NAME, MAX_LINK
+
 Category = Literal["emergency", "public", "promotional"]
 
 
@@ -26,8 +28,8 @@ class Message(BaseModel):
 class Button(Message):
     """A button under the message; `link` may hold `#{link}` for the tracked link."""
 
-    name: str = Field(max_length=14)
-    link: str = Field(max_length=500)
+    name: str = Field(max_length=MAX_BUTTON_NAME)
+    link: str = Field(max_length=MAX_LINK)
 
 
 class Audience(Message):

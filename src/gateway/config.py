@@ -6,12 +6,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from common.config import CommonSettings
+from common.sending import SendingSettings
 
 DEFAULT_CAP_AREAS = Path(__file__).with_name("cap_areas.csv")
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(SendingSettings):
     """Settings of `allim gateway`."""
 
     gateway_host: str = Field("127.0.0.1", description="Address the gateway listens on.")

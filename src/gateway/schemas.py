@@ -1,9 +1,9 @@
 """The alert API's request and response bodies.
 
-Provider limits (docs/provider-api.md, "Send"): title <= 50, body <= 1,300, <= 5 buttons with
-name <= 14 and link <= 500. allim appends its own tracked "read more" button
-(`READ_MORE`, whose link is the `#{link}` template variable the sender fills with each
-recipient's tracking link), so an operator may give at most `MAX_OPERATOR_BUTTONS` = 4.
+The provider's limits (`common.kakao_limits`) bound the title, body and buttons. allim
+appends its own tracked "read more" button (`READ_MORE`, whose link is the `#{link}`
+template variable the sender fills with each recipient's tracking link),
+so an operator may give at most `MAX_OPERATOR_BUTTONS` = 4.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pydantic import (
     model_validator,
 )
 
+from common.kakao_limits import MAX_BUTTON_NAME, MAX_BUTTONS, MAX_CONTENT, MAX_LINK, MAX_TITLE
 from common.messages import Audience, Button, Category
 from gateway.text import unstorable
 
-MAX_BUTTONS = 5
 MAX_OPERATOR_BUTTONS = MAX_BUTTONS - 1
 READ_MORE = Button(name="자세히 보기", link="#{link}")
 
@@ -82,7 +82,7 @@ class ButtonIn(Strict):
 
     name: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=14),
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_BUTTON_NAME),
         Storable,
         Visible,
     ]
@@ -91,7 +91,7 @@ class ButtonIn(Strict):
         StringConstraints(
             strip_whitespace=True,
             min_length=1,
-            max_length=500,
+            max_length=MAX_LINK,
             pattern=r"^https?://[^\s\x00-\x1f\x7f]+$",
         ),
         Storable,
@@ -136,13 +136,13 @@ class AlertCreate(Strict):
 
     title: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
         Storable,
         Visible,
     ]
     body: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=1300),
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT),
         Storable,
         Visible,
     ]

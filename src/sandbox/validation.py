@@ -13,14 +13,10 @@ from typing import Any
 
 import orjson
 
+from common.kakao_limits import MAX_BUTTON_NAME, MAX_BUTTONS, MAX_CONTENT, MAX_LINK, MAX_TITLE
 from sandbox.errors import InvalidRequest
 
 MESSAGE_TYPES = frozenset({"ALIMTALK", "BRAND"})
-MAX_TITLE = 50
-MAX_CONTENT = 1300
-MAX_BUTTONS = 5
-MAX_BUTTON_NAME = 14
-MAX_LINK = 500
 MAX_GROUPING_KEY = 100
 MAX_RECIPIENTS = 1000
 MAX_RECIPIENT_NO = 20

@@ -9,7 +9,8 @@ import pytest
 
 from broadcaster.config import BroadcasterSettings
 from broadcaster.main import quiet_hours
-from broadcaster.quiet import BRAND_QUIET_HOURS, QuietHours, next_brand_window
+from broadcaster.quiet import BRAND_QUIET_HOURS, next_brand_window
+from common.quiet_hours import QuietHours
 
 KST = ZoneInfo("Asia/Seoul")
 NIGHT = QuietHours(time(20, 50), time(8, 0), "Asia/Seoul")
