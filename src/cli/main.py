@@ -3,8 +3,8 @@
 Each subcommand lives in the module of its group and registers itself here through
 `COMMAND_GROUPS`: `cli.admin` (migrate, topics, settings), one module per service (`cli.gateway`,
 `cli.broadcaster`, `cli.stats` for analytics, `cli.sandbox`), the operator's tasks
-(`cli.operator`: send, watch; `cli.subscribers`: import; `cli.gateway`: keys; `cli.audit`:
-audit) and `cli.demo`.
+(`cli.operator`: send, watch; `cli.preview`: preview; `cli.subscribers`: import;
+`cli.gateway`: keys; `cli.audit`: audit) and `cli.demo`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,18 @@ from types import ModuleType
 
 from pydantic import ValidationError
 
-from cli import admin, audit, broadcaster, demo, gateway, operator, sandbox, stats, subscribers
+from cli import (
+    admin,
+    audit,
+    broadcaster,
+    demo,
+    gateway,
+    operator,
+    preview,
+    sandbox,
+    stats,
+    subscribers,
+)
 from common.config import CommonSettings
 
 # Each group module has `register(subparsers)`; a parsed command carries `handler(args) -> int`.
@@ -28,6 +39,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     subscribers,
     gateway,
     operator,
+    preview,
     audit,
     demo,
 )

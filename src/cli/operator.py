@@ -177,7 +177,8 @@ def watch(client: httpx.Client, alert_id: str, console: Console) -> dict[str, An
                 return last
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
+def gateway_client(args: argparse.Namespace) -> httpx.Client:
+    """A client of the gateway with the API key of `--api-key` (`CommandFailed` without one)."""
     if not args.api_key:
         raise CommandFailed("An API key is needed: pass --api-key or set ALLIM_API_KEY.")
     return httpx.Client(
@@ -204,7 +205,7 @@ def _send(args: argparse.Namespace) -> int:
             content, content_type = request_from_file(Path(args.file))
         else:
             content, content_type = json.dumps(alert_from_flags(args)).encode(), "application/json"
-        with _client(args) as client:
+        with gateway_client(args) as client:
             accepted = send(client, content, content_type, args.idempotency_key)
             if args.json:
                 print(json.dumps(accepted))
@@ -224,7 +225,7 @@ def _watch(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         uuid.UUID(args.alert_id)
-        with _client(args) as client:
+        with gateway_client(args) as client:
             state = watch(client, args.alert_id, console)
     except ValueError:
         console.print(f"[red]watch failed:[/red] '{escape(args.alert_id)}' is not an alert id.")

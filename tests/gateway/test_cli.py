@@ -1,4 +1,5 @@
-"""`allim keys`, `allim send` and `allim watch` against the gateway served over real HTTP.
+"""`allim keys`, `allim send`, `allim watch` and `allim preview` against the gateway served
+over real HTTP.
 
 They live beside the gateway's tests to share its fixtures (app, keys, database).
 """
@@ -16,12 +17,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.bodies import AlertJson
+from tests.gateway.test_preview import stored_counts
 from tests.serving import served
 from tests.waiting import eventually
 
 from cli.main import main
 from cli.processes import Service, free_port
 from common.db import session_factory
+from common.kakao_limits import MAX_CONTENT, MAX_TITLE
 from common.models import Alert
 from gateway.auth import authenticate
 from gateway.config import GatewaySettings
@@ -275,3 +279,39 @@ async def test_allim_gateway_serves_and_stops_cleanly_on_sigterm(
         code = await asyncio.to_thread(service.stop)
     assert code == 0, service.tail()
     assert "Application shutdown complete" in service.tail()
+
+
+async def test_preview_prints_reach_message_and_warnings(
+    gateway_url: str,
+    operator: dict[str, str],
+    alert_json: AlertJson,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    file = tmp_path / "alert.json"
+    body = alert_json(send_at="2026-01-01T00:00:00+00:00")
+    file.write_text(json.dumps(body, ensure_ascii=False), "utf-8")
+    key = operator["X-API-Key"]
+    before = await stored_counts(engine)
+    flags = ("--gateway", gateway_url, "--api-key", key)
+    assert await _allim("preview", "--file", str(file), *flags) != 0
+    assert "send_at" in capsys.readouterr().err
+
+    del body["send_at"]
+    file.write_text(json.dumps(body, ensure_ascii=False), "utf-8")
+    assert await _allim("preview", "--file", str(file), *flags) == 0
+    out = capsys.readouterr().out
+    assert "Recipients: " in out
+    assert "  장안구: " in out
+    assert f"title [{len(body['title'])}/{MAX_TITLE}]: {body['title']}" in out
+    assert f"body [{len(body['body'])}/{MAX_CONTENT}]:" in out
+    assert "-> #{link}" in out
+    assert "Duration: not estimated." in out
+    assert "Warnings: none" in out
+
+    assert await _allim("preview", "--file", str(file), "--json", *flags) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["message"]["title"] == body["title"]
+    assert answer["recipients"] >= 1
+    assert await stored_counts(engine) == before

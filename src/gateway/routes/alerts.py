@@ -1,4 +1,4 @@
-"""`/v1/alerts`: intake (JSON or CAP 1.2), status, list, cancel and a progress stream."""
+"""`/v1/alerts`: intake (JSON or CAP 1.2), preview, status, list, cancel, progress stream."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.messages import Audience, Button, Category
 from common.models import Alert, AlertStats
 from common.problems import Problem
-from gateway import audiences, audit, cap, cursors, intake
+from gateway import audiences, audit, cap, cursors, intake, preview
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.jsonkeys import repeated_keys
+from gateway.preview import AlertPreview
 from gateway.schemas import (
     SEND_AT_FLOOR,
     TERMINAL_STATUSES,
@@ -112,13 +113,7 @@ async def create_alert(
     ] = None,
 ) -> AlertAccepted:
     """202 with the new alert's id and status URL; 200 with the same id for a repeat."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in JSON_TYPES | CAP_TYPES:
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            f"Content-Type '{media_type}' is not application/json or application/cap+xml.",
-        )
+    media_type = _media_type(request)
     body = await _read_body(request)
     actor = audit.Actor.of(principal)
     try:
@@ -137,8 +132,7 @@ async def create_alert(
     except intake.AlertNotFound as exc:
         raise Problem(404, "Not Found", str(exc)) from exc
     except audiences.AudienceRefused as exc:
-        extra: dict[str, Any] = {"known": exc.known} if exc.known else {}
-        raise Problem(422, "Invalid audience", exc.detail, errors=exc.errors, **extra) from exc
+        raise _refused(exc) from exc
     alert = submitted.alert
     # a new alert, or a CAP Cancel's control record, waits in the outbox
     state.wake_outbox()
@@ -149,6 +143,54 @@ async def create_alert(
     status_url = f"{state.settings.public_base_url.rstrip('/')}/v1/alerts/{alert.id}"
     response.headers["Location"] = status_url
     return AlertAccepted(id=alert.id, status=cast(AlertStatus, alert.status), status_url=status_url)
+
+
+@router.post(
+    ":preview",
+    summary="What an alert would do, without storing it",
+    response_model=AlertPreview,
+    response_description=(
+        "Its recipients by district, the message as sent with its character counts against "
+        "the dealer's limits, warnings, and the estimated duration. Nothing is stored."
+    ),
+    responses={
+        400: _problem_doc("Malformed XML, or XML with DTDs or entities."),
+        **AUTH_ERRORS,
+        413: _problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+        415: _problem_doc("Neither application/json nor application/cap+xml."),
+        422: _problem_doc(
+            "The same refusals as a create (an invalid field, a JSON key given twice, a "
+            "`send_at` too far in the past, invisible text, an invalid CAP element, an unknown "
+            "district or tag, an audience that reaches nobody), and a CAP Cancel, which has "
+            "no message to preview."
+        ),
+    },
+    openapi_extra=INTAKE_BODY,
+)
+async def preview_alert(
+    request: Request, principal: OperatorDep, state: StateDep, session: SessionDep
+) -> AlertPreview:
+    """The body of a create, checked as a create checks it, answered with its preview."""
+    media_type = _media_type(request)
+    body = await _read_body(request)
+    hold: str | None = None
+    if media_type in JSON_TYPES:
+        alert = _parse_json(body, state)
+    else:
+        parsed = _parse_cap(body, state)
+        if parsed.request is None:
+            detail = "A CAP Cancel has no message to preview."
+            errors = [{"field": "msgType", "message": detail}]
+            raise Problem(422, "Invalid CAP alert", detail, errors=errors)
+        alert, hold = parsed.request, parsed.hold
+    audience = alert.audience.to_message()
+    try:
+        async with session.begin():
+            await audiences.check(session, audience)
+            reach = await audiences.reach(session, audience)
+    except audiences.AudienceRefused as exc:
+        raise _refused(exc) from exc
+    return preview.build(alert, reach, state.settings, datetime.now(UTC), hold=hold)
 
 
 @router.get(
@@ -264,6 +306,22 @@ async def alert_events(
                 current = await _load(session, alert_id)
 
 
+def _media_type(request: Request) -> str:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES | CAP_TYPES:
+        raise Problem(
+            415,
+            "Unsupported Media Type",
+            f"Content-Type '{media_type}' is not application/json or application/cap+xml.",
+        )
+    return media_type
+
+
+def _refused(exc: audiences.AudienceRefused) -> Problem:
+    extra: dict[str, Any] = {"known": exc.known} if exc.known else {}
+    return Problem(422, "Invalid audience", exc.detail, errors=exc.errors, **extra)
+
+
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -313,12 +371,7 @@ async def _submit_cap(
     actor: audit.Actor,
     idempotency_key: str | None,
 ) -> intake.Submitted:
-    try:
-        parsed = cap.parse(body, state.cap_areas, datetime.now(UTC))
-    except cap.CapUnsafe as exc:
-        raise Problem(400, "Bad Request", str(exc)) from exc
-    except cap.CapInvalid as exc:
-        raise Problem(422, "Invalid CAP alert", str(exc), errors=exc.errors) from exc
+    parsed = _parse_cap(body, state)
     if parsed.request is None:
         cancelled = await intake.cancel_cap(session, parsed.references, actor=actor)
         return intake.Submitted(cancelled[0], created=False)
@@ -330,6 +383,15 @@ async def _submit_cap(
         origin=parsed.origin,
         hold=parsed.hold,
     )
+
+
+def _parse_cap(body: bytes, state: GatewayState) -> cap.CapAlert:
+    try:
+        return cap.parse(body, state.cap_areas, datetime.now(UTC))
+    except cap.CapUnsafe as exc:
+        raise Problem(400, "Bad Request", str(exc)) from exc
+    except cap.CapInvalid as exc:
+        raise Problem(422, "Invalid CAP alert", str(exc), errors=exc.errors) from exc
 
 
 def _with_stats() -> Select[Alert, int, int]:
