@@ -149,26 +149,20 @@ async def _unknown(
     errors: list[dict[str, str]] = []
     parts: list[str] = []
     known_names: dict[str, list[str]] = {}
-    if unknown_districts:
-        known = list(await session.scalars(_KNOWN_DISTRICTS, {"limit": MAX_LISTED + 1}))
-        known_names["districts"] = known[:MAX_LISTED]
+    for name, unknown, query in (
+        ("districts", unknown_districts, _KNOWN_DISTRICTS),
+        ("tags", unknown_tags, _KNOWN_TAGS),
+    ):
+        if not unknown:
+            continue
+        known = list(await session.scalars(query, {"limit": MAX_LISTED + 1}))
+        known_names[name] = known[:MAX_LISTED]
         listed = _listing(known)
-        parts.append(f"unknown districts {_quoted(unknown_districts)} (known: {listed})")
+        parts.append(f"unknown {name} {_quoted(unknown)} (known: {listed})")
         errors.append(
             {
-                "field": "audience.districts",
-                "message": f"Unknown districts {_quoted(unknown_districts)}; known: {listed}.",
-            }
-        )
-    if unknown_tags:
-        known = list(await session.scalars(_KNOWN_TAGS, {"limit": MAX_LISTED + 1}))
-        known_names["tags"] = known[:MAX_LISTED]
-        listed = _listing(known)
-        parts.append(f"unknown tags {_quoted(unknown_tags)} (known: {listed})")
-        errors.append(
-            {
-                "field": "audience.tags",
-                "message": f"Unknown tags {_quoted(unknown_tags)}; known: {listed}.",
+                "field": f"audience.{name}",
+                "message": f"Unknown {name} {_quoted(unknown)}; known: {listed}.",
             }
         )
     return UnknownNames(f"No subscriber has them: {'; '.join(parts)}.", errors, known_names)
