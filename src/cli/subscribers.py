@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.flags import gateway_flags
+from cli.operator import problem_text
 
 SubParsers = Any  # argparse's private _SubParsersAction
 
@@ -86,17 +87,9 @@ def upload(path: Path, gateway: str, api_key: str, fmt: str, console: Console) -
         except httpx.HTTPError as exc:
             raise ImportFailed(f"The gateway at {gateway} did not answer: {exc}") from exc
     if response.status_code != 200:
-        raise ImportFailed(_problem_text(response))
+        raise ImportFailed(problem_text(response))
     report: dict[str, Any] = response.json()
     return report
-
-
-def _problem_text(response: httpx.Response) -> str:
-    try:
-        problem = response.json()
-        return f"{response.status_code} {problem['title']}: {problem['detail']}"
-    except (ValueError, KeyError, TypeError):
-        return f"{response.status_code}: {response.text[:500]}"
 
 
 def show(report: dict[str, Any], console: Console) -> None:
