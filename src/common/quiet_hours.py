@@ -17,6 +17,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 HELD_CATEGORIES = frozenset({"promotional"})
 
 
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name`; ValueError, naming it, when there is none such."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"Quiet hours time zone '{name}' is not an IANA zone such as 'Asia/Seoul'."
+        ) from exc
+
+
 @dataclass(frozen=True)
 class QuietHours:
     """A daily window of wall-clock time in `timezone` during which some categories wait."""
@@ -27,13 +37,7 @@ class QuietHours:
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        try:
-            zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"Quiet hours time zone '{self.timezone}' is not an IANA zone such as 'Asia/Seoul'."
-            ) from exc
-        object.__setattr__(self, "_zone", zone)
+        object.__setattr__(self, "_zone", zone(self.timezone))
 
     def window_end(self, now: datetime) -> datetime | None:
         """The end of the window `now` falls in, in `now`'s zone; None outside the window."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import time
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from common.config import CommonSettings
-from common.quiet_hours import QuietHours
+from common.quiet_hours import QuietHours, zone
 
 
 class SendingSettings(CommonSettings):
@@ -38,6 +38,13 @@ class SendingSettings(CommonSettings):
     broadcaster_quiet_timezone: str = Field(
         "Asia/Seoul", description="IANA time zone of the quiet hours."
     )
+
+    @field_validator("broadcaster_quiet_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # refused at start-up, in every process that reads it, not at the first preview
+        zone(name)
+        return name
 
     def quiet_hours(self) -> QuietHours:
         """The operator's quiet hours, when promotional alerts wait."""

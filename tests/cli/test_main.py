@@ -27,6 +27,10 @@ def test_every_subcommand_has_a_handler() -> None:
         # milliseconds meant, seconds read: settling (and a graceful stop) would wait minutes
         (["broadcaster"], "ALLIM_BROADCASTER_SETTLE_WINDOW_SECONDS", "200"),
         (["sandbox"], "ALLIM_DATABASE_POOL_SIZE", "-1"),
+        # read by the gateway's preview too: refused at start-up, not at the first preview
+        (["broadcaster"], "ALLIM_BROADCASTER_QUIET_TIMEZONE", "Nowhere/City"),
+        (["gateway"], "ALLIM_BROADCASTER_QUIET_TIMEZONE", "Nowhere/City"),
+        (["gateway"], "ALLIM_GATEWAY_SEND_AT_MAX_PAST_MINUTES", "-5"),
     ],
 )
 def test_invalid_settings_are_a_short_clear_error(
