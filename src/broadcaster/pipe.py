@@ -29,7 +29,7 @@ from broadcaster.deps import SenderDeps, Slot
 from broadcaster.errors import PermanentProviderError
 from broadcaster.gates import Gate, Held, due_later
 from broadcaster.providers.base import BatchResult, Recipients
-from broadcaster.records import AlertInfo, BatchRow, ShardRow
+from broadcaster.records import AlertInfo, BatchRow, Counters, ShardRow
 from broadcaster.rendering import Renderer
 from broadcaster.requests import Requests
 from common.messages import ShardTask
@@ -97,7 +97,11 @@ class ShardPipe:
                 )
                 return "skipped"
             if shard.status in ("done", "cancelled"):
-                await self._announce_completed_again(shard)
+                # a sender that died between finishing the alert's last shard and telling
+                # its end gets the shard again: finished again, it tells the same end
+                await self._announce_end(
+                    await store.finish_shard(self.alert_id, self.shard_no, shard.status)
+                )
                 return "skipped"
             if state.status in ("cancelled", "failed") or self.deps.control.is_cancelled(
                 self.alert_id
@@ -142,24 +146,32 @@ class ShardPipe:
             options.retry_cap,
         )
 
-    async def _announce_completed_again(self, shard: ShardRow) -> None:
-        # a sender that died between completing the alert and publishing the event gets the
-        # shard again; the event's id is stable, so consumers see it once
-        if shard.status != "done":
+    async def _announce_end(self, ended: Counters | None) -> None:
+        """Tell the alert's end, completed or cancelled, with its final numbers.
+
+        Only the shard that finished last has `ended`, so the alert's end is one event, told
+        again under the same id (and with the same data) only when that shard is run again.
+        A failed alert was told by whoever failed it (`_fail`).
+        """
+        if ended is None or ended.status not in ("completed", "cancelled"):
             return
-        counters = await self.deps.store.counters(self.alert_id)
-        if counters is not None and counters.status == "completed":
-            await self.deps.publisher.lifecycle(
-                "completed", self.alert_id, counters.category, counters
-            )
+        await self.deps.publisher.lifecycle(
+            ended.status, self.alert_id, ended.category, ended, reason=ended.reason
+        )
+        logger.info(
+            "alert %s %s: %s delivered, %s failed of %s",
+            self.alert_id,
+            ended.status,
+            ended.delivered,
+            ended.failed,
+            ended.targeted,
+            extra={"alert_id": str(self.alert_id)},
+        )
 
     async def _cancel(self) -> Outcome:
-        counters = await self.deps.store.counters(self.alert_id)
-        await self.deps.store.finish_shard(self.alert_id, self.shard_no, "cancelled")
-        if counters is not None and counters.status == "cancelled":
-            await self.deps.publisher.lifecycle(
-                "cancelled", self.alert_id, counters.category, counters
-            )
+        await self._announce_end(
+            await self.deps.store.finish_shard(self.alert_id, self.shard_no, "cancelled")
+        )
         logger.info("shard %s:%s cancelled", self.alert_id, self.shard_no)
         return "cancelled"
 
@@ -266,19 +278,9 @@ class ShardPipe:
             return "held"
         if not exhausted:
             return "stopped"
-        counters = await self.deps.store.finish_shard(self.alert_id, self.shard_no, "done")
-        if counters is not None:
-            await self.deps.publisher.lifecycle(
-                "completed", self.alert_id, counters.category, counters
-            )
-            logger.info(
-                "alert %s completed: %s delivered, %s failed of %s",
-                self.alert_id,
-                counters.delivered,
-                counters.failed,
-                counters.targeted,
-                extra={"alert_id": str(self.alert_id)},
-            )
+        await self._announce_end(
+            await self.deps.store.finish_shard(self.alert_id, self.shard_no, "done")
+        )
         return "done"
 
     def _hold(self, until: datetime | None) -> None:

@@ -26,6 +26,19 @@ LIFECYCLE_TYPES = {
 }
 
 
+def lifecycle_id(kind: str, alert_id: uuid.UUID, settled: int) -> str:
+    """The id of a lifecycle fact: `{alert}:{kind}`, for progress `{alert}:progress:{settled}`.
+
+    An alert starts once and ends once (completed, cancelled or failed), and a fact told
+    again (after a crash, by the planner's repair) is told with the same data; progress is
+    told at a count of recipients settled (delivered + failed), which only grows, so one
+    count is one set of numbers.
+    """
+    if kind == "progress":
+        return f"{alert_id}:progress:{settled}"
+    return f"{alert_id}:{kind}"
+
+
 class Publisher:
     """Publishes the broadcaster's events through one idempotent producer."""
 
@@ -63,10 +76,15 @@ class Publisher:
         *,
         reason: str | None = None,
     ) -> None:
-        """An alert lifecycle event; its id is `{alert}:{kind}` (progress: plus the count)."""
+        """An alert lifecycle event, under the id of the fact it tells (`lifecycle_id`).
+
+        Each fact is told with the same data whenever it is told again: `started` carries
+        the plan (nothing delivered yet), even when the planner's repair tells it once the
+        sending is under way; the ends carry the final numbers (see `ShardPipe`).
+        """
         targeted = counters.targeted if counters else 0
-        delivered = counters.delivered if counters else 0
-        failed = counters.failed if counters else 0
+        delivered = counters.delivered if counters and kind != "started" else 0
+        failed = counters.failed if counters and kind != "started" else 0
         status = {"started": "sending", "progress": "sending"}.get(kind, kind)
         data = AlertLifecycleData(
             alert_id=alert_id,
@@ -78,13 +96,10 @@ class Publisher:
             pending=max(0, targeted - delivered - failed),
             reason=reason,
         )
-        event_id = f"{alert_id}:{kind}"
-        if kind == "progress":
-            event_id = f"{alert_id}:progress:{delivered + failed}"
         event = CloudEvent(
             type=LIFECYCLE_TYPES[kind],
             source=SOURCE,
-            id=event_id,
+            id=lifecycle_id(kind, alert_id, delivered + failed),
             subject=str(alert_id),
             data=data.model_dump(mode="json"),
         )

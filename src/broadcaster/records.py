@@ -84,13 +84,14 @@ class Settlement:
 
 @dataclass(frozen=True)
 class Counters:
-    """An alert's status and counters."""
+    """An alert's status and counters, and why it ended when the store read that too."""
 
     status: str
     category: Category
     targeted: int
     delivered: int
     failed: int
+    reason: str | None = None  # `alerts.status_reason`: the gateway's words for a cancel
 
 
 # what planning an alert did: wrote its shards, published an earlier plan's unfinished ones

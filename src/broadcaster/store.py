@@ -233,11 +233,14 @@ class Store:
     async def finish_shard(
         self, alert_id: uuid.UUID, shard_no: int, status: str
     ) -> Counters | None:
-        """Mark the shard `done` or `cancelled`; the alert's counters when it completed it.
+        """Mark the shard `done` or `cancelled`; the alert's final counters once no shard of
+        it is left unfinished, else None.
 
         The alert goes `sending -> completed` in the same transaction when every shard is
-        done. The alert row is locked first, so of two senders finishing the last two shards
-        at once the second sees the first's shard done. `FOR NO KEY UPDATE`, not `FOR UPDATE`:
+        done; a cancelled alert's counters come back with the gateway's reason. Finishing a
+        finished shard again changes nothing and answers the same. The alert row is locked
+        first, so of two senders finishing the last two shards at once the second sees the
+        first's shard finished: the end is told once. `FOR NO KEY UPDATE`, not `FOR UPDATE`:
         the foreign-key checks of a new batch row take `KEY SHARE` on the alert, and a
         `FOR UPDATE` waiting behind those closed a deadlock with batches being settled.
         """
@@ -247,24 +250,37 @@ class Store:
             )
             await connection.execute(
                 "UPDATE shards SET status = $3, updated_at = now()"
-                " WHERE alert_id = $1 AND shard_no = $2",
+                " WHERE alert_id = $1 AND shard_no = $2 AND status <> $3",
                 alert_id,
                 shard_no,
                 status,
             )
-            if status != "done":
+            if await connection.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM shards WHERE alert_id = $1"
+                " AND status NOT IN ('done', 'cancelled'))",
+                alert_id,
+            ):
                 return None
-            row = await connection.fetchrow(
+            await connection.execute(
                 "UPDATE alerts SET status = 'completed', completed_at = now(), updated_at = now()"
                 " WHERE id = $1 AND status = 'sending' AND NOT EXISTS"
-                " (SELECT 1 FROM shards WHERE alert_id = $1 AND status <> 'done')"
-                " RETURNING status, category, targeted, delivered, failed",
+                " (SELECT 1 FROM shards WHERE alert_id = $1 AND status <> 'done')",
+                alert_id,
+            )
+            row = await connection.fetchrow(
+                "SELECT status, category, targeted, delivered, failed, status_reason"
+                " FROM alerts WHERE id = $1",
                 alert_id,
             )
         if row is None:
             return None
         return Counters(
-            row["status"], row["category"], row["targeted"], row["delivered"], row["failed"]
+            row["status"],
+            row["category"],
+            row["targeted"],
+            row["delivered"],
+            row["failed"],
+            row["status_reason"],
         )
 
     # -- subscribers ----------------------------------------------------------------------

@@ -885,3 +885,60 @@ async def test_progress_events_carry_the_counters_so_far(
     assert all(p.delivered + p.pending == 300 for p in progress)
     kinds = [e.type for e in found]
     assert (kinds[0], kinds[-1]) == ("dev.allim.alert.started", "dev.allim.alert.completed")
+
+
+async def test_a_cancelled_alert_is_told_once_with_its_final_numbers_and_reason(
+    rig: Rig, kit: Kit, store: Store, kafka_topics: str
+) -> None:
+    people = await kit.seed(750)
+    rig.deps.options = replace(OPTIONS, batch_size=20)
+    alert_id = await kit.create_alert(people.audience)
+    first, second, third = await rig.plan(alert_id)
+    assert await rig.run(first) == "done"
+    # the second shard's next requests wait at the dealer: in flight when the cancel comes
+    let_through = asyncio.Event()
+    waiting = 0
+
+    async def held_at_will(batch: OutgoingBatch) -> None:
+        nonlocal waiting
+        waiting += 1
+        await let_through.wait()
+        waiting -= 1
+
+    rig.dealer.before_send = held_at_will
+    running = asyncio.create_task(rig.run(second))
+    await eventually(lambda: waiting > 0, what="a request held in flight")
+    reason = "Cancelled by an operator."
+    await store.pool.execute(
+        "UPDATE alerts SET status = 'cancelled', status_reason = $2 WHERE id = $1",
+        alert_id,
+        reason,
+    )
+    rig.deps.control.cancel(alert_id)
+
+    # the third shard stops first, while the second still has requests in flight: the
+    # alert's numbers are not final yet, so its end is not told yet
+    assert await rig.run(third) == "cancelled"
+    let_through.set()
+    assert await running == "cancelled"
+    # the shard that finished last, run again as after a crash, tells the same end again
+    assert await rig.run(second) == "skipped"
+    row = await rig.alert(alert_id)
+
+    def told_twice(events: list[CloudEvent]) -> bool:
+        return sum(e.type == "dev.allim.alert.cancelled" for e in events) >= 2
+
+    found = await events_of(kafka_topics, topics.ALERT_EVENTS, alert_id, told_twice)
+    cancelled = [e for e in found if e.type == "dev.allim.alert.cancelled"]
+    assert [e.id for e in cancelled] == [f"{alert_id}:cancelled"] * 2
+    assert cancelled[0].data == cancelled[1].data
+    data = AlertLifecycleData.model_validate(cancelled[0].data)
+    assert (data.status, data.delivered, data.failed, data.reason) == (
+        "cancelled",
+        row["delivered"],
+        row["failed"],
+        reason,
+    )
+    assert 250 < data.delivered < 750
+    assert data.pending == 750 - data.delivered
+    assert "dev.allim.alert.completed" not in {e.type for e in found}
