@@ -44,7 +44,7 @@ from common import topics
 from common.db import asyncpg_dsn, create_engine, session_factory
 from common.kafka import create_producer
 from common.messages import AlertRequested, Audience, Category
-from gateway.auth import create_key
+from gateway.auth import enrol
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_TAG = "bench-warmup"
@@ -145,6 +145,9 @@ class Stack:
         env = self.common_env() | {
             "ALLIM_GATEWAY_PORT": str(port),
             "ALLIM_PUBLIC_BASE_URL": self.gateway_url,
+            # the benchmarks and failure scenarios measure sending, not people: an alert goes
+            # out when it is posted (tests/gateway/test_approval.py covers approval)
+            "ALLIM_GATEWAY_APPROVAL_REQUIRED": "false",
         }
         env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
         service = Service(
@@ -153,11 +156,14 @@ class Stack:
         return self.group.start(service)
 
     async def operator_key(self) -> str:
-        """A new operator API key in this stack's database (what `allim keys create` does)."""
+        """A new operator's API key in this stack's database (what `allim users create` and
+        `allim keys create` do)."""
         engine = create_engine(self.database_url, pool_size=1)
         try:
             async with session_factory(engine)() as session, session.begin():
-                return await create_key(session, f"bench {self.name}", "operator")
+                name = f"bench {self.name} {uuid.uuid4().hex[:8]}"
+                _, key = await enrol(session, name, "operator")
+                return key
         finally:
             await engine.dispose()
 

@@ -15,6 +15,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from cli.stats import fetch_rollup
 from common.config import CommonSettings
 from common.db import create_engine, session_factory
 from common.topics import ensure_topics
-from gateway.auth import create_key
+from gateway import audit
+from gateway.auth import enrol
 from reports.terminal import percent, render_report
 
 # Suwon's four districts, and interests an operator may target
@@ -65,14 +67,28 @@ def subscriber_rows(count: int, seed: int) -> Iterator[bytes]:
         yield "".join(chunk).encode()
 
 
-async def operator_key(database_url: str) -> str:
-    """A fresh operator API key for the demo, stored like any other."""
+@dataclass(frozen=True)
+class DemoPeople:
+    """The two people of a demo run: one prepares the alert, the other approves it."""
+
+    operator: str
+    operator_key: str
+    approver: str
+    approver_key: str
+
+
+async def demo_people(database_url: str) -> DemoPeople:
+    """A fresh operator and approver, each with a key, stored like any others."""
+    run = uuid.uuid4().hex[:6]
     engine = create_engine(database_url, pool_size=1)
     try:
-        async with session_factory(engine)() as session:
-            key = await create_key(session, f"demo-{uuid.uuid4().hex[:6]}", "operator")
-            await session.commit()
-            return key
+        async with session_factory(engine)() as session, session.begin():
+            operator, operator_key = await enrol(session, f"demo-operator-{run}", "operator")
+            approver, approver_key = await enrol(session, f"demo-approver-{run}", "approver")
+            for user in (operator, approver):
+                detail = {"name": user.name, "role": user.role, "password": False}
+                audit.record(session, audit.Actor(name="allim demo"), "user.create", detail=detail)
+            return DemoPeople(operator.name, operator_key, approver.name, approver_key)
     finally:
         await engine.dispose()
 
@@ -87,6 +103,18 @@ async def empty_audience(database_url: str) -> int:
             return int(removed.rowcount or 0)
     finally:
         await engine.dispose()
+
+
+def approve(console: Console, gateway: str, people: DemoPeople, alert_id: str) -> None:
+    """The approver approves the operator's alert, if it waits for approval."""
+    headers = {"X-API-Key": people.approver_key}
+    with httpx.Client(base_url=gateway, headers=headers, timeout=30.0) as client:
+        state = client.get(f"/v1/alerts/{alert_id}").json()
+        if state["status"] != "pending_approval":
+            return
+        approved = client.post(f"/v1/alerts/{alert_id}/approve")
+        approved.raise_for_status()
+    console.print(f"{people.approver} approved it: {approved.json()['status']}")
 
 
 def start_services(group: ServiceGroup, args: argparse.Namespace, logs: Path) -> dict[str, str]:
@@ -256,7 +284,12 @@ def _demo(args: argparse.Namespace) -> int:
         console.print(
             f"Services up (logs in {logs}/): gateway {urls['gateway']}, sandbox {urls['sandbox']}"
         )
-        key = asyncio.run(operator_key(settings.database_url))
+        people = asyncio.run(demo_people(settings.database_url))
+        key = people.operator_key
+        console.print(
+            f"Created the operator {people.operator} (prepares the alert) and the approver "
+            f"{people.approver} (approves it): a person's alert waits for a second person."
+        )
         removed = asyncio.run(empty_audience(settings.database_url))
         if removed:
             # an earlier run's subscribers would be sent to as well: 100,000 asked, 450,000 sent
@@ -273,7 +306,10 @@ def _demo(args: argparse.Namespace) -> int:
         )
         posted.raise_for_status()
         alert_id = posted.json()["id"]
-        console.print(f"Alert {alert_id} accepted: {DEMO_ALERT['title']}")
+        console.print(
+            f"Alert {alert_id} accepted ({posted.json()['status']}): {DEMO_ALERT['title']}"
+        )
+        approve(console, urls["gateway"], people, alert_id)
         follow_broadcast(console, urls["gateway"], key, alert_id)
         follow_reads(console, urls["gateway"], urls["sandbox"], key, alert_id)
         render_report(fetch_rollup(urls["gateway"], key, uuid.UUID(alert_id)), console)

@@ -4,7 +4,8 @@ Each subcommand lives in the module of its group and registers itself here throu
 `COMMAND_GROUPS`: `cli.admin` (migrate, topics, settings), one module per service (`cli.gateway`,
 `cli.broadcaster`, `cli.stats` for analytics, `cli.sandbox`), the operator's tasks
 (`cli.operator`: send, watch; `cli.preview`: preview; `cli.subscribers`: import;
-`cli.gateway`: keys; `cli.audit`: audit) and `cli.demo`.
+`cli.decisions`: approve, reject, test; `cli.accounts`: users, keys; `cli.audit`: audit) and
+`cli.demo`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from types import ModuleType
 from pydantic import ValidationError
 
 from cli import (
+    accounts,
     admin,
     audit,
     broadcaster,
+    decisions,
     demo,
     gateway,
     operator,
@@ -38,7 +41,9 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     broadcaster,
     subscribers,
     gateway,
+    accounts,
     operator,
+    decisions,
     preview,
     audit,
     demo,

@@ -6,6 +6,8 @@ and retries transport errors and 5xx with it, so a retry never makes a second al
 `watch` follows `GET /v1/alerts/{id}/events` with a live progress bar until the broadcast
 ends, reconnecting when the stream drops.
 
+An alert that waits for approval is said to: `send` prints how to approve it.
+
 Exit status: 0 sent / completed (or accepted but not broadcast), 1 the command failed,
 3 the broadcast ended cancelled or failed.
 """
@@ -211,6 +213,13 @@ def _send(args: argparse.Namespace) -> int:
                 print(json.dumps(accepted))
             else:
                 print(f"{accepted['id']} {accepted['status']} {accepted['status_url']}")
+            if accepted["status"] == "pending_approval":
+                console.print(
+                    "It waits for approval: an approver other than you runs "
+                    f"`allim approve {accepted['id']}` (or `allim reject`); "
+                    f"`allim test {accepted['id']}` sends it to the test recipients first.",
+                    soft_wrap=True,
+                )
             if not args.watch:
                 return 0
             state = watch(client, accepted["id"], console)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -85,7 +86,8 @@ class Alert(Base):
     audience: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # scheduled | queued | sending | completed | cancelled | failed
+    # pending_approval | rejected | expired | scheduled | queued | sending | completed |
+    # cancelled | failed | not_broadcast
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="queued")
     status_reason: Mapped[str | None] = mapped_column(Text)
     # CAP 1.2 origin, when the alert came as CAP: one alert per (sender, identifier, sent)
@@ -100,6 +102,17 @@ class Alert(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # who created it (NULL for alerts older than named users)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # required | machine_feed | exempt | off: why it waited for approval, or why not
+    approval: Mapped[str] = mapped_column(String(16), nullable=False, server_default="off")
+    # who approved or rejected it, and when
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # a test send's parent: the alert whose message went to the test recipients
+    test_of: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE")
+    )
 
     __table_args__ = (
         UniqueConstraint("cap_sender", "cap_identifier", "cap_sent", name="uq_alerts_cap"),
@@ -196,15 +209,52 @@ class DeliveryFailure(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class User(Base):
+    """A named person with one role; a password to sign in, and the sign-in throttle."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    # viewer | operator | approver | admin
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    # argon2; NULL: this user signs in with keys only
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # wrong passwords in a row, and until when the account is locked
+    failed_signins: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A signed-in person's session; the id is the SHA-256 of the cookie's token."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = _now()
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class ApiKey(Base):
-    """An operator API key, stored as a hash of the key."""
+    """An API key of a user, stored as a hash of the key."""
 
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # the key's label: who or what uses it
     name: Mapped[str] = mapped_column(String(100), nullable=False)
-    # operator | viewer
-    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    # a system's key (a CAP source): its alerts may skip approval where the deployment allows
+    machine_feed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
     prefix: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
     key_hash: Mapped[str] = mapped_column(String(128), nullable=False)
     created_at: Mapped[datetime] = _now()

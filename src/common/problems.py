@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,24 +18,39 @@ class Problem(Exception):
     """An error the gateway answers with a problem+json body."""
 
     def __init__(
-        self, status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
         self.type = type_
+        self.headers = headers
         self.extra = extra
 
 
 def problem_response(
-    status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    type_: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response (with `headers`, such as `Retry-After` or `Allow`)."""
     body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
     body.update(extra)
-    headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    answered = dict(headers or {})
+    if status == 401:
+        answered.setdefault("WWW-Authenticate", "ApiKey")
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=answered)
 
 
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
@@ -64,12 +80,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.title, exc.detail, exc.type, **exc.extra)
+    return problem_response(
+        exc.status, exc.title, exc.detail, exc.type, headers=exc.headers, **exc.extra
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail), str(exc.detail))
+    # the exception's headers stay: a 405's `Allow` is required (RFC 9110)
+    return problem_response(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
 
 
 def install(app: FastAPI) -> None:

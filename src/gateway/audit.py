@@ -4,7 +4,9 @@
 with the action. The table is append-only (a trigger refuses UPDATE, DELETE and TRUNCATE;
 migration 0004). `page` reads it newest first, by keyset on the row id.
 
-Actions: `alert.create`, `alert.cancel`, `key.create`, `key.revoke`, `subscriber.opt_out`,
+Actions: `alert.create`, `alert.approve`, `alert.reject`, `alert.expire`, `alert.test`,
+`alert.cancel`, `signin`, `signin.failed`, `signin.refused`, `signout`, `user.create`,
+`user.password`, `user.disable`, `key.create`, `key.revoke`, `subscriber.opt_out`,
 `subscribers.import`.
 """
 
@@ -24,7 +26,7 @@ from gateway.auth import Principal
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did something: a name, and the API key (or, later, the user) it was done with."""
+    """Who did something: a name, the user, and the API key when one was used."""
 
     name: str
     key_id: int | None = None
@@ -32,8 +34,8 @@ class Actor:
 
     @classmethod
     def of(cls, principal: Principal) -> Actor:
-        """The actor of a request made with an API key."""
-        return cls(name=principal.name, key_id=principal.key_id)
+        """The actor of a request: its user, and its key unless the user signed in."""
+        return cls(name=principal.name, key_id=principal.key_id, user_id=principal.user_id)
 
     @classmethod
     def shell(cls) -> Actor:

@@ -1,6 +1,8 @@
-"""Operator API keys: `allim_<prefix>_<secret>`, stored as a SHA-256 hash, looked up by prefix.
+"""API keys: `allim_<prefix>_<secret>`, stored as a SHA-256 hash, looked up by prefix.
 
-Roles: `operator` may send, cancel and import; `viewer` may only read.
+A key belongs to a user and acts with the user's role (`gateway.users`); a disabled user's
+keys stop working. A key may be marked as a machine feed: a system such as a national
+warning system's CAP source, whose alerts may skip approval where the deployment allows.
 """
 
 from __future__ import annotations
@@ -9,29 +11,26 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.models import ApiKey
-
-Role = Literal["operator", "viewer"]
-ROLES: tuple[Role, ...] = ("operator", "viewer")
-# which roles satisfy a required role
-GRANTS: dict[Role, frozenset[str]] = {
-    "viewer": frozenset({"viewer", "operator"}),
-    "operator": frozenset({"operator"}),
-}
+from common.models import ApiKey, User
+from gateway import users
+from gateway.users import Role, check_role
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made a request."""
+    """Who made a request: a user, through a key (`key_id`) or a signed-in session."""
 
-    key_id: int
+    user_id: int
     name: str
     role: Role
+    key_id: int | None = None
+    machine_feed: bool = False
+    # the session's id when signed in: state-changing requests then need its CSRF token
+    session_id: str | None = None
 
 
 def _hash(secret: str) -> str:
@@ -45,27 +44,69 @@ def _split(key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-async def create_key(session: AsyncSession, name: str, role: Role) -> str:
-    """Store a new key and return it; the plain key is shown this once only."""
-    if role not in ROLES:
-        raise ValueError(f"Role '{role}' is not one of {', '.join(ROLES)}.")
+def prefix_of(key: str) -> str:
+    """The public part of a key (what `allim keys list` shows and `revoke` takes)."""
+    split = _split(key)
+    if split is None:
+        raise ValueError("Not an allim API key.")
+    return split[0]
+
+
+async def create_key(
+    session: AsyncSession, user: User, label: str, *, machine_feed: bool = False
+) -> str:
+    """Store a new key of `user` and return it; the plain key is shown this once only."""
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(24).replace("_", "-")
-    session.add(ApiKey(name=name, role=role, prefix=prefix, key_hash=_hash(secret)))
+    session.add(
+        ApiKey(
+            name=label,
+            user_id=user.id,
+            machine_feed=machine_feed,
+            prefix=prefix,
+            key_hash=_hash(secret),
+        )
+    )
     await session.flush()
     return f"allim_{prefix}_{secret}"
 
 
 async def authenticate(session: AsyncSession, key: str) -> Principal | None:
-    """The principal of a presented key, or None when it is unknown, revoked or malformed."""
+    """The principal of a presented key, or None when it is unknown, revoked, malformed, or
+    its user is disabled."""
     split = _split(key)
     if split is None:
         return None
     prefix, secret = split
-    row = await session.scalar(
-        select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
-    )
-    if row is None or not hmac.compare_digest(row.key_hash, _hash(secret)):
+    row = (
+        await session.execute(
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        )
+    ).one_or_none()
+    if row is None:
         return None
-    role: Role = "operator" if row.role == "operator" else "viewer"
-    return Principal(row.id, row.name, role)
+    key_row, user = row
+    if not hmac.compare_digest(key_row.key_hash, _hash(secret)) or user.disabled_at is not None:
+        return None
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        role=check_role(user.role),
+        key_id=key_row.id,
+        machine_feed=key_row.machine_feed,
+    )
+
+
+async def enrol(
+    session: AsyncSession,
+    name: str,
+    role: str,
+    *,
+    password: str | None = None,
+    machine_feed: bool = False,
+) -> tuple[User, str]:
+    """A new user with one key (named after the user): what a script or a demo needs."""
+    user = await users.create(session, name, role, password)
+    return user, await create_key(session, user, user.name, machine_feed=machine_feed)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from common.messages import Category
 from common.sending import SendingSettings
 
 DEFAULT_CAP_AREAS = Path(__file__).with_name("cap_areas.csv")
@@ -68,6 +69,67 @@ class GatewaySettings(SendingSettings):
     )
     gateway_tap_max_pending: int = Field(
         10_000, ge=1, description="Tap events in flight to Kafka before more taps are dropped."
+    )
+    gateway_approval_required: bool = Field(
+        True,
+        description=(
+            "An alert created by a person waits in `pending_approval` until an approver who "
+            "is not its author approves it; off, alerts are sent as soon as they are created."
+        ),
+    )
+    gateway_approval_exempt_categories: list[Category] = Field(
+        [],
+        description='Categories sent without approval, as JSON (`["emergency"]`).',
+    )
+    gateway_machine_feeds_skip_approval: bool = Field(
+        False,
+        description=(
+            "Alerts from a key marked as a machine feed (a CAP source) skip approval; the "
+            "skip is recorded on the alert and in the audit log."
+        ),
+    )
+    gateway_approval_sweep_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often alerts whose expiry passed while they waited are marked expired.",
+    )
+    gateway_test_tag: str = Field(
+        "tester",
+        min_length=1,
+        max_length=64,
+        description="Subscribers with this tag receive an alert's test sends.",
+    )
+    gateway_test_max_recipients: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="A test send to more subscribers than this is refused (a mis-tagged list).",
+    )
+    gateway_session_cookie: str = Field(
+        "allim_session", min_length=1, description="Name of the signed-in session's cookie."
+    )
+    gateway_session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, description="Hours a sign-in lasts at most."
+    )
+    gateway_session_idle_minutes: float = Field(
+        30.0, gt=0, description="A session unused this long ends."
+    )
+    gateway_signin_slow_after: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Wrong passwords in a row after which each further attempt must wait, twice as "
+            "long each time."
+        ),
+    )
+    gateway_signin_slow_seconds: float = Field(
+        2.0, gt=0, description="The first wait after `SLOW_AFTER` wrong passwords."
+    )
+    gateway_signin_lock_after: int = Field(
+        8, ge=1, description="Wrong passwords in a row that lock the account."
+    )
+    gateway_signin_lock_minutes: float = Field(
+        15.0, gt=0, description="How long a locked account stays locked."
     )
 
 

@@ -14,7 +14,11 @@ Errors (all `IntakeError`):
     IntakeError
     ├── IdempotencyConflict   same key, another request
     ├── AlertNotFound         no alert with that id
-    └── NotCancellable        the alert is completed, failed or was never broadcast
+    └── NotCancellable        the alert is completed, failed, rejected, expired, or was
+                              never broadcast
+
+An alert that needs approval (`gateway.approvals`) is stored `pending_approval` without its
+outbox record; approving it writes the record then.
 """
 
 from __future__ import annotations
@@ -24,18 +28,21 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.messages import AlertControl, AlertRequested
+from common.messages import AlertControl, AlertRequested, Audience, Button, Category
 from common.models import Alert, OutboxEntry
 from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
 from gateway import audiences, audit
 from gateway.schemas import AlertCreate
 
 logger = logging.getLogger(__name__)
+
+WAITS = "Waits for an approver who is not its author."
 
 
 class IntakeError(Exception):
@@ -85,11 +92,19 @@ def request_hash(request: AlertCreate, origin: CapOrigin | None, hold: str | Non
     return digest.hexdigest()
 
 
-def initial_status(request: AlertCreate, hold: str | None, now: datetime) -> str:
-    """`not_broadcast` when held back, `scheduled` when it starts later, else `queued`."""
+def initial_status(request: AlertCreate, hold: str | None, approval: str, now: datetime) -> str:
+    """`not_broadcast` when held back, `pending_approval` when it needs approval, else
+    `release_status`."""
     if hold is not None:
         return "not_broadcast"
-    if request.send_at is not None and request.send_at > now:
+    if approval == "required":
+        return "pending_approval"
+    return release_status(request.send_at, now)
+
+
+def release_status(send_at: datetime | None, now: datetime) -> str:
+    """The status of an alert let go: `scheduled` when it starts later, else `queued`."""
+    if send_at is not None and send_at > now:
         return "scheduled"
     return "queued"
 
@@ -99,19 +114,23 @@ async def submit(
     request: AlertCreate,
     *,
     actor: audit.Actor,
+    approval: str = "off",
     idempotency_key: str | None = None,
     origin: CapOrigin | None = None,
     hold: str | None = None,
 ) -> Submitted:
-    """Store the alert and, unless `hold` says why not, its `AlertRequested` outbox record.
+    """Store the alert and, unless it waits for approval or `hold` says why not, its
+    `AlertRequested` outbox record.
 
     `audiences.AudienceRefused` when the audience names an unknown district or tag, or
     reaches nobody: then nothing is stored.
 
-    `hold` is the reason an accepted alert is not broadcast (a CAP Test/Exercise/Draft).
+    `approval` is `gateway.approvals.needed`'s answer; `hold` is the reason an accepted
+    alert is not broadcast (a CAP Test/Exercise/Draft).
     """
     digest = request_hash(request, origin, hold)
     now = datetime.now(UTC)
+    status = initial_status(request, hold, approval, now)
     alert = Alert(
         id=uuid.uuid4(),
         idempotency_key=idempotency_key,
@@ -123,8 +142,10 @@ async def submit(
         audience=request.audience.to_message().model_dump(),
         send_at=request.send_at,
         expires_at=request.expires_at,
-        status=initial_status(request, hold, now),
-        status_reason=hold,
+        status=status,
+        status_reason=hold or (WAITS if status == "pending_approval" else None),
+        author_id=actor.user_id,
+        approval=approval,
         cap_sender=origin.sender if origin else None,
         cap_identifier=origin.identifier if origin else None,
         cap_sent=origin.sent if origin else None,
@@ -136,16 +157,17 @@ async def submit(
         async with session.begin():
             await audiences.check(session, request.audience.to_message())
             session.add(alert)
-            if hold is None:
-                session.add(_requested_record(alert, request, now))
-            audit.record(
-                session,
-                actor,
-                "alert.create",
-                alert_id=alert.id,
-                detail={"title": alert.title, "category": alert.category, "status": alert.status}
-                | ({"cap_identifier": origin.identifier} if origin else {}),
-            )
+            if status in ("queued", "scheduled"):
+                session.add(requested_record(alert, now))
+            detail = {
+                "title": alert.title,
+                "category": alert.category,
+                "status": alert.status,
+                "approval": approval,
+            }
+            if origin:
+                detail["cap_identifier"] = origin.identifier
+            audit.record(session, actor, "alert.create", alert_id=alert.id, detail=detail)
     except IntegrityError:
         # a repeat, or a concurrent duplicate that committed first: answer with its alert
         session.expunge_all()
@@ -202,33 +224,37 @@ def _cancel_locked(session: AsyncSession, alert: Alert, reason: str, actor: audi
     # the caller holds the row lock, so the status check and the change are one step
     if alert.status == "cancelled":
         return
-    if alert.status in ("completed", "failed", "not_broadcast"):
+    if alert.status in ("completed", "failed", "not_broadcast", "rejected", "expired"):
         raise NotCancellable(alert.id, alert.status)
     now = datetime.now(UTC)
+    # an alert still waiting for approval never reached the broadcaster: nothing to stop
+    announced = alert.status != "pending_approval"
     alert.status = "cancelled"
     alert.status_reason = reason
     alert.cancelled_at = now
     alert.updated_at = now
-    control = AlertControl(alert_id=alert.id, action="cancel", requested_at=now)
-    session.add(
-        OutboxEntry(
-            topic=ALERTS_CONTROL, key=str(alert.id), payload=control.model_dump(mode="json")
+    if announced:
+        control = AlertControl(alert_id=alert.id, action="cancel", requested_at=now)
+        session.add(
+            OutboxEntry(
+                topic=ALERTS_CONTROL, key=str(alert.id), payload=control.model_dump(mode="json")
+            )
         )
-    )
     audit.record(session, actor, "alert.cancel", alert_id=alert.id, detail={"reason": reason})
     logger.info("alert cancelled", extra={"alert_id": str(alert.id)})
 
 
-def _requested_record(alert: Alert, request: AlertCreate, now: datetime) -> OutboxEntry:
+def requested_record(alert: Alert, now: datetime) -> OutboxEntry:
+    """The outbox record that hands the stored alert to the broadcaster."""
     message = AlertRequested(
         alert_id=alert.id,
-        title=request.title,
-        body=request.body,
-        category=request.category,
-        buttons=request.message_buttons(),
-        audience=request.audience.to_message(),
-        send_at=request.send_at,
-        expires_at=request.expires_at,
+        title=alert.title,
+        body=alert.body,
+        category=cast(Category, alert.category),
+        buttons=[Button.model_validate(b) for b in alert.buttons],
+        audience=Audience.model_validate(alert.audience),
+        send_at=alert.send_at,
+        expires_at=alert.expires_at,
         requested_at=now,
     )
     return OutboxEntry(

@@ -19,18 +19,34 @@ from common.db import create_engine, session_factory
 from common.kafka import create_producer
 from common.logs import configure_logging
 from common.tokens import TokenSigner
+from gateway import approvals
 from gateway.cap import AreaTable
 from gateway.config import DEFAULT_CAP_AREAS, GatewaySettings, load_settings
 from gateway.metrics import GatewayMetrics, RequestMetrics
 from gateway.outbox import OutboxRelay
-from gateway.routes import alerts, audit, health, stats, subscribers, tracking
+from gateway.routes import (
+    alerts,
+    audit,
+    decisions,
+    health,
+    session,
+    stats,
+    subscribers,
+    tracking,
+)
+from gateway.routes.responses import AUTH_ERRORS, problem_doc
+from gateway.routes.session import Credentials
 from gateway.schemas import AlertCreate
 from gateway.state import GatewayState, KafkaLink
 
 logger = logging.getLogger(__name__)
 
 # bodies a route reads by hand (content negotiation) that OpenAPI still documents
-DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (AlertCreate, problems.ProblemDetails)
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
+    AlertCreate,
+    Credentials,
+    problems.ProblemDetails,
+)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -67,6 +83,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         tasks = [
             asyncio.create_task(kafka.connect_forever(settings.kafka_bootstrap)),
             asyncio.create_task(relay.run()),
+            asyncio.create_task(
+                approvals.sweep_forever(sessions, settings.gateway_approval_sweep_seconds)
+            ),
         ]
         tasks.append(tune_collector())
         try:
@@ -85,15 +104,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         title="allim gateway",
         version="0.1.0",
         description=(
-            "Alert intake, subscribers, tracking links, status and stats. Routes that change "
-            "something need an API key with the `operator` role in `X-API-Key`; reads need "
-            "`viewer` or `operator`; the audit log needs `operator`. Every error is "
+            "Alert intake and approval, subscribers, tracking links, status and stats. A caller "
+            "is a named user, known by an API key in `X-API-Key` or by a signed-in session "
+            "(`POST /v1/session`; its changes carry `X-CSRF-Token`). Roles: `viewer` reads; "
+            "`operator` creates, previews, tests and cancels alerts and manages subscribers; "
+            "`approver` does that and approves or rejects others' alerts; `admin` manages "
+            "users and keys; the audit log is for `approver` and `admin`. Every error is "
             "`application/problem+json` (RFC 9457)."
         ),
         lifespan=lifespan,
     )
     problems.install(app)
     app.include_router(alerts.router)
+    app.include_router(decisions.router)
+    app.include_router(session.router)
     app.include_router(health.router)
     app.include_router(subscribers.router)
     app.include_router(stats.router)
@@ -131,15 +155,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     return app
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
-        },
-    }
-
-
 def _document_errors(operation: dict[str, Any]) -> None:
     """Every route answers errors as problem+json: say so in its OpenAPI operation."""
     responses = operation.setdefault("responses", {})
@@ -148,10 +163,10 @@ def _document_errors(operation: dict[str, Any]) -> None:
         described = responses["422"].get("description", "Validation Error")
         if described == "Validation Error":
             described = "A field is invalid; `errors` names each one."
-        responses["422"] = _problem(described)
+        responses["422"] = problem_doc(described)
     if operation.get("security"):
-        responses.setdefault("401", _problem("No API key, or an unknown or revoked one."))
-        responses.setdefault("403", _problem("The API key's role may not do this."))
+        for status, response in AUTH_ERRORS.items():
+            responses.setdefault(str(status), response)
 
 
 def app_from_environment() -> FastAPI:

@@ -9,8 +9,9 @@ quiet hours (`common.quiet_hours`) and the send rate come from `common.sending`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol, cast
 
 from pydantic import BaseModel, Field
 
@@ -23,9 +24,10 @@ from common.kakao_limits import (
     MessageType,
     message_type,
 )
+from common.messages import Button, Category
+from common.models import Alert
 from common.sending import SendingSettings
 from gateway.audiences import Reach
-from gateway.schemas import AlertCreate
 
 WarningCode = Literal["quiet_hours", "send_at_past", "expires_before_end", "not_broadcast"]
 
@@ -94,8 +96,54 @@ class AlertPreview(BaseModel):
     estimate: Estimate
 
 
+class Draft(Protocol):
+    """What a preview reads of an alert: a create's body (`AlertCreate`) or a stored one."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def category(self) -> Category: ...
+    @property
+    def send_at(self) -> datetime | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    def message_buttons(self) -> list[Button]:
+        """The buttons as sent, allim's tracked 'read more' included."""
+        ...
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored alert as a `Draft`: what an approver previews."""
+
+    title: str
+    body: str
+    category: Category
+    send_at: datetime | None
+    expires_at: datetime | None
+    buttons: list[Button]
+
+    @classmethod
+    def of(cls, alert: Alert) -> Stored:
+        """The draft of a stored alert (its buttons are stored as sent)."""
+        return cls(
+            title=alert.title,
+            body=alert.body,
+            category=cast(Category, alert.category),
+            send_at=alert.send_at,
+            expires_at=alert.expires_at,
+            buttons=[Button.model_validate(b) for b in alert.buttons],
+        )
+
+    def message_buttons(self) -> list[Button]:
+        """The buttons as stored, which is as sent."""
+        return self.buttons
+
+
 def build(
-    alert: AlertCreate,
+    alert: Draft,
     reach: Reach,
     settings: SendingSettings,
     now: datetime,
@@ -148,7 +196,7 @@ def build(
     )
 
 
-def _shown(alert: AlertCreate) -> ShownMessage:
+def _shown(alert: Draft) -> ShownMessage:
     buttons = alert.message_buttons()
     return ShownMessage(
         message_type=message_type(alert.category),

@@ -33,10 +33,23 @@ MAX_OPERATOR_BUTTONS = MAX_BUTTONS - 1
 READ_MORE = Button(name="자세히 보기", link="#{link}")
 
 AlertStatus = Literal[
-    "scheduled", "queued", "sending", "completed", "cancelled", "failed", "not_broadcast"
+    "pending_approval",
+    "rejected",
+    "expired",
+    "scheduled",
+    "queued",
+    "sending",
+    "completed",
+    "cancelled",
+    "failed",
+    "not_broadcast",
 ]
 # statuses after which nothing about the alert changes any more
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "cancelled", "failed", "not_broadcast"})
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {"completed", "cancelled", "failed", "not_broadcast", "rejected", "expired"}
+)
+# why an alert waited for approval, or why it did not
+Approval = Literal["required", "off", "exempt", "machine_feed", "test"]
 
 
 def _storable(value: str) -> str:
@@ -228,6 +241,19 @@ class AlertPublic(BaseModel):
         description="readers / delivered (may pass 1.0 through forwards); null when none."
     )
     cap_identifier: str | None = Field(description="The CAP identifier, for CAP alerts.")
+    author: str | None = Field(description="The user who created it; null for older alerts.")
+    approval: Approval = Field(
+        description=(
+            "`required`: it waits for (or had) an approver's decision; `off`: the deployment "
+            "sends without approval; `exempt`: its category needs none; `machine_feed`: a "
+            "machine feed's alert that skipped it; `test`: a test send."
+        )
+    )
+    decided_by: str | None = Field(description="The approver who approved or rejected it.")
+    decided_at: datetime | None = Field(description="When it was approved or rejected.")
+    test_of: uuid.UUID | None = Field(
+        description="For a test send: the alert whose message it sent to the test recipients."
+    )
 
 
 class AlertPage(BaseModel):

@@ -14,9 +14,10 @@ from tests.gateway.bodies import AlertJson, alert_body
 
 from common.db import session_factory
 from common.models import Subscriber
-from gateway.auth import Role, create_key
+from gateway.auth import enrol
 from gateway.config import GatewaySettings
 from gateway.main import create_app
+from gateway.users import Role
 
 BASE_URL = "http://gateway.test"
 
@@ -32,6 +33,9 @@ def gateway_settings(database_url: str, kafka_topics: str) -> GatewaySettings:
         public_base_url=BASE_URL,
         gateway_outbox_poll_seconds=0.05,
         gateway_sse_poll_seconds=0.05,
+        # most gateway tests are about other things than approval, which
+        # tests/gateway/test_approval.py runs on an app of its own
+        gateway_approval_required=False,
     )
 
 
@@ -81,13 +85,11 @@ async def client(gateway_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 async def api_keys(engine: AsyncEngine) -> dict[Role, str]:
-    """One API key per role."""
-    async with session_factory(engine)() as session:
-        keys: dict[Role, str] = {
-            "operator": await create_key(session, "test operator", "operator"),
-            "viewer": await create_key(session, "test viewer", "viewer"),
-        }
-        await session.commit()
+    """One API key per role, each of a user of its own (`test <role>`)."""
+    keys: dict[Role, str] = {}
+    async with session_factory(engine)() as session, session.begin():
+        for role in ("viewer", "operator", "approver", "admin"):
+            _, keys[role] = await enrol(session, f"test {role}", role)
     return keys
 
 
@@ -101,6 +103,18 @@ def operator(api_keys: dict[Role, str]) -> dict[str, str]:
 def viewer(api_keys: dict[Role, str]) -> dict[str, str]:
     """Headers of a caller with the viewer role."""
     return {"X-API-Key": api_keys["viewer"]}
+
+
+@pytest.fixture
+def approver(api_keys: dict[Role, str]) -> dict[str, str]:
+    """Headers of a caller with the approver role."""
+    return {"X-API-Key": api_keys["approver"]}
+
+
+@pytest.fixture
+def admin(api_keys: dict[Role, str]) -> dict[str, str]:
+    """Headers of a caller with the admin role."""
+    return {"X-API-Key": api_keys["admin"]}
 
 
 @pytest.fixture

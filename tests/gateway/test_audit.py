@@ -15,21 +15,22 @@ from tests.gateway.bodies import AlertJson
 
 from common.db import session_factory
 from common.models import ApiKey, AuditEntry
-from gateway.auth import create_key
+from gateway.auth import enrol
 
 pytestmark = pytest.mark.integration
 
 CAP_FILE = Path(__file__).with_name("cap_sample.xml")
 
 
-async def _own_operator(engine: AsyncEngine) -> tuple[str, int, dict[str, str]]:
-    """A fresh operator key of its own name: (name, key id, headers), so rows can be told apart."""
+async def _own_operator(engine: AsyncEngine) -> tuple[str, int, int, dict[str, str]]:
+    """A fresh operator of their own name: (name, user id, key id, headers), so rows can be
+    told apart."""
     name = f"audit operator {uuid.uuid4().hex[:8]}"
     async with session_factory(engine)() as session, session.begin():
-        key = await create_key(session, name, "operator")
-        key_id = await session.scalar(select(ApiKey.id).where(ApiKey.name == name))
+        user, key = await enrol(session, name, "operator")
+        key_id = await session.scalar(select(ApiKey.id).where(ApiKey.user_id == user.id))
     assert key_id is not None
-    return name, key_id, {"X-API-Key": key}
+    return name, user.id, key_id, {"X-API-Key": key}
 
 
 async def _rows(engine: AsyncEngine, alert_id: str) -> list[AuditEntry]:
@@ -41,13 +42,18 @@ async def _rows(engine: AsyncEngine, alert_id: str) -> list[AuditEntry]:
 async def test_create_and_cancel_each_leave_one_row_with_actor_and_alert(
     client: httpx.AsyncClient, engine: AsyncEngine, alert_json: AlertJson
 ) -> None:
-    name, key_id, headers = await _own_operator(engine)
+    name, user_id, key_id, headers = await _own_operator(engine)
     created = await client.post("/v1/alerts", json=alert_json(), headers=headers)
     assert created.status_code == 202, created.text
     alert_id = created.json()["id"]
 
     [row] = await _rows(engine, alert_id)
-    assert (row.action, row.actor, row.key_id, row.user_id) == ("alert.create", name, key_id, None)
+    assert (row.action, row.actor, row.key_id, row.user_id) == (
+        "alert.create",
+        name,
+        key_id,
+        user_id,
+    )
     assert row.detail["category"] == "emergency"
 
     cancelled = await client.post(f"/v1/alerts/{alert_id}/cancel", headers=headers)
@@ -64,7 +70,7 @@ async def test_create_and_cancel_each_leave_one_row_with_actor_and_alert(
 async def test_a_replayed_create_records_nothing_more(
     client: httpx.AsyncClient, engine: AsyncEngine, alert_json: AlertJson
 ) -> None:
-    _, _, headers = await _own_operator(engine)
+    _, _, _, headers = await _own_operator(engine)
     headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
     first = await client.post("/v1/alerts", json=alert_json(), headers=headers)
     again = await client.post("/v1/alerts", json=alert_json(), headers=headers)
@@ -75,7 +81,7 @@ async def test_a_replayed_create_records_nothing_more(
 async def test_a_cap_alert_and_its_cancel_are_recorded(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    name, _, headers = await _own_operator(engine)
+    name, _, _, headers = await _own_operator(engine)
     identifier = f"AUDIT-{uuid.uuid4().hex[:8]}"
     alert_xml = CAP_FILE.read_bytes().replace(b"KMA-SAMPLE", identifier.encode())
     cap = {**headers, "Content-Type": "application/cap+xml"}
@@ -91,9 +97,9 @@ async def test_a_cap_alert_and_its_cancel_are_recorded(
 
 
 async def test_the_route_filters_and_pages(
-    client: httpx.AsyncClient, engine: AsyncEngine, alert_json: AlertJson
+    client: httpx.AsyncClient, approver: dict[str, str], engine: AsyncEngine, alert_json: AlertJson
 ) -> None:
-    name, _, headers = await _own_operator(engine)
+    name, _, _, headers = await _own_operator(engine)
     alert_ids = []
     for _ in range(5):
         created = await client.post("/v1/alerts", json=alert_json(), headers=headers)
@@ -106,7 +112,7 @@ async def test_the_route_filters_and_pages(
     pages = 0
     params: dict[str, str | int] = {"actor": name, "limit": 2}
     while True:
-        page = await client.get("/v1/audit", params=params, headers=headers)
+        page = await client.get("/v1/audit", params=params, headers=approver)
         assert page.status_code == 200, page.text
         pages += 1
         seen += page.json()["items"]
@@ -120,50 +126,56 @@ async def test_the_route_filters_and_pages(
     assert {row["actor"] for row in seen} == {name}
     assert [row["action"] for row in seen].count("alert.create") == 5
 
-    one = await client.get("/v1/audit", params={"alert_id": alert_ids[0]}, headers=headers)
+    one = await client.get("/v1/audit", params={"alert_id": alert_ids[0]}, headers=approver)
     assert [r["action"] for r in one.json()["items"]] == ["alert.cancel", "alert.create"]
     cancels = await client.get(
-        "/v1/audit", params={"actor": name, "action": "alert.cancel"}, headers=headers
+        "/v1/audit", params={"actor": name, "action": "alert.cancel"}, headers=approver
     )
     assert [r["alert_id"] for r in cancels.json()["items"]] == [alert_ids[0]]
 
 
-async def test_only_the_operator_role_reads_the_log(
-    client: httpx.AsyncClient, viewer: dict[str, str], operator: dict[str, str]
+async def test_only_approvers_and_admins_read_the_log(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
 ) -> None:
     assert (await client.get("/v1/audit")).status_code == 401
-    refused = await client.get("/v1/audit", headers=viewer)
-    assert refused.status_code == 403
-    assert refused.headers["content-type"] == "application/problem+json"
-    assert (await client.get("/v1/audit", headers=operator)).status_code == 200
+    for role in ("viewer", "operator"):
+        refused = await client.get("/v1/audit", headers={"X-API-Key": api_keys[role]})
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "admin or approver role" in refused.json()["detail"]
+    for role in ("approver", "admin"):
+        read = await client.get("/v1/audit", headers={"X-API-Key": api_keys[role]})
+        assert read.status_code == 200
 
 
-async def test_a_bad_cursor_is_a_422(client: httpx.AsyncClient, operator: dict[str, str]) -> None:
+async def test_a_bad_cursor_is_a_422(client: httpx.AsyncClient, approver: dict[str, str]) -> None:
     for cursor in ("nonsense", "YWxlcnR8MQ"):  # the second: "alert|1", not an audit cursor
-        answer = await client.get("/v1/audit", params={"cursor": cursor}, headers=operator)
+        answer = await client.get("/v1/audit", params={"cursor": cursor}, headers=approver)
         assert answer.status_code == 422
         assert answer.json()["errors"][0]["field"] == "cursor"
 
 
 async def test_a_filter_postgresql_cannot_compare_is_a_422(
-    client: httpx.AsyncClient, operator: dict[str, str]
+    client: httpx.AsyncClient, approver: dict[str, str]
 ) -> None:
     for field in ("actor", "action"):
-        answer = await client.get("/v1/audit", params={field: "a\x00b"}, headers=operator)
+        answer = await client.get("/v1/audit", params={field: "a\x00b"}, headers=approver)
         assert answer.status_code == 422
         assert answer.json()["errors"][0]["field"] == field
-    assert (await client.get("/v1/audit", params={"actor": "x"}, headers=operator)).is_success
+    assert (await client.get("/v1/audit", params={"actor": "x"}, headers=approver)).is_success
 
 
-async def test_an_opt_out_is_recorded(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
-    name, _, headers = await _own_operator(engine)
+async def test_an_opt_out_is_recorded(
+    client: httpx.AsyncClient, approver: dict[str, str], engine: AsyncEngine
+) -> None:
+    name, _, _, headers = await _own_operator(engine)
     recipient = "010" + str(uuid.uuid4().int)[:8]
     put = await client.put(
         f"/v1/subscribers/{recipient}", json={"district": "장안구"}, headers=headers
     )
     assert put.status_code == 201, put.text
     assert (await client.delete(f"/v1/subscribers/{recipient}", headers=headers)).status_code == 200
-    page = await client.get("/v1/audit", params={"actor": name}, headers=headers)
+    page = await client.get("/v1/audit", params={"actor": name}, headers=approver)
     [row] = page.json()["items"]
     assert row["action"] == "subscriber.opt_out"
     assert row["detail"] == {"recipient_no": recipient, "subscriber_id": put.json()["id"]}
@@ -172,7 +184,7 @@ async def test_an_opt_out_is_recorded(client: httpx.AsyncClient, engine: AsyncEn
 async def test_the_table_refuses_update_delete_and_truncate(
     client: httpx.AsyncClient, engine: AsyncEngine, alert_json: AlertJson
 ) -> None:
-    _, _, headers = await _own_operator(engine)
+    _, _, _, headers = await _own_operator(engine)
     created = await client.post("/v1/alerts", json=alert_json(), headers=headers)
     alert_id = created.json()["id"]
     statements = {

@@ -49,15 +49,21 @@ async def test_keys_create_and_revoke_are_recorded(
 ) -> None:
     monkeypatch.setenv("ALLIM_DATABASE_URL", database_url)
     name = f"audited {uuid.uuid4().hex[:8]}"
-    assert await _allim("keys", "create", "--role", "viewer", "--name", name) == 0
-    prefix = capsys.readouterr().out.strip().split("_")[1]
+    assert await _allim("users", "create", "--name", name, "--role", "viewer", "--no-password") == 0
+    assert await _allim("keys", "create", "--user", name, "--label", "dashboard") == 0
+    prefix = capsys.readouterr().out.strip().splitlines()[-1].split("_")[1]
     assert await _allim("keys", "revoke", prefix) == 0
     # a revoke that finds no active key changes nothing and records nothing
     assert await _allim("keys", "revoke", prefix) == 1
     rows = await _key_rows(engine, prefix)
     assert [r.action for r in rows] == ["key.create", "key.revoke"]
     assert all(r.actor.startswith("cli:") and r.key_id is None for r in rows)
-    assert rows[0].detail == {"name": name, "role": "viewer", "prefix": prefix}
+    assert rows[0].detail == {
+        "user": name,
+        "label": "dashboard",
+        "prefix": prefix,
+        "machine_feed": False,
+    }
 
 
 async def test_audit_shows_an_alerts_actions(
@@ -71,7 +77,7 @@ async def test_audit_shows_an_alerts_actions(
         alert_id = (await client.post("/v1/alerts", json=alert_json())).json()["id"]
         assert (await client.post(f"/v1/alerts/{alert_id}/cancel")).status_code == 200
     capsys.readouterr()
-    flags = ("--gateway", gateway_url, "--api-key", api_keys["operator"])
+    flags = ("--gateway", gateway_url, "--api-key", api_keys["approver"])
     assert await _allim("audit", "--alert", alert_id, *flags) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[1:4] for line in lines] == [
@@ -92,6 +98,6 @@ async def test_audit_refuses_a_viewer_and_a_bad_id(
 ) -> None:
     assert await _allim("audit", "--gateway", gateway_url, "--api-key", api_keys["viewer"]) == 1
     assert "403" in capsys.readouterr().err
-    flags = ("--gateway", gateway_url, "--api-key", api_keys["operator"])
+    flags = ("--gateway", gateway_url, "--api-key", api_keys["admin"])
     assert await _allim("audit", "--alert", "not-an-id", *flags) == 1
     assert "not an alert id" in capsys.readouterr().err

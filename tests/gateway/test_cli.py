@@ -67,8 +67,10 @@ def test_keys_create_prints_a_working_key_and_revoke_disables_it(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ALLIM_DATABASE_URL", database_url)
-    assert main(["keys", "create", "--role", "viewer", "--name", "dashboard"]) == 0
-    key = capsys.readouterr().out.strip()
+    name = f"dashboard {uuid.uuid4().hex[:6]}"
+    assert main(["users", "create", "--name", name, "--role", "viewer", "--no-password"]) == 0
+    assert main(["keys", "create", "--user", name, "--label", "wall screen"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
     assert key.startswith("allim_")
 
     async def principal_role() -> str | None:
@@ -85,15 +87,15 @@ def test_keys_create_prints_a_working_key_and_revoke_disables_it(
     assert asyncio.run(principal_role()) == "viewer"
     prefix = key.split("_")[1]
     assert main(["keys", "list"]) == 0
-    assert f"{prefix}\tviewer\tactive\tdashboard" in capsys.readouterr().out
+    assert f"{prefix}\t{name}\tviewer\tactive\tno\twall screen" in capsys.readouterr().out
     assert main(["keys", "revoke", prefix]) == 0
     assert asyncio.run(principal_role()) is None
     assert main(["keys", "revoke", prefix]) == 1
 
 
-def test_keys_create_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None:
+def test_users_create_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["keys", "create", "--role", "admin", "--name", "x"])
+        main(["users", "create", "--role", "root", "--name", "x", "--no-password"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
 

@@ -90,11 +90,10 @@ async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_bac
     kafka_topics: str,
     engine: AsyncEngine,
 ) -> None:
-    from gateway.auth import create_key
+    from gateway.auth import enrol
 
-    async with session_factory(own_engine)() as session:
-        key = await create_key(session, "outage operator", "operator")
-        await session.commit()
+    async with session_factory(own_engine)() as session, session.begin():
+        _, key = await enrol(session, "outage operator", "operator")
     await seed_subscribers(own_engine)
     headers = {"X-API-Key": key}
     down = create_app(

@@ -12,16 +12,17 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.messages import Audience, Button, Category
-from common.models import Alert, AlertStats
+from common.models import Alert
 from common.problems import Problem
-from gateway import audiences, audit, cap, cursors, intake, preview
+from gateway import alert_views, approvals, audiences, audit, cap, cursors, intake, preview
+from gateway.auth import Principal
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.jsonkeys import repeated_keys
 from gateway.preview import AlertPreview
+from gateway.routes.responses import AUTH_ERRORS, INVALID, NOT_FOUND, problem_doc
 from gateway.schemas import (
     SEND_AT_FLOOR,
     TERMINAL_STATUSES,
@@ -32,7 +33,6 @@ from gateway.schemas import (
     AlertStatus,
 )
 from gateway.state import GatewayState
-from reports.figures import read_rate
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -40,24 +40,6 @@ MAX_BODY_BYTES = 256 * 1024
 JSON_TYPES = frozenset({"application/json"})
 CAP_TYPES = frozenset({"application/cap+xml", "application/xml", "text/xml"})
 
-
-def _problem_doc(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
-        },
-    }
-
-
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem_doc("No API key, or an unknown or revoked one."),
-    403: _problem_doc("The API key's role may not do this."),
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem_doc("No alert has this id.")}
-INVALID: dict[int | str, dict[str, Any]] = {
-    422: _problem_doc("A field is invalid; `errors` names each one.")
-}
 
 INTAKE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -80,13 +62,13 @@ INTAKE_BODY: dict[str, Any] = {
     response_description="Stored; it reaches the broadcaster through the outbox.",
     responses={
         200: {"model": AlertAccepted, "description": "A repeat of an accepted alert (same id)."},
-        400: _problem_doc("Malformed XML, or XML with DTDs or entities."),
+        400: problem_doc("Malformed XML, or XML with DTDs or entities."),
         **AUTH_ERRORS,
-        404: _problem_doc("A CAP Cancel references no known alert."),
-        409: _problem_doc("Idempotency-Key reused with another request, or not cancellable."),
-        413: _problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
-        415: _problem_doc("Neither application/json nor application/cap+xml."),
-        422: _problem_doc(
+        404: problem_doc("A CAP Cancel references no known alert."),
+        409: problem_doc("Idempotency-Key reused with another request, or not cancellable."),
+        413: problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+        415: problem_doc("Neither application/json nor application/cap+xml."),
+        422: problem_doc(
             "Refused, nothing stored; `errors` names each field: an invalid field, a JSON key "
             "given twice, a `send_at` too far in the past, a title or body of only invisible "
             "characters, an invalid CAP element, a district or tag no subscriber has "
@@ -115,15 +97,19 @@ async def create_alert(
     """202 with the new alert's id and status URL; 200 with the same id for a repeat."""
     media_type = _media_type(request)
     body = await _read_body(request)
-    actor = audit.Actor.of(principal)
     try:
         if media_type in JSON_TYPES:
+            alert_create = _parse_json(body, state)
             submitted = await intake.submit(
-                session, _parse_json(body, state), actor=actor, idempotency_key=idempotency_key
+                session,
+                alert_create,
+                actor=audit.Actor.of(principal),
+                approval=approvals.needed(principal, alert_create.category, state.settings),
+                idempotency_key=idempotency_key,
             )
             source = "json"
         else:
-            submitted = await _submit_cap(session, state, body, actor, idempotency_key)
+            submitted = await _submit_cap(session, state, body, principal, idempotency_key)
             source = "cap"
     except intake.IdempotencyConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from exc
@@ -154,11 +140,11 @@ async def create_alert(
         "the dealer's limits, warnings, and the estimated duration. Nothing is stored."
     ),
     responses={
-        400: _problem_doc("Malformed XML, or XML with DTDs or entities."),
+        400: problem_doc("Malformed XML, or XML with DTDs or entities."),
         **AUTH_ERRORS,
-        413: _problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
-        415: _problem_doc("Neither application/json nor application/cap+xml."),
-        422: _problem_doc(
+        413: problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+        415: problem_doc("Neither application/json nor application/cap+xml."),
+        422: problem_doc(
             "The same refusals as a create (an invalid field, a JSON key given twice, a "
             "`send_at` too far in the past, invisible text, an invalid CAP element, an unknown "
             "district or tag, an audience that reaches nobody), and a CAP Cancel, which has "
@@ -208,17 +194,26 @@ async def list_alerts(
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
     ] = None,
     status: Annotated[AlertStatus | None, Query(description="Only alerts in this status.")] = None,
+    test_of: Annotated[
+        uuid.UUID | None,
+        Query(description="Only the test sends of this alert (otherwise test sends are left out)."),
+    ] = None,
 ) -> AlertPage:
     """One page of alerts; keyset pagination on (created_at, id)."""
     size = limit or state.settings.gateway_page_limit
-    query = _with_stats().order_by(Alert.created_at.desc(), Alert.id.desc()).limit(size + 1)
+    query = (
+        alert_views.with_stats()
+        .order_by(Alert.created_at.desc(), Alert.id.desc())
+        .limit(size + 1)
+        .where(Alert.test_of == test_of if test_of is not None else Alert.test_of.is_(None))
+    )
     if status is not None:
         query = query.where(Alert.status == status)
     if cursor is not None:
         created_at, alert_id = _decode_cursor(cursor)
         query = query.where(tuple_(Alert.created_at, Alert.id) < tuple_(created_at, alert_id))
     rows = (await session.execute(query)).all()
-    items = [_public(alert, readers, delivered) for alert, readers, delivered in rows[:size]]
+    items = [alert_views.public(*row) for row in rows[:size]]
     next_cursor = _encode_cursor(items[-1]) if len(rows) > size else None
     return AlertPage(items=items, next_cursor=next_cursor)
 
@@ -231,7 +226,7 @@ async def list_alerts(
 )
 async def get_alert(alert_id: uuid.UUID, principal: ViewerDep, session: SessionDep) -> AlertPublic:
     """The alert with its progress (the broadcaster's) and read rate (analytics' counts)."""
-    return await _load(session, alert_id)
+    return await alert_views.load(session, alert_id)
 
 
 @router.post(
@@ -241,14 +236,17 @@ async def get_alert(alert_id: uuid.UUID, principal: ViewerDep, session: SessionD
     responses={
         **AUTH_ERRORS,
         **NOT_FOUND,
-        409: _problem_doc("The alert is completed, failed or was never broadcast."),
+        409: problem_doc(
+            "The alert is completed, failed, rejected, expired, or was never broadcast."
+        ),
         **INVALID,
     },
 )
 async def cancel_alert(
     alert_id: uuid.UUID, principal: OperatorDep, state: StateDep, session: SessionDep
 ) -> AlertPublic:
-    """Status `cancelled` and a cancel command on `alerts.control`; repeating it is harmless."""
+    """Status `cancelled` and, unless it still waited for approval, a cancel command on
+    `alerts.control`; repeating it is harmless."""
     try:
         await intake.cancel(session, alert_id, actor=audit.Actor.of(principal))
     except intake.AlertNotFound as exc:
@@ -256,13 +254,13 @@ async def cancel_alert(
     except intake.NotCancellable as exc:
         raise Problem(409, "Conflict", str(exc)) from exc
     state.wake_outbox()
-    return await _load(session, alert_id)
+    return await alert_views.load(session, alert_id)
 
 
 async def _existing(alert_id: uuid.UUID, state: StateDep) -> AlertPublic:
     # loaded before the stream starts, so an unknown id is a plain 404
     async with state.sessions() as session:
-        return await _load(session, alert_id)
+        return await alert_views.load(session, alert_id)
 
 
 @router.get(
@@ -273,8 +271,8 @@ async def _existing(alert_id: uuid.UUID, state: StateDep) -> AlertPublic:
         200: {
             "description": (
                 "`event: progress` with an AlertPublic each time it changes; the last event "
-                "is `event: end` once the status is completed, cancelled, failed or "
-                "not_broadcast."
+                "is `event: end` once the status is completed, cancelled, failed, "
+                "not_broadcast, rejected or expired."
             )
         },
         **AUTH_ERRORS,
@@ -303,7 +301,7 @@ async def alert_events(
             if await request.is_disconnected():
                 return
             async with state.sessions() as session:
-                current = await _load(session, alert_id)
+                current = await alert_views.load(session, alert_id)
 
 
 def _media_type(request: Request) -> str:
@@ -368,10 +366,11 @@ async def _submit_cap(
     session: AsyncSession,
     state: GatewayState,
     body: bytes,
-    actor: audit.Actor,
+    principal: Principal,
     idempotency_key: str | None,
 ) -> intake.Submitted:
     parsed = _parse_cap(body, state)
+    actor = audit.Actor.of(principal)
     if parsed.request is None:
         cancelled = await intake.cancel_cap(session, parsed.references, actor=actor)
         return intake.Submitted(cancelled[0], created=False)
@@ -379,6 +378,7 @@ async def _submit_cap(
         session,
         parsed.request,
         actor=actor,
+        approval=approvals.needed(principal, parsed.request.category, state.settings),
         idempotency_key=idempotency_key,
         origin=parsed.origin,
         hold=parsed.hold,
@@ -392,47 +392,6 @@ def _parse_cap(body: bytes, state: GatewayState) -> cap.CapAlert:
         raise Problem(400, "Bad Request", str(exc)) from exc
     except cap.CapInvalid as exc:
         raise Problem(422, "Invalid CAP alert", str(exc), errors=exc.errors) from exc
-
-
-def _with_stats() -> Select[Alert, int, int]:
-    # the stats columns are NULL until analytics has written the alert's row
-    return select(Alert, AlertStats.readers, AlertStats.delivered).outerjoin(
-        AlertStats, AlertStats.alert_id == Alert.id
-    )
-
-
-async def _load(session: AsyncSession, alert_id: uuid.UUID) -> AlertPublic:
-    row = (await session.execute(_with_stats().where(Alert.id == alert_id))).one_or_none()
-    if row is None:
-        raise Problem(404, "Not Found", f"Alert {alert_id} does not exist.")
-    return _public(row[0], row[1], row[2])
-
-
-def _public(alert: Alert, readers: int | None, stats_delivered: int | None) -> AlertPublic:
-    # no alert_stats row yet: no readers (null), and no delivery counted, so no read rate
-    return AlertPublic(
-        id=alert.id,
-        status=cast(AlertStatus, alert.status),
-        status_reason=alert.status_reason,
-        title=alert.title,
-        body=alert.body,
-        category=cast(Category, alert.category),
-        buttons=[Button.model_validate(b) for b in alert.buttons],
-        audience=Audience.model_validate(alert.audience),
-        send_at=alert.send_at,
-        expires_at=alert.expires_at,
-        created_at=alert.created_at,
-        started_at=alert.started_at,
-        completed_at=alert.completed_at,
-        cancelled_at=alert.cancelled_at,
-        targeted=alert.targeted,
-        delivered=alert.delivered,
-        failed=alert.failed,
-        pending=max(alert.targeted - alert.delivered - alert.failed, 0),
-        readers=readers,
-        read_rate=read_rate(readers or 0, stats_delivered or 0),
-        cap_identifier=alert.cap_identifier,
-    )
 
 
 def _encode_cursor(alert: AlertPublic) -> str:

@@ -1,7 +1,7 @@
 """`GET /v1/audit`: the audit log, newest first, filtered by alert, actor or action.
 
-Only the `operator` role reads it: it is the role that manages (sends, cancels, imports),
-and the audit log says who did those things. A viewer key gets 403.
+Approvers and admins read it: approvers answer for what was sent, admins for who may do
+what. Viewers and operators get 403.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import audit, cursors
-from gateway.deps import OperatorDep, SessionDep, StateDep
+from gateway.deps import AuditorDep, SessionDep, StateDep
 from gateway.schemas import Storable
 
 # a filter PostgreSQL can compare: no NUL (asyncpg refuses it, which would be a 500)
@@ -30,8 +30,10 @@ class AuditEntryPublic(BaseModel):
 
     id: int
     at: datetime
-    actor: str = Field(description="Who: the API key's name, or `cli:<user>` for a command.")
-    user_id: int | None = Field(description="The named user; null until allim has users.")
+    actor: str = Field(
+        description="Who: the user's name, `cli:<system user>` for a server command, or `allim`."
+    )
+    user_id: int | None = Field(description="The named user, when a user did it.")
     key_id: int | None = Field(description="The API key used, when one was.")
     action: str = Field(description="`alert.create`, `alert.cancel`, `key.create`, ...")
     alert_id: uuid.UUID | None
@@ -52,7 +54,7 @@ class AuditPage(BaseModel):
     responses={422: {"description": "A query parameter is invalid."}},
 )
 async def list_audit(
-    _: OperatorDep,
+    _: AuditorDep,
     state: StateDep,
     session: SessionDep,
     alert_id: Annotated[uuid.UUID | None, Query(description="Only this alert's rows.")] = None,
