@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from analytics.store import UNKNOWN_CATEGORY, Applied
+from common import topics
 from common.messages import AlertStatsData
-from common.metrics import SECONDS_BUCKETS
+from common.metrics import CATEGORIES, SECONDS_BUCKETS, initialise
+
+# the label values known in advance, whose series exist from start-up (see common.metrics)
+CONSUMED_TOPICS = (topics.DELIVERIES, topics.ENGAGEMENT, topics.ALERT_EVENTS)
+EVENT_OUTCOMES = ("applied", "duplicate", "skipped", "dead_letter")
+COUNTED_CATEGORIES = (*CATEGORIES, UNKNOWN_CATEGORY)
 
 
 @dataclass
@@ -87,6 +93,11 @@ class AnalyticsMetrics:
             ["alert_id"],
             registry=r,
         )
+        initialise(self.records, CONSUMED_TOPICS)
+        initialise(self.events, EVENT_OUTCOMES)
+        initialise(self.deliveries, COUNTED_CATEGORIES, ("delivered", "failed"))
+        initialise(self.taps, COUNTED_CATEGORIES)
+        initialise(self.readers, COUNTED_CATEGORIES, ("direct", "forwarded"))
 
     def count(self, applied: Applied) -> None:
         """Add one applied poll's deltas to the counters."""

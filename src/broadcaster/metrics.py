@@ -8,7 +8,35 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from common.metrics import SECONDS_BUCKETS
+from common import topics
+from common.metrics import CATEGORIES, SECONDS_BUCKETS, initialise
+
+# the label values known in advance, whose series exist from start-up (see common.metrics)
+RETRY_CAUSES = (
+    "transient",
+    "throttled",
+    "accepted-not-found",
+    "lookup",
+    "quiet-hours",
+    "recipient",
+)
+SHARD_OUTCOMES = (
+    "done",
+    "cancelled",
+    "skipped",
+    "stopped",
+    "busy",
+    "held",
+    "unsettled",
+    "conflict",
+)
+PRIORITIES = ("urgent", "normal")
+# the topics whose records the planner and the senders may dead-letter
+DEAD_LETTER_SOURCES = (
+    topics.ALERTS_REQUESTED,
+    topics.BROADCAST_SHARDS,
+    topics.BROADCAST_SHARDS_URGENT,
+)
 
 
 class RateWindow:
@@ -107,3 +135,9 @@ class BroadcasterMetrics:
             ["topic"],
             registry=r,
         )
+        for counter in (self.sent, self.delivered, self.planned):
+            initialise(counter, CATEGORIES)
+        initialise(self.retries, RETRY_CAUSES)
+        initialise(self.shards, SHARD_OUTCOMES)
+        initialise(self.shard_lag, PRIORITIES)
+        initialise(self.dead_letters, DEAD_LETTER_SOURCES)

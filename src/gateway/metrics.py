@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.metrics import CATEGORIES, initialise
+
+# the label values known in advance, whose series exist from start-up (see common.metrics)
+TAP_OUTCOMES = ("recorded", "dropped", "failed", "invalid", "preview")
+INTAKE_FORMATS = ("json", "cap")
+
 
 @dataclass
 class GatewayMetrics:
@@ -51,6 +57,8 @@ class GatewayMetrics:
             ["category", "format"],
             registry=r,
         )
+        initialise(self.taps, TAP_OUTCOMES)
+        initialise(self.alerts_accepted, CATEGORIES, INTAKE_FORMATS)
 
 
 class RequestMetrics:
