@@ -130,7 +130,8 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     def _schedule(self) -> None:
         if self._closing or self.stopping.is_set():
             return
-        for work in self.lineup.due(asyncio.get_running_loop().time()):
+        now = asyncio.get_running_loop().time()
+        for work in self.lineup.due(now, self.deps.control.is_cancelled):
             work.runner = asyncio.create_task(self._run(work))
 
     async def _run(self, work: Work) -> None:
@@ -204,9 +205,10 @@ class Dispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.lineup.offsets.committed(offsets)
 
     def _gauge(self) -> None:
-        urgent, normal = self.lineup.lag()
-        self.deps.metrics.shard_lag.labels("urgent").set(urgent)
-        self.deps.metrics.shard_lag.labels("normal").set(normal)
+        lag = self.lineup.lag(self.deps.control.is_cancelled)
+        self.deps.metrics.shard_lag.labels("urgent").set(lag.urgent)
+        self.deps.metrics.shard_lag.labels("normal").set(lag.normal)
+        self.deps.metrics.shards_held.set(lag.held)
 
     async def _shutdown(self) -> None:
         """Stop taking batches, let those in flight settle, and commit what finished.

@@ -7,7 +7,8 @@ have sent their last batch, not until those are settled too. Both kinds run at m
 `shard_concurrency` at a time, not counting up to as many more that have sent their last
 batch and wait for those in flight to settle: the next shard starts meanwhile, so the
 sender does not idle at every shard's end (each running shard holds a database connection
-for its lock). A shard held by quiet hours takes no slot until they end. A record's offset
+for its lock). A shard held by quiet hours takes no slot until they end, unless its alert
+is cancelled meanwhile: then it runs at once, to finish as cancelled. A record's offset
 may be committed only once its shard is finished, and only up to the lowest offset still
 unfinished in its partition.
 
@@ -18,9 +19,11 @@ tells the line-up what became of them.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from aiokafka import TopicPartition
 
@@ -52,6 +55,19 @@ class Work:
     def key(self) -> tuple[TopicPartition, int]:
         """Where its record stands: one running shard per record."""
         return (self.partition, self.offset)
+
+
+class Lag(NamedTuple):
+    """Shards received and not finished, waiting or running: urgent, normal, and the normal
+    ones held for quiet hours (not counted in `normal`); none of a cancelled alert waits."""
+
+    urgent: int
+    normal: int
+    held: int
+
+
+def _never(alert_id: uuid.UUID) -> bool:
+    return False
 
 
 class Offsets:
@@ -115,12 +131,19 @@ class Lineup:
         else:
             self.queued.append(work)
 
-    def due(self, now: float) -> list[Work]:
-        """The shards to start now (loop time `now`), urgent first; they count as running."""
-        ready = [w for w in self.held if w.not_before <= now]
-        if ready:
-            self.held = [w for w in self.held if w.not_before > now]
-            self.queued.extend(ready)
+    def due(self, now: float, cancelled: Callable[[uuid.UUID], bool] = _never) -> list[Work]:
+        """The shards to start now (loop time `now`), urgent first; they count as running.
+
+        A held shard of a `cancelled` alert need not wait for quiet hours to end: it is
+        queued, to be finished as cancelled.
+        """
+        still: list[Work] = []
+        for work in self.held:
+            if work.not_before <= now or cancelled(work.task.alert_id):
+                self.queued.append(work)
+            else:
+                still.append(work)
+        self.held = still
         starting = []
         for urgent, waiting in ((True, self.urgent), (False, self.queued)):
             running = [w for w in self.running.values() if w.urgent == urgent]
@@ -170,11 +193,19 @@ class Lineup:
         self.held = [w for w in self.held if w.partition not in partitions]
         return [w for w in self.running.values() if w.partition in partitions]
 
-    def lag(self) -> tuple[int, int]:
-        """Shards received and not finished: (urgent, normal)."""
+    def lag(self, cancelled: Callable[[uuid.UUID], bool] = _never) -> Lag:
+        """Shards received and not finished; those of `cancelled` alerts only while running.
+
+        The gauges an alert on stuck senders reads: a shard held for quiet hours, or one of
+        a cancelled alert that waits for a slot only to finish, is no sign of being stuck.
+        """
+
+        def live(works: Iterable[Work]) -> int:
+            return sum(1 for w in works if not cancelled(w.task.alert_id))
+
         urgent = sum(1 for w in self.running.values() if w.urgent)
-        normal = len(self.queued) + len(self.held) + len(self.running) - urgent
-        return urgent + len(self.urgent), normal
+        normal = len(self.running) - urgent + live(self.queued)
+        return Lag(urgent + live(self.urgent), normal, live(self.held))
 
     def _hold_urgent(self, work: Work) -> None:
         if not work.holds_urgent:

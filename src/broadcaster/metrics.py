@@ -113,8 +113,14 @@ class BroadcasterMetrics:
         )
         self.shard_lag = Gauge(
             "allim_broadcaster_shard_lag",
-            "Shards received and not yet finished by this process, by priority",
+            "Shards received and not yet finished by this process, by priority; neither those"
+            " held for quiet hours nor those of cancelled alerts",
             ["priority"],
+            registry=r,
+        )
+        self.shards_held = Gauge(
+            "allim_broadcaster_shards_held",
+            "Shards this process holds until quiet hours end",
             registry=r,
         )
         self.shards = Counter(

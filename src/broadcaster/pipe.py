@@ -206,6 +206,10 @@ class ShardPipe:
                         extra=self._log,
                     )
                     self._hold(verdict.until)
+                    if pending:
+                        # taken up, though it sends later: the stall check must not publish
+                        # it again (each copy would be held too, and counted as waiting)
+                        await self.deps.store.start_shard(self.alert_id, shard.shard_no)
                     break
                 if verdict == "halted" or self.held_until is not None:
                     break

@@ -68,9 +68,12 @@ def test_forgotten_partitions_leave_no_trace() -> None:
     assert offsets.committable() == {}
 
 
-def work(partition: TopicPartition, offset: int) -> Work:
+ALERT = uuid.UUID(int=1)
+
+
+def work(partition: TopicPartition, offset: int, alert_id: uuid.UUID = ALERT) -> Work:
     task = ShardTask(
-        alert_id=uuid.UUID(int=1),
+        alert_id=alert_id,
         shard_no=offset,
         shard_count=10,
         first_id=1,
@@ -98,7 +101,7 @@ def test_at_most_shard_concurrency_shards_of_a_kind_start() -> None:
     assert offsets(lineup.due(0.0)) == [(topics.BROADCAST_SHARDS, 0), (topics.BROADCAST_SHARDS, 1)]
     assert lineup.due(0.0) == []  # both slots taken
     assert sorted(w.offset for w in lineup.running.values()) == [0, 1]
-    assert lineup.lag() == (0, 5)
+    assert lineup.lag() == (0, 5, 0)
 
 
 def test_urgent_shards_start_first_and_have_slots_of_their_own() -> None:
@@ -108,7 +111,7 @@ def test_urgent_shards_start_first_and_have_slots_of_their_own() -> None:
     started = lineup.due(0.0)
 
     assert offsets(started) == [(topics.BROADCAST_SHARDS_URGENT, 0), (topics.BROADCAST_SHARDS, 0)]
-    assert lineup.lag() == (2, 2)
+    assert lineup.lag() == (2, 2, 0)
     lineup.ended(started[0], finished=True)
     assert offsets(lineup.due(0.0)) == [(topics.BROADCAST_SHARDS_URGENT, 1)]
 
@@ -173,7 +176,7 @@ def test_a_held_shard_takes_no_slot_until_its_time() -> None:
 
     (second,) = lineup.due(50.0)
     assert second.offset == 1
-    assert lineup.lag() == (0, 2)
+    assert lineup.lag() == (0, 1, 1)  # the held one apart
     assert lineup.due(99.9) == []
     lineup.ended(second, finished=True)
     assert lineup.due(99.9) == []
@@ -181,7 +184,7 @@ def test_a_held_shard_takes_no_slot_until_its_time() -> None:
     assert again is first
     lineup.ended(first, finished=True)
     assert lineup.due(200.0) == []  # started once, not again
-    assert lineup.lag() == (0, 0)
+    assert lineup.lag() == (0, 0, 0)
 
 
 def test_only_finished_shards_let_their_offsets_be_committed() -> None:
@@ -219,5 +222,38 @@ def test_revoking_drops_the_waiting_shards_and_names_the_running_ones() -> None:
     lineup.ended(normal, finished=False)
     assert lineup.held == []
     assert list(lineup.urgent) == []
-    assert lineup.lag() == (1, 1)  # U0:0 until its runner ends; P1:0 waiting
+    assert lineup.lag() == (1, 1, 0)  # U0:0 until its runner ends; P1:0 waiting
     assert [w.partition for w in lineup.due(10.0)] == [P1]  # not the held P0:0 nor P0:2
+
+
+CANCELLED = uuid.UUID(int=2)
+
+
+def cancelled(alert_id: uuid.UUID) -> bool:
+    return alert_id == CANCELLED
+
+
+def test_shards_of_a_cancelled_alert_do_not_count_as_waiting() -> None:
+    lineup = Lineup(1, Priority())
+    received(lineup, work(P0, 0), work(P0, 1), work(P0, 2, CANCELLED), work(U0, 0, CANCELLED))
+    _, held = lineup.due(0.0)  # U0:0, of the cancelled alert, runs to finish; P0:0 too
+    lineup.hold(held, not_before=100.0)
+    lineup.ended(held, finished=False)
+
+    assert lineup.lag(cancelled) == (1, 1, 1)  # U0:0 running, P0:1 queued, P0:0 held
+    assert lineup.lag() == (1, 2, 1)  # not knowing of the cancel, P0:2 waits as well
+
+
+def test_a_held_shard_of_a_cancelled_alert_runs_at_once_to_finish() -> None:
+    lineup = Lineup(1, Priority())
+    (first,) = received(lineup, work(P0, 0, CANCELLED))
+    lineup.due(0.0)
+    lineup.hold(first, not_before=100.0)
+    lineup.ended(first, finished=False)
+    assert lineup.lag(cancelled) == (0, 0, 0)
+
+    (again,) = lineup.due(1.0, cancelled)
+
+    assert again is first
+    lineup.ended(again, finished=True)
+    assert lineup.offsets.committable() == {P0: 1}

@@ -543,6 +543,30 @@ async def test_promotional_is_held_in_quiet_hours_without_keeping_its_slot(
     assert len(rig.dealer.recipients()) == 10
 
 
+async def test_a_shard_held_for_quiet_hours_is_not_published_again_by_the_stall_check(
+    rig: Rig, kit: Kit, kafka_topics: str
+) -> None:
+    people = await kit.seed(10)
+    rig.deps.held_until = lambda category, now: now + timedelta(hours=10)
+    alert_id = await kit.create_alert(people.audience, category="promotional")
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "held"
+    # held through the night: far longer than the stall check waits for a shard to start
+    await rig.store.pool.execute(
+        "UPDATE shards SET updated_at = now() - interval '1 hour' WHERE alert_id = $1", alert_id
+    )
+
+    await rig.planner.republish_stalled(300)
+
+    status = await rig.store.pool.fetchval(
+        "SELECT status FROM shards WHERE alert_id = $1", alert_id
+    )
+    assert status == "sending"  # taken up by the sender that holds it
+    key = f"{alert_id}:0".encode()
+    found = await read_back(kafka_topics, topics.BROADCAST_SHARDS, {key})
+    assert len(found) == 1, "the held shard's task was published again"
+
+
 async def test_refused_requests_fail_the_alert_after_the_threshold(
     rig: Rig, kit: Kit, store: Store
 ) -> None:

@@ -46,6 +46,7 @@ BROADCASTER = [
     *(expect("allim_broadcaster_shards_total", outcome=o) for o in ("done", "held", "cancelled")),
     expect("allim_broadcaster_shard_lag", priority="urgent"),
     expect("allim_broadcaster_shard_lag", priority="normal"),
+    expect("allim_broadcaster_shards_held"),
     expect("allim_broadcaster_requests_in_flight"),
 ]
 ANALYTICS = [
