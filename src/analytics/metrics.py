@@ -1,12 +1,18 @@
 """The analytics consumer's Prometheus metrics, on one registry per process.
 
-Counters grow with every applied poll. Per-alert gauges exist only for the
-`recent_alerts` most recently changed alerts: older alerts' labels are removed, so the
-number of series stays bounded however many alerts are sent.
+Counters grow with every applied poll; their known label combinations exist from start-up.
+Per-alert gauges exist only for the `recent_alerts` alerts most recently seen for the first
+time: an alert takes a place when its first snapshot is shown and keeps it (a later change
+does not move it up), and when a newer alert needs the place the oldest alert whose
+broadcast has finished gives it up first. An alert that gave its place up is not shown
+again (the last `RETIRED` such alerts are remembered), so the alerts that ever had a series
+over a time range are the live ones and those that started within it, not every old alert
+that a late reader touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -21,6 +27,8 @@ from common.metrics import CATEGORIES, SECONDS_BUCKETS, initialise
 CONSUMED_TOPICS = (topics.DELIVERIES, topics.ENGAGEMENT, topics.ALERT_EVENTS)
 EVENT_OUTCOMES = ("applied", "duplicate", "skipped", "dead_letter")
 COUNTED_CATEGORIES = (*CATEGORIES, UNKNOWN_CATEGORY)
+# alerts whose gauges were removed, remembered so that they do not come back
+RETIRED = 10_000
 
 
 @dataclass
@@ -29,7 +37,10 @@ class AnalyticsMetrics:
 
     recent_alerts: int = 20
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    _shown: OrderedDict[str, None] = field(default_factory=OrderedDict, init=False)
+    retired_limit: int = RETIRED
+    # alert id -> its broadcast has finished; in the order the alerts were first shown
+    _shown: OrderedDict[str, bool] = field(default_factory=OrderedDict, init=False)
+    _retired: OrderedDict[str, None] = field(default_factory=OrderedDict, init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -100,8 +111,10 @@ class AnalyticsMetrics:
         initialise(self.readers, COUNTED_CATEGORIES, ("direct", "forwarded"))
 
     def count(self, applied: Applied) -> None:
-        """Add one applied poll's deltas to the counters."""
-        for delta in applied.alerts.values():
+        """Add one applied poll's deltas to the counters; note the alerts that finished."""
+        for alert_id, delta in applied.alerts.items():
+            if delta.completed_at is not None and str(alert_id) in self._shown:
+                self._shown[str(alert_id)] = True
             category = delta.category or UNKNOWN_CATEGORY
             if delta.delivered:
                 self.deliveries.labels(category, "delivered").inc(delta.delivered)
@@ -116,19 +129,31 @@ class AnalyticsMetrics:
                 self.readers.labels(category, "forwarded").inc(delta.forwarded_readers)
 
     def show(self, snapshot: AlertStatsData) -> None:
-        """Set the gauges of one alert, dropping the least recently changed beyond the limit."""
+        """Set the gauges of one alert, unless it gave its place up; keep `recent_alerts`."""
         alert = str(snapshot.alert_id)
+        if alert in self._retired:
+            return
+        if alert not in self._shown:
+            self._shown[alert] = False
+            self._make_room()
         if snapshot.read_rate is not None:  # none before the first delivery
             self.read_rate.labels(alert).set(snapshot.read_rate)
         self.alert_readers.labels(alert).set(snapshot.readers)
         self.alert_delivered.labels(alert).set(snapshot.delivered)
-        self._shown[alert] = None
-        self._shown.move_to_end(alert)
+
+    def _make_room(self) -> None:
+        """Remove the gauges of the oldest finished alerts, or else the oldest, beyond the limit."""
         while len(self._shown) > self.recent_alerts:
-            old, _ = self._shown.popitem(last=False)
+            finished = [alert for alert, done in self._shown.items() if done]
+            old = finished[0] if finished else next(iter(self._shown))
+            del self._shown[old]
             for gauge in (self.read_rate, self.alert_readers, self.alert_delivered):
-                gauge.remove(old)
+                with contextlib.suppress(KeyError):  # no read rate before a delivery
+                    gauge.remove(old)
+            self._retired[old] = None
+            while len(self._retired) > self.retired_limit:
+                self._retired.popitem(last=False)
 
     def shown(self) -> list[str]:
-        """Alert ids that have gauges, least recently changed first."""
+        """Alert ids that have gauges, in the order they were first shown."""
         return list(self._shown)

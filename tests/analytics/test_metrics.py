@@ -12,6 +12,8 @@ from analytics.store import AlertDelta, Applied
 from common.messages import AlertStatsData
 from reports.figures import read_rate
 
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
 
 def _snapshot(alert: uuid.UUID, readers: int, delivered: int = 100) -> AlertStatsData:
     return AlertStatsData(
@@ -31,19 +33,73 @@ def _snapshot(alert: uuid.UUID, readers: int, delivered: int = 100) -> AlertStat
     )
 
 
-def test_only_the_most_recently_changed_alerts_keep_gauges() -> None:
+def _series(metrics: AnalyticsMetrics) -> set[str]:
+    """The alert ids that have any per-alert series."""
+    return {
+        sample.labels["alert_id"]
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if "alert_id" in sample.labels
+    }
+
+
+def test_the_first_shown_alerts_keep_gauges_and_a_late_change_moves_none_up() -> None:
     metrics = AnalyticsMetrics(recent_alerts=2)
     a, b, c = (uuid.UUID(int=n) for n in (1, 2, 3))
     metrics.show(_snapshot(a, 10))
     metrics.show(_snapshot(b, 20))
-    metrics.show(_snapshot(a, 30))  # a changed again: b is now the oldest
+    metrics.show(_snapshot(a, 30))  # a changed again: it keeps its place, the oldest
     metrics.show(_snapshot(c, 40))
 
-    assert metrics.shown() == [str(a), str(c)]
+    assert metrics.shown() == [str(b), str(c)]
+    assert _series(metrics) == {str(b), str(c)}
     text = generate_latest(metrics.registry).decode()
-    assert f'allim_alert_readers{{alert_id="{a}"}} 30.0' in text
+    assert f'allim_alert_readers{{alert_id="{b}"}} 20.0' in text
     assert f'allim_alert_read_rate{{alert_id="{c}"}} 0.4' in text
-    assert str(b) not in text
+
+
+def test_an_alert_that_gave_its_place_up_is_not_shown_again() -> None:
+    metrics = AnalyticsMetrics(recent_alerts=2)
+    a, b, c = (uuid.UUID(int=n) for n in (1, 2, 3))
+    for alert in (a, b, c):
+        metrics.show(_snapshot(alert, 1))
+
+    metrics.show(_snapshot(a, 99))  # a late reader of an old alert
+
+    assert _series(metrics) == {str(b), str(c)}
+
+
+def test_finished_alerts_give_their_places_up_before_sending_ones() -> None:
+    metrics = AnalyticsMetrics(recent_alerts=2)
+    sending, finished, new = (uuid.UUID(int=n) for n in (1, 2, 3))
+    metrics.show(_snapshot(sending, 1))
+    metrics.show(_snapshot(finished, 1))
+    metrics.count(Applied(new_events=1, alerts={finished: AlertDelta(completed_at=NOW)}))
+
+    metrics.show(_snapshot(new, 1))
+
+    assert _series(metrics) == {str(sending), str(new)}
+
+
+def test_a_busy_hour_draws_the_live_alerts_not_every_alert_a_reader_touched() -> None:
+    metrics = AnalyticsMetrics(recent_alerts=20)
+    appeared = 0  # series that came into being: each one a line Grafana draws
+    alerts = [uuid.UUID(int=n) for n in range(1, 41)]
+
+    def step(alert: uuid.UUID, readers: int) -> None:
+        nonlocal appeared
+        before = _series(metrics)
+        metrics.show(_snapshot(alert, readers))
+        appeared += len(_series(metrics) - before)
+
+    for n, alert in enumerate(alerts):
+        step(alert, 1)
+        metrics.count(Applied(new_events=1, alerts={alert: AlertDelta(completed_at=NOW)}))
+        for old in alerts[:n]:  # late readers of every alert sent before
+            step(old, 2)
+
+    assert len(_series(metrics)) == 20
+    assert appeared == 40  # once per alert: not again each time a late reader comes
 
 
 def test_an_alert_without_a_delivery_has_no_read_rate_gauge() -> None:
