@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from common.messages import Category
 from common.sending import SendingSettings
@@ -18,6 +18,14 @@ class GatewaySettings(SendingSettings):
     gateway_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
     gateway_port: int = Field(8000, ge=1, le=65535, description="Port the gateway listens on.")
     gateway_workers: int = Field(1, ge=1, description="Uvicorn worker processes.")
+    gateway_metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description=(
+            "Bearer token (16 characters or more) a scrape of the gateway's /metrics must "
+            "carry; unset, /metrics answers loopback clients only."
+        ),
+    )
     gateway_token_ttl_days: int = Field(
         30, ge=1, description="Days a tracking link stays valid after the alert is sent."
     )

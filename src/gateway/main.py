@@ -8,9 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from common import problems
@@ -20,6 +19,7 @@ from common.kafka import create_producer
 from common.logs import configure_logging
 from common.tokens import TokenSigner
 from gateway import approvals
+from gateway import metrics as gateway_metrics
 from gateway.cap import AreaTable
 from gateway.config import DEFAULT_CAP_AREAS, GatewaySettings, load_settings
 from gateway.metrics import GatewayMetrics, RequestMetrics
@@ -126,9 +126,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app.add_middleware(RequestMetrics, metrics=metrics)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def export_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    app.include_router(gateway_metrics.create_router(metrics, settings.gateway_metrics_token))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

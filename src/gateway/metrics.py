@@ -1,14 +1,33 @@
-"""The gateway's Prometheus metrics, on one registry per process."""
+"""The gateway's Prometheus metrics, on one registry per process, and `/metrics`.
+
+The gateway serves `/metrics` on its own port, which is public. With
+`ALLIM_GATEWAY_METRICS_TOKEN` set, a scrape must carry `Authorization: Bearer <token>`
+(Prometheus: `authorization: {credentials_file: ...}`); without it, only a client on the
+loopback interface is answered, which is every client of a gateway on 127.0.0.1 (the
+default) and none from outside one that listens on all interfaces.
+"""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.metrics import CATEGORIES, initialise
+from common.problems import problem_response
 
 # the label values known in advance, whose series exist from start-up (see common.metrics)
 TAP_OUTCOMES = ("recorded", "dropped", "failed", "invalid", "preview")
@@ -97,3 +116,33 @@ class RequestMetrics:
 def _route(scope: Scope) -> str:
     # the router records the matched route in the scope; its path template keeps labels few
     return str(getattr(scope.get("route"), "path", "unmatched"))
+
+
+def create_router(metrics: GatewayMetrics, token: SecretStr | None) -> APIRouter:
+    """`GET /metrics`: bearer `token` required when set, else loopback clients only."""
+    router = APIRouter()
+    expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def export_metrics(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            allowed = hmac.compare_digest(given, expected)
+            detail = "Scrape /metrics with 'Authorization: Bearer' and the metrics token."
+        else:
+            allowed = request.client is not None and _loopback(request.client.host)
+            detail = "Without ALLIM_GATEWAY_METRICS_TOKEN, /metrics answers loopback clients only."
+        if not allowed:
+            return problem_response(
+                401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="metrics"'}
+            )
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # not an address (a test client's name, a Unix socket)
+        return False
