@@ -87,7 +87,7 @@ class Estimate(BaseModel):
 
 
 class AlertPreview(BaseModel):
-    """The answer of `POST /v1/alerts:preview`."""
+    """The answer of `POST /v1/alerts:preview` and `GET /v1/alerts/{id}/preview`."""
 
     recipients: int
     by_district: list[DistrictReach]
