@@ -175,13 +175,34 @@ def test_every_panel_has_a_title_and_an_expression() -> None:
         assert any(exprs), f"Panel '{panel['title']}' has no target with an expr."
 
 
-def test_dashboard_uses_the_prometheus_datasource_variable() -> None:
+def test_dashboard_asks_for_its_prometheus_data_source_at_import() -> None:
+    # Grafana 10/11's import asks for each `__inputs` entry and replaces `${NAME}` with the
+    # data source chosen; a dashboard without them imports bound to no data source
     board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     assert board["schemaVersion"] == 39
-    variables = {v["name"]: v for v in board["templating"]["list"]}
-    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    assert board.get("id") is None  # an import never overwrites another dashboard by id
+    assert board["__inputs"] == [
+        {
+            "name": "DS_PROMETHEUS",
+            "label": "Prometheus",
+            "description": board["__inputs"][0]["description"],
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ]
+    required = {(r["type"], r["id"]) for r in board["__requires"]}
+    assert {("grafana", "grafana"), ("datasource", "prometheus")} <= required
+    # the input is the one data source: no variable of that name to shadow it
+    assert "DS_PROMETHEUS" not in {v["name"] for v in board["templating"]["list"]}
+    text = DASHBOARD.read_text(encoding="utf-8")
+    assert set(re.findall(r"\$\{(DS_[A-Z_]+)\}", text)) == {"DS_PROMETHEUS"}
     for panel in dashboard_panels():
-        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, panel[
+            "title"
+        ]
+        for target in panel.get("targets", []):
+            assert target["datasource"] == panel["datasource"], panel["title"]
 
 
 def test_prometheus_scrapes_each_service_on_its_default_port() -> None:
@@ -199,3 +220,7 @@ def test_prometheus_scrapes_each_service_on_its_default_port() -> None:
         assert jobs[name].get("metrics_path", "/metrics") == "/metrics"
         targets = [t for static in jobs[name]["static_configs"] for t in static["targets"]]
         assert targets == [f"127.0.0.1:{port}"], name
+    # the gateway answers /metrics without its token to loopback clients only (its
+    # ALLIM_GATEWAY_METRICS_TOKEN unset by default): the local scrape sends none
+    assert GatewaySettings.model_fields["gateway_metrics_token"].default is None
+    assert "authorization" not in jobs["gateway"]
