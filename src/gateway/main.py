@@ -144,6 +144,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
                     _document_errors(operation)
+                    _streams_as_3_1(operation)
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
             app.openapi_schema = schema
@@ -165,6 +166,17 @@ def _document_errors(operation: dict[str, Any]) -> None:
     if operation.get("security"):
         for status, response in AUTH_ERRORS.items():
             responses.setdefault(str(status), response)
+
+
+def _streams_as_3_1(operation: dict[str, Any]) -> None:
+    """A stream's media type as OpenAPI 3.1 has it: a `schema`, not 3.2's `itemSchema`.
+
+    FastAPI writes `itemSchema` for a streaming route in a 3.1.0 document, which validators
+    and client generators refuse; the route describes each item in its `schema` instead."""
+    for response in operation.get("responses", {}).values():
+        for media in response.get("content", {}).values():
+            if media.pop("itemSchema", None) is not None:
+                media.setdefault("schema", {"type": "string"})
 
 
 def app_from_environment() -> FastAPI:

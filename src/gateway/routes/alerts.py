@@ -273,7 +273,19 @@ async def _existing(alert_id: uuid.UUID, state: StateDep) -> AlertPublic:
                 "`event: progress` with an AlertPublic each time it changes; the last event "
                 "is `event: end` once the status is completed, cancelled, failed, "
                 "not_broadcast, rejected or expired."
-            )
+            ),
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": (
+                            "Server-sent events: each has `event` (`progress`, or `end` for "
+                            "the last), `id` (1, 2, ...) and `data`, the alert as an "
+                            "`AlertPublic` JSON object."
+                        ),
+                    }
+                }
+            },
         },
         **AUTH_ERRORS,
         **NOT_FOUND,
