@@ -36,7 +36,7 @@ class AnalyticsSettings(CommonSettings):
     analytics_recent_alerts: int = Field(
         20,
         ge=1,
-        description="How many most recently changed alerts keep per-alert Prometheus gauges.",
+        description="How many of the newest alerts keep per-alert Prometheus gauges.",
     )
     analytics_dedupe_hours: int = Field(
         8 * 24,
