@@ -129,9 +129,11 @@ def delivery_event(
     category: Category,
     sent: list[int],
     verdict: Verdict,
+    test_of: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """The JSON of the batch's `DeliveryBatchData`, built directly (see `Publisher.deliveries`)."""
-    return {
+    """The JSON of the batch's `DeliveryBatchData`, built directly (see `Publisher.deliveries`);
+    a test send's batches carry `test_of`."""
+    event: dict[str, Any] = {
         "alert_id": str(alert_id),
         "batch_id": batch.id,
         "shard_no": shard_no,
@@ -143,3 +145,6 @@ def delivery_event(
         "subscriber_ids": sent,
         "result_codes": verdict.codes,
     }
+    if test_of is not None:
+        event["test_of"] = str(test_of)
+    return event

@@ -429,7 +429,15 @@ class ShardPipe:
             deps.metrics.retries.labels(cause).inc(len(verdict.again))
         await deps.settler.settle(
             outcomes.settlement(batch, self.alert_id, self.shard_no, sent, verdict, then, last_id),
-            outcomes.delivery_event(batch, self.alert_id, self.shard_no, category, sent, verdict),
+            outcomes.delivery_event(
+                batch,
+                self.alert_id,
+                self.shard_no,
+                category,
+                sent,
+                verdict,
+                self._render.info.test_of,
+            ),
         )
         deps.metrics.delivered.labels(category).inc(verdict.delivered)
         for reason, count in verdict.failed_by_reason.items():

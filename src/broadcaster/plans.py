@@ -11,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 import orjson
 
-from broadcaster.records import AlertPlan, Counters, PlanOutcome, PlanState
+from broadcaster.records import AlertPlan, Counters, PlanOutcome, PlanState, counters_of
 from broadcaster.statements import audience_filter
 from common.messages import Audience, Category
 
@@ -24,7 +24,7 @@ async def plan(
 ) -> AlertPlan:
     """Plan the alert on `connection` (in its transaction), as `decide` says from its row."""
     row = await connection.fetchrow(
-        "SELECT status, category, audience::text AS audience, send_at, expires_at"
+        "SELECT status, category, audience::text AS audience, send_at, expires_at, test_of"
         " FROM alerts WHERE id = $1 FOR UPDATE",
         alert_id,
     )
@@ -34,7 +34,9 @@ async def plan(
     outcome = decide(PlanState(row["status"], row["send_at"], row["expires_at"]))
     if outcome == "planned":
         audience = Audience.model_validate(orjson.loads(row["audience"]))
-        return await _write_plan(connection, alert_id, category, audience, shard_size)
+        return await _write_plan(
+            connection, alert_id, category, audience, shard_size, row["test_of"]
+        )
     if outcome == "republished":
         return await _unfinished(connection, alert_id, category)
     if outcome == "scheduled":
@@ -47,13 +49,10 @@ async def plan(
         row = await connection.fetchrow(
             "UPDATE alerts SET status = 'failed', status_reason = 'expired before it"
             " could be sent', updated_at = now() WHERE id = $1"
-            " RETURNING status, targeted, delivered, failed",
+            " RETURNING status, targeted, delivered, failed, test_of",
             alert_id,
         )
-        counters = Counters(
-            row["status"], category, row["targeted"], row["delivered"], row["failed"]
-        )
-        return AlertPlan(outcome, category, counters)
+        return AlertPlan(outcome, category, counters_of(row, category))
     return AlertPlan(outcome, category)
 
 
@@ -93,6 +92,7 @@ async def _write_plan(
     category: Category,
     audience: Audience,
     shard_size: int,
+    test_of: uuid.UUID | None,
 ) -> AlertPlan:
     """The alert's shards, `targeted` and status written: `sending`, or `completed` when
     nobody is in its audience."""
@@ -111,7 +111,7 @@ async def _write_plan(
         status,
         targeted,
     )
-    counters = Counters(status, category, targeted, 0, 0)
+    counters = Counters(status, category, targeted, 0, 0, test_of=test_of)
     return AlertPlan("planned", category, counters, tuple(range(len(ranges))))
 
 
@@ -125,7 +125,7 @@ async def _unfinished(
         alert_id,
     )
     row = await connection.fetchrow(
-        "SELECT status, targeted, delivered, failed FROM alerts WHERE id = $1", alert_id
+        "SELECT status, targeted, delivered, failed, test_of FROM alerts WHERE id = $1", alert_id
     )
-    counters = Counters(row["status"], category, row["targeted"], row["delivered"], row["failed"])
+    counters = counters_of(row, category)
     return AlertPlan("republished", category, counters, tuple(r["shard_no"] for r in rows))

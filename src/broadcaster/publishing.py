@@ -95,6 +95,7 @@ class Publisher:
             failed=failed,
             pending=max(0, targeted - delivered - failed),
             reason=reason,
+            test_of=counters.test_of if counters else None,
         )
         event = CloudEvent(
             type=LIFECYCLE_TYPES[kind],

@@ -4,10 +4,10 @@ writes them, and the settlement of a batch."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from common.messages import Audience, Button, Category
 
@@ -24,6 +24,8 @@ class AlertInfo:
     audience: Audience
     created_at: datetime
     expires_at: datetime | None = None
+    # a test send's parent alert: its events say so
+    test_of: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,21 @@ class Counters:
     delivered: int
     failed: int
     reason: str | None = None  # `alerts.status_reason`: the gateway's words for a cancel
+    test_of: uuid.UUID | None = None  # a test send's parent alert
+
+
+def counters_of(row: Mapping[str, Any], category: Category | None = None) -> Counters:
+    """The counters of an `alerts` row (its status, counters, and the optional columns
+    `category`, `status_reason` and `test_of` when the statement read them)."""
+    return Counters(
+        row["status"],
+        category if category is not None else row["category"],
+        row["targeted"],
+        row["delivered"],
+        row["failed"],
+        row.get("status_reason"),
+        row.get("test_of"),
+    )
 
 
 # what planning an alert did: wrote its shards, published an earlier plan's unfinished ones

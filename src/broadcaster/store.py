@@ -29,6 +29,7 @@ from broadcaster.records import (
     PlanState,
     Settlement,
     ShardRow,
+    counters_of,
 )
 from common.messages import Audience, Button
 
@@ -65,7 +66,8 @@ class Store:
         """The alert's content, or None when there is no such alert."""
         row = await self.pool.fetchrow(
             "SELECT id, title, body, category, buttons::text AS buttons,"
-            " audience::text AS audience, created_at, expires_at FROM alerts WHERE id = $1",
+            " audience::text AS audience, created_at, expires_at, test_of FROM alerts"
+            " WHERE id = $1",
             alert_id,
         )
         return None if row is None else _alert(row)
@@ -73,29 +75,26 @@ class Store:
     async def counters(self, alert_id: uuid.UUID) -> Counters | None:
         """The alert's status and counters."""
         row = await self.pool.fetchrow(
-            "SELECT status, category, targeted, delivered, failed FROM alerts WHERE id = $1",
+            "SELECT status, category, targeted, delivered, failed, test_of FROM alerts"
+            " WHERE id = $1",
             alert_id,
         )
         if row is None:
             return None
-        return Counters(
-            row["status"], row["category"], row["targeted"], row["delivered"], row["failed"]
-        )
+        return counters_of(row)
 
     async def fail_alert(self, alert_id: uuid.UUID, reason: str) -> Counters | None:
         """Mark a queued, scheduled or sending alert failed with `reason`; None if it was not."""
         row = await self.pool.fetchrow(
             "UPDATE alerts SET status = 'failed', status_reason = $2, updated_at = now()"
             " WHERE id = $1 AND status IN ('queued', 'scheduled', 'sending')"
-            " RETURNING status, category, targeted, delivered, failed",
+            " RETURNING status, category, targeted, delivered, failed, test_of",
             alert_id,
             reason,
         )
         if row is None:
             return None
-        return Counters(
-            row["status"], row["category"], row["targeted"], row["delivered"], row["failed"]
-        )
+        return counters_of(row)
 
     async def cancelled_among(self, alert_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Those of `alert_ids` that are cancelled (or failed) in the alerts table."""
@@ -268,20 +267,13 @@ class Store:
                 alert_id,
             )
             row = await connection.fetchrow(
-                "SELECT status, category, targeted, delivered, failed, status_reason"
+                "SELECT status, category, targeted, delivered, failed, status_reason, test_of"
                 " FROM alerts WHERE id = $1",
                 alert_id,
             )
         if row is None:
             return None
-        return Counters(
-            row["status"],
-            row["category"],
-            row["targeted"],
-            row["delivered"],
-            row["failed"],
-            row["status_reason"],
-        )
+        return counters_of(row)
 
     # -- subscribers ----------------------------------------------------------------------
 
@@ -486,4 +478,5 @@ def _alert(row: asyncpg.Record) -> AlertInfo:
         audience=Audience.model_validate(orjson.loads(row["audience"])),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
+        test_of=row["test_of"],
     )

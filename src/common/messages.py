@@ -94,6 +94,8 @@ class DeliveryBatchData(Message):
     # event is made for every batch.
     subscriber_ids: list[int]
     result_codes: list[int]
+    # a test send's parent alert: set only on a test send's batches
+    test_of: uuid.UUID | None = None
 
     @model_validator(mode="after")
     def _outcomes_pair_up(self) -> DeliveryBatchData:
@@ -116,6 +118,8 @@ class AlertLifecycleData(Message):
     failed: int
     pending: int
     reason: str | None = None
+    # a test send's parent alert (absent for a real broadcast)
+    test_of: uuid.UUID | None = None
 
 
 class TapData(Message):

@@ -67,12 +67,13 @@ class Kit:
         send_at: datetime | None = None,
         expires_at: datetime | None = None,
         title: str = "태풍 대비 안내",
+        test_of: uuid.UUID | None = None,
     ) -> uuid.UUID:
-        """An alert row as the gateway writes it."""
+        """An alert row as the gateway writes it (a test send's when `test_of` is set)."""
         alert_id = uuid.uuid4()
         await self.store.pool.execute(
             "INSERT INTO alerts (id, title, body, category, buttons, audience, send_at, expires_at,"
-            " status) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)",
+            " status, test_of) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10)",
             alert_id,
             title,
             "강풍과 호우에 대비하세요. 자세한 내용은 링크를 확인하세요.",
@@ -82,6 +83,7 @@ class Kit:
             send_at,
             expires_at,
             status,
+            test_of,
         )
         return alert_id
 

@@ -253,6 +253,36 @@ async def test_each_settled_batch_is_a_delivery_cloudevent(
     assert (data.targeted, data.delivered, data.failed, data.pending) == (150, 149, 1, 0)
 
 
+async def test_a_test_sends_events_name_its_parent(rig: Rig, kit: Kit, kafka_topics: str) -> None:
+    testers = await kit.seed(3)
+    parent = await kit.create_alert(testers.audience, status="pending_approval")
+    alert_id = await kit.create_alert(testers.audience, test_of=parent)
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "done"
+
+    deliveries = await events_of(kafka_topics, topics.DELIVERIES, alert_id, bool)
+    lifecycle = await events_of(kafka_topics, topics.ALERT_EVENTS, alert_id, has_completed)
+    [batch] = [DeliveryBatchData.model_validate(e.data) for e in deliveries]
+    assert (batch.test_of, batch.delivered) == (parent, 3)
+    told = [AlertLifecycleData.model_validate(e.data) for e in lifecycle]
+    assert {e.test_of for e in told} == {parent}
+    assert {e.status for e in told} >= {"sending", "completed"}
+    # the parent is untouched: nothing was planned or counted for it
+    row = await rig.alert(parent)
+    assert (row["status"], row["targeted"], row["delivered"]) == ("pending_approval", 0, 0)
+
+
+async def test_a_real_broadcasts_events_carry_no_test_mark(
+    rig: Rig, kit: Kit, kafka_topics: str
+) -> None:
+    people = await kit.seed(2)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "done"
+    [event] = await events_of(kafka_topics, topics.DELIVERIES, alert_id, bool)
+    assert "test_of" not in event.data
+
+
 async def test_a_shard_task_without_a_committed_plan_is_skipped(rig: Rig, kit: Kit) -> None:
     people = await kit.seed(10)
     alert_id = await kit.create_alert(people.audience)
