@@ -105,7 +105,8 @@ async def sign_in(
         user = await session.scalar(select(User).where(User.name == name.strip()).with_for_update())
         if user is None:
             users.password_matches(None, password)  # the same cost as a known name
-            refusal = WrongCredentials("The name or the password is wrong.")
+            # and the same answer as a known name's first wrong password
+            refusal = WrongCredentials(_wrong_detail(1, settings))
             _audit(session, name, None, "signin.failed", {"reason": "unknown name"})
         else:
             refusal = _throttled(user, settings, now)
@@ -210,12 +211,14 @@ def _wrong(user: User, settings: GatewaySettings, now: datetime) -> SignInRefuse
             f"this account is locked until {user.locked_until:%H:%M:%S} UTC.",
             retry_after=lock.total_seconds(),
         )
-    left = settings.gateway_signin_lock_after - user.failed_signins
-    wait = slow_wait(user.failed_signins, settings)
+    return WrongCredentials(_wrong_detail(user.failed_signins, settings))
+
+
+def _wrong_detail(failed: int, settings: GatewaySettings) -> str:
+    left = settings.gateway_signin_lock_after - failed
+    wait = slow_wait(failed, settings)
     then = f" Wait {math.ceil(wait)} s before the next attempt." if wait else ""
-    return WrongCredentials(
-        f"The name or the password is wrong. {left} more wrong attempts lock the account.{then}"
-    )
+    return f"The name or the password is wrong. {left} more wrong attempts lock the account.{then}"
 
 
 def _open(session: AsyncSession, user: User, settings: GatewaySettings, now: datetime) -> SignedIn:

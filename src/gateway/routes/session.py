@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from common.models import WebSession
 from common.problems import Problem
 from gateway import signin
 from gateway.deps import FORM_TYPES, IdentityDep, SessionDep, StateDep
@@ -101,19 +102,20 @@ async def sign_in(
     response_model=SessionPublic,
     responses={401: problem_doc("No session, or it ended (signed out, expired, unused).")},
 )
-async def whoami(request: Request, principal: IdentityDep, state: StateDep) -> SessionPublic:
+async def whoami(principal: IdentityDep, session: SessionDep) -> SessionPublic:
     """The signed-in person (a key's caller is answered too, without a CSRF token)."""
     if principal.session_id is None:
         return SessionPublic(
             name=principal.name, role=principal.role, csrf_token="", expires_at=None
         )
-    token = request.cookies.get(state.settings.gateway_session_cookie, "")
-    async with state.sessions() as session:
-        found = await signin.principal(session, token, state.settings, datetime.now(UTC))
-    if found is None:  # it ended between the two reads
+    web = await session.get(WebSession, principal.session_id)
+    if web is None or web.ended_at is not None:  # it ended since `identify` read it
         raise Problem(401, "Unauthorized", "The session has ended; sign in again.")
     return SessionPublic(
-        name=principal.name, role=principal.role, csrf_token=found[1], expires_at=None
+        name=principal.name,
+        role=principal.role,
+        csrf_token=web.csrf_token,
+        expires_at=web.expires_at,
     )
 
 
