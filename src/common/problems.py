@@ -10,8 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
+# the methods a 405's `Allow` may name (RFC 9110's, and PATCH)
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
 class Problem(Exception):
@@ -88,7 +91,23 @@ async def _problem(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     # the exception's headers stay: a 405's `Allow` is required (RFC 9110)
-    return problem_response(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else ""
+    if allowed:
+        headers["Allow"] = allowed
+    return problem_response(exc.status_code, str(exc.detail), str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the first route whose path matched, but FastAPI
+    # has a route per method and `Allow` must list every method of the resource: ask the
+    # router which methods it would route for this path
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def install(app: FastAPI) -> None:

@@ -9,21 +9,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from gateway.config import GatewaySettings
 from gateway.main import create_app
+from gateway.schemas import AudienceIn
 
 
 @pytest.fixture(scope="module")
-def spec() -> dict[str, Any]:
-    """The document as `/openapi.json` serves it (built without a database or broker)."""
+def app() -> FastAPI:
+    """The gateway's app, not started: neither the document nor routing needs PostgreSQL or
+    Kafka."""
     settings = GatewaySettings(
         environment="test", tracking_secret=SecretStr("test-tracking-secret-0123456789")
     )
-    return create_app(settings).openapi()
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def spec(app: FastAPI) -> dict[str, Any]:
+    """The document as `/openapi.json` serves it."""
+    return app.openapi()
 
 
 def test_the_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
@@ -37,3 +50,66 @@ def test_the_event_stream_is_described_in_3_1_terms(spec: dict[str, Any]) -> Non
     assert "itemSchema" not in stream  # OpenAPI 3.2's keyword
     assert stream["schema"]["type"] == "string"
     assert "AlertPublic" in stream["schema"]["description"]
+
+
+# a value of each path parameter in the document
+PATH_VALUES = {
+    "{alert_id}": "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+    "{recipient}": "01012345678",
+    "{token}": "a-token",
+}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def test_every_405_allows_exactly_the_documented_methods(
+    app: FastAPI, spec: dict[str, Any]
+) -> None:
+    wrong: list[str] = []
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        for template, operations in spec["paths"].items():
+            path = template
+            for name, value in PATH_VALUES.items():
+                path = path.replace(name, value)
+            documented = {method.upper() for method in operations}
+            for method in sorted(set(METHODS) - documented):
+                answer = await client.request(method, path)
+                allowed = {m.strip() for m in answer.headers.get("allow", "").split(",")}
+                if answer.status_code != 405 or allowed != documented:
+                    wrong.append(
+                        f"{method} {path}: {answer.status_code}, Allow "
+                        f"{answer.headers.get('allow')!r}, documented {sorted(documented)}"
+                    )
+    assert not wrong, "\n".join(wrong)
+
+
+AUDIENCES = st.one_of(
+    st.sampled_from(["all", "All", "", None, 1, []]),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "all": st.sampled_from([True, False, None, "yes", 1]),
+            "districts": st.lists(st.sampled_from(["장안구", "권선구"]), max_size=2),
+            "tags": st.lists(st.sampled_from(["bus", "senior"]), max_size=2),
+            "everyone": st.just(True),
+        },
+    ),
+)
+
+
+def test_the_audience_schema_accepts_what_the_gateway_accepts(spec: dict[str, Any]) -> None:
+    schema = Draft202012Validator(spec["components"]["schemas"]["AudienceIn"])
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(AUDIENCES)
+    def agree(audience: object) -> None:
+        try:
+            AudienceIn.model_validate(audience)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = True
+        assert schema.is_valid(audience) == accepted, audience
+
+    agree()
+    assert not schema.is_valid({"all": False})  # the issue's case: an audience of nobody

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
 from common.db import asyncpg_dsn
@@ -27,6 +28,16 @@ from gateway.importer import (
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["subscribers"])
+
+
+class _RecipientConvertor(StringConvertor):
+    """A path segment that may be a recipient number: anything but `counts`, the sibling
+    resource, so `PUT /v1/subscribers/counts` is a 405 rather than a malformed number."""
+
+    regex = "(?!counts$)[^/]+"
+
+
+register_url_convertor("recipient", _RecipientConvertor())
 
 Recipient = Annotated[
     str,
@@ -121,7 +132,6 @@ def _found(subscriber: Subscriber | None, recipient: str) -> Subscriber:
     return subscriber
 
 
-# Before `/subscribers/{recipient}`, which would otherwise take "counts" for a number.
 @router.get("/subscribers/counts", summary="Subscribers by district and status")
 async def counts(session: SessionDep, _: ViewerDep) -> SubscriberCounts:
     """Active and opted-out subscribers, in all and per district."""
@@ -134,7 +144,7 @@ async def counts(session: SessionDep, _: ViewerDep) -> SubscriberCounts:
 
 
 @router.put(
-    "/subscribers/{recipient}",
+    "/subscribers/{recipient:recipient}",
     summary="Create or update a subscriber",
     responses={201: {"model": SubscriberPublic, "description": "Created"}},
 )
@@ -152,7 +162,7 @@ async def put_subscriber(
     return SubscriberPublic.model_validate(upserted.subscriber)
 
 
-@router.delete("/subscribers/{recipient}", summary="Opt a subscriber out")
+@router.delete("/subscribers/{recipient:recipient}", summary="Opt a subscriber out")
 async def delete_subscriber(
     recipient: Recipient, session: SessionDep, principal: OperatorDep
 ) -> SubscriberPublic:
@@ -169,7 +179,7 @@ async def delete_subscriber(
     return SubscriberPublic.model_validate(subscriber)
 
 
-@router.get("/subscribers/{recipient}", summary="One subscriber")
+@router.get("/subscribers/{recipient:recipient}", summary="One subscriber")
 async def get_subscriber(
     recipient: Recipient, session: SessionDep, _: ViewerDep
 ) -> SubscriberPublic:
@@ -196,7 +206,9 @@ _IMPORT_BODY: dict[str, Any] = {
     openapi_extra=_IMPORT_BODY,
     responses={400: {"description": "Unusable file"}, 415: {"description": "Not CSV/NDJSON"}},
 )
-async def import_file(request: Request, state: StateDep, _: OperatorDep) -> ImportReportPublic:
+async def import_file(
+    request: Request, state: StateDep, principal: OperatorDep
+) -> ImportReportPublic:
     """Stream the body into `subscribers`; bad lines are rejected by number, the rest kept."""
     try:
         fmt = format_of(request.headers.get("content-type"))
@@ -204,7 +216,10 @@ async def import_file(request: Request, state: StateDep, _: OperatorDep) -> Impo
         raise Problem(415, "Unsupported Media Type", str(exc)) from exc
     try:
         report = await import_subscribers(
-            asyncpg_dsn(state.settings.database_url), request.stream(), fmt
+            asyncpg_dsn(state.settings.database_url),
+            request.stream(),
+            fmt,
+            audit.Actor.of(principal),
         )
     except ImportRefused as exc:
         raise Problem(400, "Import refused", str(exc)) from exc
