@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -111,16 +112,39 @@ class ButtonIn(Strict):
     ]
 
 
+def _audience_schema(schema: dict[str, Any]) -> None:
+    # what `_all_as_string` and `_one_kind` accept, in JSON Schema, so a client generated
+    # from the document refuses an empty audience or one that is both kinds
+    target = {key: schema.pop(key) for key in ("type", "properties", "additionalProperties")}
+    target["anyOf"] = [
+        {
+            "properties": {
+                "all": {"const": True},
+                "districts": {"maxItems": 0},
+                "tags": {"maxItems": 0},
+            },
+            "required": ["all"],
+        },
+        {
+            "properties": {"all": {"const": False}, "districts": {"minItems": 1}},
+            "required": ["districts"],
+        },
+        {
+            "properties": {"all": {"const": False}, "tags": {"minItems": 1}},
+            "required": ["tags"],
+        },
+    ]
+    schema["anyOf"] = [{"type": "string", "const": "all"}, target]
+    schema["examples"] = ["all", {"districts": ["장안구"], "tags": ["bus"]}]
+
+
 class AudienceIn(Strict):
     """`"all"`, or a filter: active subscribers in one of `districts` (when given) and
     carrying one of `tags` (when given)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": ["all", {"districts": ["장안구"], "tags": ["bus"]}]},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_audience_schema)
 
-    all: bool = Field(False, description='Everyone; the string "all" means the same.')
+    all: StrictBool = Field(False, description='Everyone; the string "all" means the same.')
     districts: list[Name] = Field(default_factory=list, max_length=500)
     tags: list[Name] = Field(default_factory=list, max_length=500)
 
