@@ -268,7 +268,7 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = _now()
-    # the key's name today; a user's name once allim has users
+    # the user's name, `cli:<system user>` for a server command, `allim` for the gateway
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
     user_id: Mapped[int | None] = mapped_column(Integer)
     key_id: Mapped[int | None] = mapped_column(Integer)

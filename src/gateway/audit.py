@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,6 +76,33 @@ def record(
             alert_id=alert_id,
             detail=detail or {},
         )
+    )
+
+
+_INSERT = (
+    "INSERT INTO audit_log (actor, user_id, key_id, action, alert_id, detail)"
+    " VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
+)
+
+
+async def record_on(
+    connection: asyncpg.Connection,
+    actor: Actor,
+    action: str,
+    *,
+    alert_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """`record` for work done on a plain asyncpg connection (the subscriber import): the row
+    commits with the connection's transaction."""
+    await connection.execute(
+        _INSERT,
+        actor.name,
+        actor.user_id,
+        actor.key_id,
+        action,
+        alert_id,
+        orjson.dumps(detail or {}).decode(),
     )
 
 

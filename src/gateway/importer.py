@@ -29,6 +29,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from gateway import audit
 from gateway.subscribers import SubscriberError, check_district, check_recipient, check_tags
 
 Format = Literal["csv", "ndjson"]
@@ -278,8 +279,11 @@ WHERE subscribers.status = 'opted_out'
 """
 
 
-async def import_subscribers(dsn: str, chunks: AsyncIterable[bytes], fmt: Format) -> ImportReport:
-    """Import a streamed body into `subscribers` over a connection to `dsn` (plain asyncpg DSN).
+async def import_subscribers(
+    dsn: str, chunks: AsyncIterable[bytes], fmt: Format, actor: audit.Actor
+) -> ImportReport:
+    """Import a streamed body into `subscribers` over a connection to `dsn` (plain asyncpg DSN),
+    audited as `actor`'s `subscribers.import` in the same transaction.
 
     Raises `ImportRefused` when the file as a whole is unusable; nothing is changed then.
     """
@@ -299,6 +303,14 @@ async def import_subscribers(dsn: str, chunks: AsyncIterable[bytes], fmt: Format
             duplicate_count = duplicates[0]["total"] if duplicates else 0
             upserted = await connection.fetchrow(_UPSERT)
             opted_out = await connection.fetchval(_OPTED_OUT)
+            detail = {
+                "format": fmt,
+                "staged": staged,
+                "duplicates": duplicate_count,
+                "created": upserted["created"],
+                "updated": upserted["updated"],
+            }
+            await audit.record_on(connection, actor, "subscribers.import", detail=detail)
     finally:
         await connection.close()
     assert upserted is not None  # an aggregate always has one row

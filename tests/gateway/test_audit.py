@@ -181,6 +181,33 @@ async def test_an_opt_out_is_recorded(
     assert row["detail"] == {"recipient_no": recipient, "subscriber_id": put.json()["id"]}
 
 
+async def test_an_import_is_recorded_and_a_refused_one_is_not(
+    client: httpx.AsyncClient, approver: dict[str, str], engine: AsyncEngine
+) -> None:
+    name, user_id, key_id, headers = await _own_operator(engine)
+    numbers = ["010" + str(uuid.uuid4().int)[:8] for _ in range(2)]
+    csv = "recipient_no,district,tags\n" + "".join(f"{n},장안구,\n" for n in numbers)
+    csv_headers = headers | {"Content-Type": "text/csv"}
+    refused = await client.post(
+        "/v1/subscribers:import", content="wrong,header\n1,2\n", headers=csv_headers
+    )
+    assert refused.status_code == 400
+    imported = await client.post(
+        "/v1/subscribers:import", content=csv + f"{numbers[0]},장안구,\n", headers=csv_headers
+    )
+    assert imported.status_code == 200, imported.text
+    page = await client.get("/v1/audit", params={"actor": name}, headers=approver)
+    [row] = page.json()["items"]
+    assert (row["action"], row["user_id"], row["key_id"]) == ("subscribers.import", user_id, key_id)
+    assert row["detail"] == {
+        "format": "csv",
+        "staged": 3,
+        "duplicates": 1,
+        "created": 2,
+        "updated": 0,
+    }
+
+
 async def test_the_table_refuses_update_delete_and_truncate(
     client: httpx.AsyncClient, engine: AsyncEngine, alert_json: AlertJson
 ) -> None:
