@@ -47,7 +47,7 @@ def _password(args: argparse.Namespace) -> str | None:
     if getattr(args, "no_password", False):
         return None
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
         raise SystemExit("Give the password on standard input with --password-stdin.")
     first = getpass.getpass("Password: ")

@@ -6,7 +6,7 @@ migration 0004). `page` reads it newest first, by keyset on the row id.
 
 Actions: `alert.create`, `alert.approve`, `alert.reject`, `alert.expire`, `alert.test`,
 `alert.cancel`, `signin`, `signin.failed`, `signin.refused`, `signout`, `user.create`,
-`user.password`, `user.disable`, `key.create`, `key.revoke`, `subscriber.opt_out`,
+`user.password`, `user.unlock`, `user.disable`, `key.create`, `key.revoke`, `subscriber.opt_out`,
 `subscribers.import`.
 """
 

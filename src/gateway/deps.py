@@ -23,6 +23,7 @@ from gateway.users import PERMISSIONS, Permission, may
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An allim API key")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_FORM_BYTES = 64 * 1024
 
 
 def get_state(request: Request) -> GatewayState:
@@ -89,7 +90,11 @@ async def _presented_csrf(request: Request) -> str | None:
     header = request.headers.get(signin.CSRF_HEADER)
     if header is not None:
         return header
-    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    length = request.headers.get("content-length", "")
+    # a form is read for its token only when it says how long it is and is small: a large
+    # or unbounded body is not parsed before the caller is known
+    if media_type in FORM_TYPES and length.isdigit() and int(length) <= MAX_FORM_BYTES:
         value = (await request.form()).get(signin.CSRF_FIELD)
         return value if isinstance(value, str) else None
     return None

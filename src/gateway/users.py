@@ -27,6 +27,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import User
@@ -115,7 +116,10 @@ async def create(session: AsyncSession, name: str, role: str, password: str | No
         password_hash=hash_password(password) if password is not None else None,
     )
     session.add(user)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # created by someone else between the look-up and now
+        raise InvalidUser(f"A user named '{checked}' exists already.") from exc
     return user
 
 
