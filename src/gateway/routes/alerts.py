@@ -191,7 +191,8 @@ async def list_alerts(
     session: SessionDep,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Alerts per page.")] = None,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+        str | None,
+        Query(pattern=cursors.ALERTS_PATTERN, description="`next_cursor` of the previous page."),
     ] = None,
     status: Annotated[AlertStatus | None, Query(description="Only alerts in this status.")] = None,
     test_of: Annotated[
@@ -210,11 +211,13 @@ async def list_alerts(
     if status is not None:
         query = query.where(Alert.status == status)
     if cursor is not None:
-        created_at, alert_id = _decode_cursor(cursor)
+        created_at, alert_id = cursors.decode_alerts(cursor)
         query = query.where(tuple_(Alert.created_at, Alert.id) < tuple_(created_at, alert_id))
     rows = (await session.execute(query)).all()
     items = [alert_views.public(*row) for row in rows[:size]]
-    next_cursor = _encode_cursor(items[-1]) if len(rows) > size else None
+    next_cursor = (
+        cursors.encode_alerts(items[-1].created_at, items[-1].id) if len(rows) > size else None
+    )
     return AlertPage(items=items, next_cursor=next_cursor)
 
 
@@ -404,15 +407,3 @@ def _parse_cap(body: bytes, state: GatewayState) -> cap.CapAlert:
         raise Problem(400, "Bad Request", str(exc)) from exc
     except cap.CapInvalid as exc:
         raise Problem(422, "Invalid CAP alert", str(exc), errors=exc.errors) from exc
-
-
-def _encode_cursor(alert: AlertPublic) -> str:
-    return cursors.encode(alert.created_at.isoformat(), str(alert.id))
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    created_at, alert_id = cursors.decode(cursor, 2)
-    try:
-        return datetime.fromisoformat(created_at), uuid.UUID(alert_id)
-    except ValueError as exc:
-        raise cursors.invalid(cursor) from exc

@@ -68,28 +68,20 @@ async def list_audit(
     ] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Rows per page.")] = None,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+        str | None,
+        Query(pattern=cursors.AUDIT_PATTERN, description="`next_cursor` of the previous page."),
     ] = None,
 ) -> AuditPage:
     """One page of audit rows; keyset pagination on the row id."""
     rows = await audit.page(
         session,
         audit.AuditFilter(alert_id=alert_id, actor=actor, action=action),
-        before=_decode_cursor(cursor) if cursor is not None else None,
+        before=cursors.decode_audit(cursor) if cursor is not None else None,
         limit=limit or state.settings.gateway_page_limit,
     )
     return AuditPage(
         items=[AuditEntryPublic.model_validate(entry) for entry in rows.entries],
-        next_cursor=_encode_cursor(rows.next_before) if rows.next_before is not None else None,
+        next_cursor=(
+            cursors.encode_audit(rows.next_before) if rows.next_before is not None else None
+        ),
     )
-
-
-def _encode_cursor(before: int) -> str:
-    return cursors.encode("audit", str(before))
-
-
-def _decode_cursor(cursor: str) -> int:
-    kind, before = cursors.decode(cursor, 2)
-    if kind != "audit" or not before.isdigit():
-        raise cursors.invalid(cursor)
-    return int(before)
