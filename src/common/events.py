@@ -58,7 +58,8 @@ class EventError(ValueError):
 
 @dataclass(slots=True)  # made per consumed record: not frozen, whose __init__ costs more
 class CloudEvent:
-    """One CloudEvent; `id` must be stable for the fact it reports (consumers dedupe by it)."""
+    """One CloudEvent; `id` names it: the same event published again keeps its id (consumers
+    dedupe by it), and two different events never share one (docs/events.md)."""
 
     type: str
     source: str
