@@ -115,6 +115,11 @@ class Contract:
         data = event.get_data()
         key = record.key.decode() if record.key is not None else None
         problems = [f"{where} data {p}" for p in self.problems(f"{message}/payload", data)]
+        if isinstance(data, dict):
+            # consumers must tolerate new fields, so the schemas allow them; allim's own
+            # records carry none that the document does not describe
+            documented = self.at(f"{message}/payload/properties")
+            problems += [f"{where} data: '{f}' is not documented" for f in data.keys() - documented]
         problems += [f"{where} key {p}" for p in self.problems(self.key(message), key)]
         if not isinstance(data, dict) or key is None:
             return Checked(None, problems or [f"{where}: no data object or no key"])

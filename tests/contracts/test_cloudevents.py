@@ -113,6 +113,7 @@ def test_the_check_refuses_what_breaks_the_contract(contract: Contract) -> None:
     for record in (
         _Record(topics.ENGAGEMENT, str(alert).encode(), tap(subscriber_id="seven")),
         _Record(topics.ENGAGEMENT, str(alert).encode(), tap(tapped_at="yesterday")),
+        _Record(topics.ENGAGEMENT, str(alert).encode(), tap(undocumented=1)),
         _Record(topics.ENGAGEMENT, b"not-the-alert", tap()),
         _Record(topics.ENGAGEMENT, None, tap()),
         _Record(topics.DELIVERIES, str(alert).encode(), tap()),  # a tap on another channel
