@@ -169,14 +169,15 @@ def _document_errors(operation: dict[str, Any]) -> None:
 
 
 def _streams_as_3_1(operation: dict[str, Any]) -> None:
-    """A stream's media type as OpenAPI 3.1 has it: a `schema`, not 3.2's `itemSchema`.
+    """A stream's media type as OpenAPI 3.1 has it: `schema` describes each item.
 
-    FastAPI writes `itemSchema` for a streaming route in a 3.1.0 document, which validators
-    and client generators refuse; the route describes each item in its `schema` instead."""
+    FastAPI writes 3.2's `itemSchema` for a streaming route into a 3.1.0 document, which
+    validators and client generators refuse; a route's own `schema` for its items stays."""
     for response in operation.get("responses", {}).values():
         for media in response.get("content", {}).values():
-            if media.pop("itemSchema", None) is not None:
-                media.setdefault("schema", {"type": "string"})
+            item = media.pop("itemSchema", None)
+            if item is not None:
+                media.setdefault("schema", item)
 
 
 def app_from_environment() -> FastAPI:

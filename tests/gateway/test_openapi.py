@@ -48,8 +48,11 @@ def test_the_event_stream_is_described_in_3_1_terms(spec: dict[str, Any]) -> Non
     content = spec["paths"]["/v1/alerts/{alert_id}/events"]["get"]["responses"]["200"]["content"]
     stream = content["text/event-stream"]
     assert "itemSchema" not in stream  # OpenAPI 3.2's keyword
-    assert stream["schema"]["type"] == "string"
-    assert "AlertPublic" in stream["schema"]["description"]
+    event = stream["schema"]  # each event, as 3.1 tools read a stream's schema
+    assert event["properties"]["event"]["enum"] == ["progress", "end"]
+    data = event["properties"]["data"]
+    assert data["contentMediaType"] == "application/json"
+    assert data["contentSchema"] == {"$ref": "#/components/schemas/AlertPublic"}
 
 
 # a value of each path parameter in the document

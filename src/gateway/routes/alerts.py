@@ -279,13 +279,20 @@ async def _existing(alert_id: uuid.UUID, state: StateDep) -> AlertPublic:
             ),
             "content": {
                 "text/event-stream": {
+                    # OpenAPI 3.1 has no `itemSchema`: a stream's `schema` describes each event
                     "schema": {
-                        "type": "string",
-                        "description": (
-                            "Server-sent events: each has `event` (`progress`, or `end` for "
-                            "the last), `id` (1, 2, ...) and `data`, the alert as an "
-                            "`AlertPublic` JSON object."
-                        ),
+                        "type": "object",
+                        "description": "One event of the stream.",
+                        "properties": {
+                            "event": {"type": "string", "enum": ["progress", "end"]},
+                            "id": {"type": "string", "description": "1, 2, ... as sent."},
+                            "data": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": {"$ref": "#/components/schemas/AlertPublic"},
+                            },
+                        },
+                        "required": ["event", "id", "data"],
                     }
                 }
             },
