@@ -27,6 +27,7 @@ from gateway.outbox import OutboxRelay
 from gateway.routes import (
     alerts,
     audit,
+    console,
     decisions,
     health,
     session,
@@ -123,6 +124,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(audit.router)
     app.include_router(tracking.create_router(settings, metrics))
+    app.include_router(console.create_router())
 
     app.add_middleware(RequestMetrics, metrics=metrics)
 

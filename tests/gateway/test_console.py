@@ -1,0 +1,329 @@
+"""The operator console in a real browser: Debian's Chromium driven by Playwright, against
+the real gateway served over HTTP on the session's PostgreSQL and Kafka, with approval on.
+
+People are made per module with passwords (a uuid in each name, since the session's
+database is shared). Every wait is Playwright's `expect`, which polls the page until the
+condition holds or its timeout passes; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    async_playwright,
+    expect,
+)
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.serving import served
+
+from common.db import session_factory
+from common.models import Subscriber, User
+from gateway import users
+from gateway.auth import create_key
+from gateway.config import GatewaySettings
+from gateway.main import create_app
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_SCRIPT = ROOT / "deploy" / "local" / "chromium" / "chromium.sh"
+PASSWORD = "typhoon shelter 2026"
+# Playwright's own waits: long enough for a loaded 2-core machine, short for a broken page
+expect.set_options(timeout=10_000)
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    key: str  # an API key of the same user, for what the test sets up without the browser
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str
+    operator: Person
+    approver: Person
+    second_approver: Person
+
+
+async def _person(engine: AsyncEngine, role: str) -> Person:
+    name = f"console {role} {uuid.uuid4().hex[:8]}"
+    async with session_factory(engine)() as session, session.begin():
+        user: User = await users.create(session, name, role, PASSWORD)
+        key = await create_key(session, user, "console test")
+    return Person(name, key)
+
+
+@pytest.fixture(scope="module")
+async def console(
+    gateway_settings: GatewaySettings, seeded_subscribers: list[str], engine: AsyncEngine
+) -> AsyncIterator[Console]:
+    """A gateway that needs approval, served over HTTP, and three people with passwords."""
+    settings = gateway_settings.model_copy(
+        update={"gateway_approval_required": True, "gateway_approval_sweep_seconds": 3600.0}
+    )
+    app = create_app(settings)
+    people = [await _person(engine, role) for role in ("operator", "approver", "approver")]
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app.state.gateway.kafka.ready.wait(), 60)
+        async with served(app) as url:
+            yield Console(url, *people)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of Debian's Chromium, which deploy/local/chromium/chromium.sh installs when
+    it is missing (Playwright's own browser downloads are not used)."""
+    found = subprocess.run([str(CHROMIUM_SCRIPT)], check=True, capture_output=True, text=True)
+    return found.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    """Chromium, headless, driven by Playwright."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile (no cookies) for one test; console errors fail the test."""
+    ctx = await browser.new_context(locale="ko-KR", timezone_id="Asia/Seoul")
+    yield ctx
+    await ctx.close()
+
+
+def _watch_errors(page: Page) -> list[str]:
+    """What goes wrong in the page's scripts: uncaught errors and logged errors (an answer
+    the console expects, such as a 401 or a 422, is logged by the browser itself as a
+    resource that failed to load, and is left out)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def logged(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("console", logged)
+    return errors
+
+
+async def _sign_in(page: Page, console: Console, person: Person) -> None:
+    await page.goto(f"{console.url}/console/")
+    await page.get_by_label("이름", exact=True).fill(person.name)
+    await page.get_by_label("비밀번호", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="로그인").click()
+    await expect(page.locator("#who")).to_contain_text(person.name)
+
+
+async def _pending_alert(console: Console, author: Person, title: str) -> str:
+    """An alert `author` created through the API; it waits for approval."""
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        answer = await http.post(
+            "/v1/alerts",
+            headers={"X-API-Key": author.key},
+            json={
+                "title": title,
+                "body": "시험용 본문입니다.",
+                "category": "public",
+                "audience": {"districts": ["장안구"]},
+            },
+        )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "pending_approval"
+    return str(answer.json()["id"])
+
+
+async def _active_in(engine: AsyncEngine, district: str) -> int:
+    async with session_factory(engine)() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Subscriber)
+            .where(Subscriber.district == district, Subscriber.status == "active")
+        )
+    return int(count or 0)
+
+
+async def test_compose_submit_approve_and_audit(
+    console: Console, context: BrowserContext, browser: Browser, engine: AsyncEngine
+) -> None:
+    page = await context.new_page()
+    errors = _watch_errors(page)
+    answer = await page.goto(f"{console.url}/console/")
+    assert answer is not None
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    await expect(page.locator("html")).to_have_attribute("lang", "ko")
+
+    # a wrong password is said so, then the right one signs in
+    await page.get_by_label("이름", exact=True).fill(console.operator.name)
+    await page.get_by_label("비밀번호", exact=True).fill("not the password")
+    await page.get_by_role("button", name="로그인").click()
+    await expect(page.locator("#signin-error")).to_have_text("이름 또는 비밀번호가 틀렸습니다.")
+    await page.get_by_label("비밀번호", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="로그인").click()
+    await expect(page.get_by_role("heading", name="알림 목록")).to_be_visible()
+
+    # compose: a title past the dealer's 50 characters is refused next to its field
+    await page.get_by_role("link", name="새 알림 작성").click()
+    await expect(page.get_by_role("heading", name="알림 작성")).to_be_visible()
+    await page.locator("#title").fill("가" * 51)
+    await expect(page.locator("#title-count")).to_have_text("51 / 50자")
+    await expect(page.locator("#err-title")).to_be_visible()
+    await expect(page.locator("#err-title")).to_contain_text("50")
+    await expect(page.locator("#title")).to_have_attribute("aria-invalid", "true")
+    title = f"태풍 대비 안내 {uuid.uuid4().hex[:6]}"
+    await page.locator("#title").fill(title)
+    await page.locator("#body").fill("내일 오후 태풍이 지나갑니다.\n외출을 삼가세요.")
+    await expect(page.locator("#err-title")).to_be_hidden()
+    await expect(page.locator(".kakao-title")).to_have_text(title)
+
+    # the audience: choosing districts with none ticked reaches nobody; one district's
+    # count is the database's
+    await page.get_by_label("지역·태그로 선택").check()
+    await expect(page.locator("#err-audience")).to_be_visible()
+    await page.get_by_label("장안구").check()
+    expected = await _active_in(engine, "장안구")
+    await expect(page.locator("#recipient-count")).to_have_text(f"{expected:,}")
+    await expect(page.locator("#err-audience")).to_be_hidden()
+
+    await page.get_by_role("button", name="승인 요청").click()
+    await expect(page.locator("#alert-title")).to_have_text(title)
+    alert_id = page.url.rsplit("/", 1)[-1]
+    await expect(page.locator(".title-row .badge")).to_have_text("승인 대기")
+    # the author is told it waits for someone else, and offered no approval
+    await expect(page.locator("#own-alert")).to_be_visible()
+    await expect(page.locator("#review-link")).to_have_count(0)
+
+    # a second session of the operator watches the alert live while it is approved
+    watcher = await browser.new_context(locale="ko-KR", timezone_id="Asia/Seoul")
+    try:
+        watching = await watcher.new_page()
+        await _sign_in(watching, console, console.operator)
+        await watching.goto(f"{console.url}/console/#/alerts/{alert_id}")
+        await expect(watching.locator("#stream-state")).to_have_text("실시간으로 갱신 중")
+
+        await page.get_by_role("button", name="로그아웃").click()
+        await expect(page.get_by_role("heading", name="로그인")).to_be_visible()
+        await page.get_by_label("이름", exact=True).fill(console.approver.name)
+        await page.get_by_label("비밀번호", exact=True).fill(PASSWORD)
+        await page.get_by_role("button", name="로그인").click()
+
+        # what waits for my approval lists it; the review shows it as recipients see it
+        await page.goto(f"{console.url}/console/#/alerts?view=mine")
+        row = page.locator(f'tr[data-id="{alert_id}"]')
+        await expect(row).to_be_visible()
+        await row.get_by_role("link", name="검토").click()
+        await expect(page.get_by_role("heading", name="승인 검토")).to_be_visible()
+        await expect(page.locator("#author")).to_have_text(console.operator.name)
+        await expect(page.locator(".kakao-title")).to_have_text(title)
+        await expect(page.locator("#review-recipients")).to_have_text(f"{expected:,}명")
+        await page.get_by_role("button", name="승인하고 발송").click()
+
+        await expect(page.locator("#alert-title")).to_have_text(title)
+        await expect(page.locator(".title-row .badge")).to_have_text("발송 대기")
+        await expect(page.locator("progress")).to_have_count(1)
+        # the watcher's page moved on by itself, through the event stream
+        await expect(watching.locator(".title-row .badge")).to_have_text("발송 대기")
+    finally:
+        await watcher.close()
+
+    # the alert's audit trail and the audit page name each action and who did it
+    trail = page.locator("#trail-table")
+    await expect(trail.locator("tr", has_text="알림 작성")).to_contain_text(console.operator.name)
+    await expect(trail.locator("tr", has_text="승인")).to_contain_text(console.approver.name)
+    await page.get_by_role("link", name="감사 기록").click()
+    await page.get_by_label("알림", exact=True).fill(alert_id)
+    await page.get_by_role("button", name="찾기").click()
+    table = page.locator("#audit-table")
+    await expect(table.locator("tbody tr")).to_have_count(2)
+    await expect(table.locator("tbody tr").nth(0)).to_contain_text("승인")
+    await expect(table.locator("tbody tr").nth(1)).to_contain_text("알림 작성")
+    await page.get_by_label("알림", exact=True).fill("")
+    await page.get_by_label("누가").fill(console.operator.name)
+    await page.get_by_label("무엇을").select_option("signin")
+    await page.get_by_role("button", name="찾기").click()
+    await expect(table.locator("tbody tr")).to_have_count(2)  # the operator signed in twice
+    assert errors == [], errors
+
+
+async def test_an_author_sees_no_approve_button(
+    console: Console, context: BrowserContext, browser: Browser
+) -> None:
+    alert_id = await _pending_alert(console, console.approver, "본인 알림 검토")
+    page = await context.new_page()
+    await _sign_in(page, console, console.approver)
+    await page.goto(f"{console.url}/console/#/alerts/{alert_id}/review")
+    await expect(page.locator("#no-decision")).to_contain_text("본인이 작성한 알림")
+    await expect(page.get_by_role("button", name="승인하고 발송")).to_have_count(0)
+    await page.goto(f"{console.url}/console/#/alerts/{alert_id}")
+    await expect(page.locator("#own-alert")).to_be_visible()
+    await expect(page.locator("#review-link")).to_have_count(0)
+
+    # another approver is offered it, and rejects it with a reason
+    other = await browser.new_context(locale="ko-KR", timezone_id="Asia/Seoul")
+    try:
+        second = await other.new_page()
+        await _sign_in(second, console, console.second_approver)
+        await second.goto(f"{console.url}/console/#/alerts/{alert_id}/review")
+        await second.get_by_role("button", name="반려").click()
+        await expect(second.locator("#err-reason")).to_be_visible()
+        await second.get_by_label("반려 사유", exact=True).fill("지역이 틀렸습니다")
+        await second.get_by_role("button", name="반려").click()
+        await expect(second.locator(".title-row .badge")).to_have_text("반려됨")
+        await expect(second.locator(".notice").first).to_contain_text("지역이 틀렸습니다")
+    finally:
+        await other.close()
+
+
+async def test_typed_markup_is_shown_as_text_and_changes_need_the_csrf_token(
+    console: Console, context: BrowserContext
+) -> None:
+    title = "<img src=x onerror=window.pwned=1><b>태풍</b>"
+    alert_id = await _pending_alert(console, console.operator, title)
+    page = await context.new_page()
+    errors = _watch_errors(page)
+    await _sign_in(page, console, console.operator)
+    await page.goto(f"{console.url}/console/#/alerts/{alert_id}")
+    await expect(page.locator("#alert-title")).to_have_text(title)
+    assert await page.evaluate("window.pwned") is None
+    await page.goto(f"{console.url}/console/#/alerts")
+    await expect(page.locator(f'tr[data-id="{alert_id}"] td').first).to_contain_text(title)
+    assert await page.evaluate("window.pwned") is None
+
+    # the session's cookie alone changes nothing: a change without the token is refused
+    status = await page.evaluate(
+        "async (id) => (await fetch(`/v1/alerts/${id}/cancel`, {method: 'POST'})).status",
+        alert_id,
+    )
+    assert status == 403
+    await page.reload()
+    await expect(page.locator(f'tr[data-id="{alert_id}"] .badge').first).to_have_text("승인 대기")
+
+    # cancel behind its confirmation: "돌아가기" keeps it, the confirmation cancels
+    await page.goto(f"{console.url}/console/#/alerts/{alert_id}")
+    await page.get_by_role("button", name="발송 취소").click()
+    await page.locator("dialog").get_by_role("button", name="돌아가기").click()
+    await expect(page.locator("dialog")).to_have_count(0)
+    await expect(page.locator(".title-row .badge")).to_have_text("승인 대기")
+    await page.get_by_role("button", name="발송 취소").click()
+    await page.locator("dialog").get_by_role("button", name="발송 취소").click()
+    await expect(page.locator(".title-row .badge")).to_have_text("취소됨")
+    await expect(page.locator("#stream-state")).to_have_text("발송이 끝났습니다.")
+    assert errors == [], errors
