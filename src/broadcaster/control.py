@@ -80,6 +80,10 @@ class Control:
         self._cancelled = _Remembered(remembered)
         self._paused = _Remembered(remembered)
         self._running: Counter[uuid.UUID] = Counter()
+        # when a running alert was last paused or resumed here (the loop's clock): the poll
+        # of the alerts table only corrects what changed before its read began
+        self._changed_at: dict[uuid.UUID, float] = {}
+        self._waiting: Counter[uuid.UUID] = Counter()  # shards waiting for a resume
         self.changes = Changes()  # a cancel, a pause or a resume
 
     def is_cancelled(self, alert_id: uuid.UUID) -> bool:
@@ -96,12 +100,34 @@ class Control:
         """Apply an operator's command from `alerts.control`."""
         if command.action == "cancel":
             self.cancel(command.alert_id)
-        elif command.action == "pause":
-            if command.alert_id not in self._cancelled:
-                self._paused.add(command.alert_id, self._running)
         else:
-            self._paused.discard(command.alert_id)
+            self.hold(command.alert_id, command.action == "pause")
+
+    def hold(self, alert_id: uuid.UUID, paused: bool) -> None:
+        """Pause the alert's batches here (`paused`), or let them go again."""
+        if paused and alert_id not in self._cancelled:
+            self._paused.add(alert_id, self._running)
+        elif not paused:
+            self._paused.discard(alert_id)
+        if alert_id in self._running:
+            self._changed_at[alert_id] = asyncio.get_running_loop().time()
         self.changes.changed()
+
+    def waiting(self, alert_id: uuid.UUID, delta: int) -> None:
+        """A shard of the alert starts (1) or stops (-1) waiting for a resume here."""
+        self._waiting[alert_id] += delta
+        if self._waiting[alert_id] <= 0:
+            del self._waiting[alert_id]
+
+    def held_shards(self, alert_id: uuid.UUID | None = None) -> int:
+        """Shards waiting for a resume here: of one alert, or of all."""
+        if alert_id is not None:
+            return self._waiting[alert_id]
+        return sum(self._waiting.values())
+
+    def changed_since(self, alert_id: uuid.UUID, when: float) -> bool:
+        """Whether the alert was paused or resumed here at or after `when` (the loop's clock)."""
+        return self._changed_at.get(alert_id, float("-inf")) >= when
 
     def is_paused(self, alert_id: uuid.UUID) -> bool:
         """True while an operator holds the alert paused (and has not cancelled it)."""
@@ -116,6 +142,7 @@ class Control:
         self._running[alert_id] -= 1
         if self._running[alert_id] <= 0:
             del self._running[alert_id]
+            self._changed_at.pop(alert_id, None)
 
     def watched(self) -> list[uuid.UUID]:
         """The alerts with shards running here, whose status the database poll reads."""

@@ -1,8 +1,10 @@
 """The control feed: keeps a process's `Control` current from two sources.
 
 Every sender reads all of `alerts.control` (operators' cancel, pause and resume), and reads
-the alerts table every poll interval for the alerts it is sending, so a cancel reaches a
-running broadcast within one poll interval even when its control record is lost. Both loops
+the alerts table every poll interval for the alerts it is sending, so a cancel, a pause or
+a resume reaches a running broadcast within one poll interval even when its control record
+is lost. The gateway commits the table before it publishes the record, so the poll corrects
+a pause or resume only when its read began after the last one applied here. Both loops
 run under the process's supervisor, which retries them after a Kafka or database error.
 """
 
@@ -29,20 +31,30 @@ logger = logging.getLogger(__name__)
 class AlertStatuses(Protocol):
     """What the feed reads from the store."""
 
-    async def cancelled_among(self, alert_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Those of `alert_ids` that are cancelled (or failed) in the alerts table."""
+    async def stopped_among(
+        self, alert_ids: Sequence[uuid.UUID]
+    ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Those of `alert_ids` that are cancelled (or failed), and those paused."""
         ...
 
 
 async def poll(control: Control, store: AlertStatuses) -> None:
-    """Read once which alerts running here the alerts table says are cancelled or failed."""
+    """Read once which alerts running here the alerts table says are cancelled or failed,
+    or paused, and make this process agree."""
     watched = control.watched()
     if not watched:
         return
-    for alert_id in await store.cancelled_among(watched):
+    started = asyncio.get_running_loop().time()
+    cancelled, paused = await store.stopped_among(watched)
+    for alert_id in cancelled:
         if not control.is_cancelled(alert_id):
             logger.info("alert %s is cancelled in the database", alert_id)
             control.cancel(alert_id)
+    for alert_id in watched:
+        held = alert_id in paused
+        if control.is_paused(alert_id) != held and not control.changed_since(alert_id, started):
+            logger.info("alert %s is %s in the database", alert_id, "paused" if held else "resumed")
+            control.hold(alert_id, held)
 
 
 async def poll_forever(

@@ -85,10 +85,24 @@ class Gate:
 
     async def wait(self) -> Verdict:
         """Wait while urgent shards go first or the alert is paused; then say what may go."""
-        while not self.halted() and self._blocked():
-            await self._first(
-                self.stopping.wait(), self.control.changes.wait(), self.priority.changes.wait()
-            )
+        while not self.halted() and self._blocked() and not self.expired():
+            waits: list[Awaitable[object]] = [
+                self.stopping.wait(),
+                self.control.changes.wait(),
+                self.priority.changes.wait(),
+            ]
+            if self.expires_at is not None:
+                # a pause past the expiry ends there, not at the resume
+                left = (self.expires_at - self.wall_clock()).total_seconds()
+                waits.append(self.clock.sleep(max(left, 0.0)))
+            paused = self.control.is_paused(self.alert_id)
+            if paused:
+                self.control.waiting(self.alert_id, 1)
+            try:
+                await self._first(*waits)
+            finally:
+                if paused:
+                    self.control.waiting(self.alert_id, -1)
         if self.expired():
             return "expired"
         if self.halted():

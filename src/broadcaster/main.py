@@ -220,6 +220,7 @@ async def _senders(
     provider = make_provider(settings, client)
     quiet = quiet_hours(settings)
     control = Control()
+    metrics.shards_paused.set_function(control.held_shards)
     deps = SenderDeps(
         store=store,
         provider=provider,

@@ -123,6 +123,11 @@ class BroadcasterMetrics:
             "Shards this process holds until quiet hours end",
             registry=r,
         )
+        self.shards_paused = Gauge(
+            "allim_broadcaster_shards_paused",
+            "Shards this process holds because an operator paused their alert",
+            registry=r,
+        )
         self.shards = Counter(
             "allim_broadcaster_shards_total",
             "Shards finished by this process, by outcome",

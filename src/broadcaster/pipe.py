@@ -109,6 +109,9 @@ class ShardPipe:
                 return await self._cancel()
             self._start(shard, connection, info)
             self.deps.control.running(self.alert_id)
+            if state.paused:
+                # paused before this sender started (or restarted): held from the first batch
+                self.deps.control.hold(self.alert_id, True)
             try:
                 return await self._send(shard)
             finally:
@@ -295,7 +298,11 @@ class ShardPipe:
     def _expire(self) -> None:
         """The alert's `expires_at` passed: stop its unsent batches; it fails once settled."""
         if self._failure is None:
-            self._failure = "expired before every recipient was sent to"
+            self._failure = (
+                "expired while paused, before every recipient was sent to"
+                if self.deps.control.is_paused(self.alert_id)
+                else "expired before every recipient was sent to"
+            )
             logger.warning(
                 "alert %s expired while sending; its unsent batches stop",
                 self.alert_id,

@@ -95,6 +95,7 @@ class Counters:
     failed: int
     reason: str | None = None  # `alerts.status_reason`: the gateway's words for a cancel
     test_of: uuid.UUID | None = None  # a test send's parent alert
+    paused: bool = False  # an operator holds it paused (when the store read that)
 
 
 def counters_of(row: Mapping[str, Any], category: Category | None = None) -> Counters:
@@ -108,6 +109,7 @@ def counters_of(row: Mapping[str, Any], category: Category | None = None) -> Cou
         row["failed"],
         row.get("status_reason"),
         row.get("test_of"),
+        bool(row.get("paused")),
     )
 
 

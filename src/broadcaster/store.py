@@ -75,8 +75,8 @@ class Store:
     async def counters(self, alert_id: uuid.UUID) -> Counters | None:
         """The alert's status and counters."""
         row = await self.pool.fetchrow(
-            "SELECT status, category, targeted, delivered, failed, test_of FROM alerts"
-            " WHERE id = $1",
+            "SELECT status, category, targeted, delivered, failed, test_of,"
+            " paused_at IS NOT NULL AS paused FROM alerts WHERE id = $1",
             alert_id,
         )
         if row is None:
@@ -96,14 +96,17 @@ class Store:
             return None
         return counters_of(row)
 
-    async def cancelled_among(self, alert_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Those of `alert_ids` that are cancelled (or failed) in the alerts table."""
+    async def stopped_among(
+        self, alert_ids: Sequence[uuid.UUID]
+    ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Those of `alert_ids` that are cancelled (or failed) in the alerts table, and those
+        an operator holds paused."""
         rows = await self.pool.fetch(
-            "SELECT id FROM alerts WHERE id = ANY($1::uuid[])"
-            " AND status IN ('cancelled', 'failed')",
+            "SELECT id, status IN ('cancelled', 'failed') AS cancelled,"
+            " paused_at IS NOT NULL AS paused FROM alerts WHERE id = ANY($1::uuid[])",
             list(alert_ids),
         )
-        return {r["id"] for r in rows}
+        return {r["id"] for r in rows if r["cancelled"]}, {r["id"] for r in rows if r["paused"]}
 
     # -- planning -------------------------------------------------------------------------
 

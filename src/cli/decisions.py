@@ -1,7 +1,9 @@
-"""`allim approve ID`, `allim reject ID --reason TEXT` and `allim test ID`.
+"""The commands that act on one alert by its id: `allim approve ID`, `allim reject ID
+--reason TEXT`, `allim test ID`, `allim pause ID` and `allim resume ID`.
 
 They talk to the gateway over HTTP like `allim send`: approving and rejecting need an
-approver's key who did not write the alert; a test send needs an operator's key.
+approver's key who did not write the alert; a test send, a pause and a resume an
+operator's.
 
 Exit status: 0 done, 1 refused or unreachable (the gateway's reason is printed).
 """
@@ -58,6 +60,14 @@ def _reject(args: argparse.Namespace) -> int:
     return _decide("reject", args, {"reason": args.reason})
 
 
+def _pause(args: argparse.Namespace) -> int:
+    return _decide("pause", args, None)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _decide("resume", args, None)
+
+
 def _test(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
@@ -73,7 +83,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: SubParsers) -> None:
-    """Add `approve`, `reject` and `test`."""
+    """Add `approve`, `reject`, `test`, `pause` and `resume`."""
     approve = subparsers.add_parser(
         "approve", help="approve an alert someone else wrote: it is sent (or scheduled)"
     )
@@ -93,3 +103,12 @@ def register(subparsers: SubParsers) -> None:
     test.add_argument("alert_id", metavar="ID", help="the alert id")
     gateway_flags(test, "an operator API key")
     test.set_defaults(handler=_test)
+
+    for verb, handler, summary in (
+        ("pause", _pause, "pause a queued, scheduled or sending alert"),
+        ("resume", _resume, "resume a paused alert where it stopped"),
+    ):
+        command = subparsers.add_parser(verb, help=summary)
+        command.add_argument("alert_id", metavar="ID", help="the alert id")
+        gateway_flags(command, "an operator API key")
+        command.set_defaults(handler=handler)

@@ -109,6 +109,8 @@ class Alert(Base):
     # who approved or rejected it, and when
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # set while an operator holds the alert paused (the API shows `paused`)
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # a test send's parent: the alert whose message went to the test recipients
     test_of: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE")
@@ -190,6 +192,9 @@ class Batch(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = _now()
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # once settled: who the request went to, and the dealer's code for each (parallel)
+    sent_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    result_codes: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
 
     __table_args__ = (Index("ix_batches_alert_shard_status", "alert_id", "shard_no", "status"),)
 

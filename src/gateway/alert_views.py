@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from common.messages import Audience, Button, Category
 from common.models import Alert, AlertStats, User
 from common.problems import Problem
+from gateway.pausing import shown_status
 from gateway.schemas import AlertPublic, AlertStatus, Approval
 from reports.figures import read_rate
 
@@ -49,7 +50,7 @@ def public(
     # no alert_stats row yet: no readers (null), and no delivery counted, so no read rate
     return AlertPublic(
         id=alert.id,
-        status=cast(AlertStatus, alert.status),
+        status=cast(AlertStatus, shown_status(alert.status, alert.paused_at)),
         status_reason=alert.status_reason,
         title=alert.title,
         body=alert.body,

@@ -28,6 +28,7 @@ from gateway.routes import (
     alerts,
     audit,
     console,
+    control,
     decisions,
     health,
     session,
@@ -118,6 +119,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     problems.install(app)
     app.include_router(alerts.router)
     app.include_router(decisions.router)
+    app.include_router(control.router)
     app.include_router(session.router)
     app.include_router(health.router)
     app.include_router(subscribers.router)

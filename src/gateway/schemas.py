@@ -35,6 +35,7 @@ READ_MORE = Button(name="자세히 보기", link="#{link}")
 
 AlertStatus = Literal[
     "pending_approval",
+    "paused",
     "rejected",
     "expired",
     "scheduled",

@@ -17,7 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import Alert
 from common.problems import Problem
-from gateway import alert_views, approvals, audiences, audit, cap, cursors, intake, preview
+from gateway import (
+    alert_views,
+    approvals,
+    audiences,
+    audit,
+    cap,
+    cursors,
+    intake,
+    pausing,
+    preview,
+)
 from gateway.auth import Principal
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.jsonkeys import repeated_keys
@@ -208,7 +218,11 @@ async def list_alerts(
         .limit(size + 1)
         .where(Alert.test_of == test_of if test_of is not None else Alert.test_of.is_(None))
     )
-    if status is not None:
+    if status == "paused":
+        query = query.where(Alert.paused_at.is_not(None), Alert.status.in_(pausing.RUNNING))
+    elif status in pausing.RUNNING:
+        query = query.where(Alert.status == status, Alert.paused_at.is_(None))
+    elif status is not None:
         query = query.where(Alert.status == status)
     if cursor is not None:
         created_at, alert_id = cursors.decode_alerts(cursor)
