@@ -36,7 +36,7 @@ from gateway.routes import (
     subscribers,
     tracking,
 )
-from gateway.routes.responses import AUTH_ERRORS, problem_doc
+from gateway.routes.responses import AUTH_ERRORS, SESSION_ONLY, SESSION_SCHEME, problem_doc
 from gateway.routes.session import Credentials
 from gateway.schemas import AlertCreate
 from gateway.state import GatewayState, KafkaLink
@@ -151,6 +151,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     _streams_as_3_1(operation)
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
+            _document_sessions(schema, settings.gateway_session_cookie)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -170,6 +171,29 @@ def _document_errors(operation: dict[str, Any]) -> None:
     if operation.get("security"):
         for status, response in AUTH_ERRORS.items():
             responses.setdefault(str(status), response)
+
+
+def _document_sessions(schema: dict[str, Any], cookie: str) -> None:
+    """A caller is known by an API key or by a signed-in session: where the key works, say
+    that the session's cookie does too; a route that asked for the session alone keeps it."""
+    schemes = schema["components"].setdefault("securitySchemes", {})
+    schemes[SESSION_SCHEME] = {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": cookie,
+        "description": "A signed-in session (`POST /v1/session`); a change made with it "
+        "carries the session's CSRF token in `X-CSRF-Token`.",
+    }
+    session_only = SESSION_ONLY["security"]
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            security = operation.get("security")
+            if not security:
+                continue
+            if session_only[0] in security:
+                operation["security"] = session_only
+            else:
+                security.extend(session_only)
 
 
 def _streams_as_3_1(operation: dict[str, Any]) -> None:

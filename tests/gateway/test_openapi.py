@@ -116,3 +116,31 @@ def test_the_audience_schema_accepts_what_the_gateway_accepts(spec: dict[str, An
 
     agree()
     assert not schema.is_valid({"all": False})  # the case: an audience of nobody
+
+
+def test_the_answers_schemathesis_found_undocumented_are_documented(
+    spec: dict[str, Any],
+) -> None:
+    paths = spec["paths"]
+    documented = {
+        ("get", "/v1/subscribers/{recipient}"): "404",
+        ("delete", "/v1/subscribers/{recipient}"): "404",
+        ("put", "/v1/subscribers/{recipient}"): "400",
+        ("post", "/v1/alerts/{alert_id}/reject"): "400",
+        ("post", "/v1/subscribers:import"): "400",
+        ("post", "/v1/session"): "415",
+        ("delete", "/v1/session"): "404",
+    }
+    for (method, path), status in documented.items():
+        answer = paths[path][method]["responses"][status]
+        assert "application/problem+json" in answer["content"], (method, path, status)
+
+
+def test_a_session_is_declared_where_it_works(spec: dict[str, Any]) -> None:
+    cookie = spec["components"]["securitySchemes"]["SessionCookie"]
+    assert (cookie["in"], cookie["name"]) == ("cookie", "allim_session")
+    key_or_session = [{"APIKeyHeader": []}, {"SessionCookie": []}]
+    assert spec["paths"]["/v1/alerts"]["post"]["security"] == key_or_session
+    assert spec["paths"]["/v1/session"]["get"]["security"] == key_or_session
+    # signing out ends a session: a key's caller has none
+    assert spec["paths"]["/v1/session"]["delete"]["security"] == [{"SessionCookie": []}]

@@ -27,3 +27,12 @@ AUTH_ERRORS: Responses = {
 }
 NOT_FOUND: Responses = {404: problem_doc("No alert has this id.")}
 INVALID: Responses = {422: problem_doc("A field is invalid; `errors` names each one.")}
+# FastAPI's answer to a JSON body it cannot decode (bytes that are not UTF-8); malformed JSON
+# text is a 422 naming the body
+UNREADABLE_BODY: Responses = {400: problem_doc("The body is not text JSON can be read from.")}
+
+# the security scheme of a signed-in session's cookie (the gateway's main module declares it
+# next to the API key's, on every route that takes either)
+SESSION_SCHEME = "SessionCookie"
+# `openapi_extra` of a route a session alone may call
+SESSION_ONLY: dict[str, Any] = {"security": [{SESSION_SCHEME: []}]}

@@ -18,7 +18,7 @@ from common.models import WebSession
 from common.problems import Problem
 from gateway import signin
 from gateway.deps import FORM_TYPES, IdentityDep, SessionDep, StateDep
-from gateway.routes.responses import problem_doc
+from gateway.routes.responses import SESSION_ONLY, problem_doc
 from gateway.users import MAX_NAME, MAX_PASSWORD, Role
 
 router = APIRouter(prefix="/v1/session", tags=["session"])
@@ -46,6 +46,7 @@ class SessionPublic(BaseModel):
     response_model=SessionPublic,
     responses={
         401: problem_doc("The name or the password is wrong (which one is not said)."),
+        415: problem_doc("Neither application/json nor a form post."),
         422: problem_doc("No name or password, or one too long."),
         429: problem_doc(
             "Too many wrong passwords: wait (`Retry-After`), or the account is locked for a "
@@ -126,12 +127,15 @@ async def whoami(principal: IdentityDep, session: SessionDep) -> SessionPublic:
     responses={
         401: problem_doc("No session, or it ended already."),
         403: problem_doc("The CSRF token is missing or wrong."),
+        404: problem_doc("The caller came with an API key, which has no session to end."),
     },
+    openapi_extra=SESSION_ONLY,
 )
 async def sign_out(principal: IdentityDep, state: StateDep, session: SessionDep) -> Response:
     """End the session (also for whoever copied its cookie) and clear the cookie."""
     if principal.session_id is None:
-        raise Problem(400, "Bad Request", "An API key is not a session: revoke it instead.")
+        # no session is the target: the caller has none (a key is revoked, not signed out)
+        raise Problem(404, "Not Found", "An API key has no session to end: revoke the key instead.")
     await signin.sign_out(session, principal, datetime.now(UTC))
     response = Response(status_code=204)
     response.delete_cookie(state.settings.gateway_session_cookie, path="/")

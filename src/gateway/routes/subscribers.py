@@ -19,11 +19,13 @@ from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.importer import (
     FORMATS,
     MAX_ERRORS,
+    MAX_LINE_BYTES,
     ImportRefused,
     UnsupportedFormat,
     format_of,
     import_subscribers,
 )
+from gateway.routes.responses import UNREADABLE_BODY, Responses, problem_doc
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +51,28 @@ Recipient = Annotated[
 ]
 
 
+STORABLE = "^[^\\x00]*$"  # a JSON Schema pattern: no NUL
+
+
 class SubscriberUpsert(BaseModel):
     """The body of a PUT: where the subscriber lives and what they asked to hear about."""
 
     model_config = ConfigDict(extra="forbid")
 
+    # the limits `subscribers` checks (after trimming) in the schema too, and no NUL, which
+    # PostgreSQL cannot store: a client generated from the document refuses what the
+    # gateway would
     district: str | None = Field(
-        None, description="District name (at most 64 characters); blank means none."
+        None,
+        description="District name (at most 64 characters); blank means none.",
+        json_schema_extra={"maxLength": subscribers.DISTRICT_MAX, "pattern": STORABLE},
     )
     tags: list[str] = Field(
-        default_factory=list, description="Interests, at most 32 of 64 characters each."
+        default_factory=list,
+        description="Interests, at most 32 of 64 characters each.",
+        json_schema_extra={
+            "items": {"type": "string", "maxLength": subscribers.TAG_MAX, "pattern": STORABLE}
+        },
     )
 
     @field_validator("district")
@@ -146,7 +160,7 @@ async def counts(session: SessionDep, _: ViewerDep) -> SubscriberCounts:
 @router.put(
     "/subscribers/{recipient:recipient}",
     summary="Create or update a subscriber",
-    responses={201: {"model": SubscriberPublic, "description": "Created"}},
+    responses={201: {"model": SubscriberPublic, "description": "Created"}, **UNREADABLE_BODY},
 )
 async def put_subscriber(
     recipient: Recipient,
@@ -162,7 +176,12 @@ async def put_subscriber(
     return SubscriberPublic.model_validate(upserted.subscriber)
 
 
-@router.delete("/subscribers/{recipient:recipient}", summary="Opt a subscriber out")
+NO_SUBSCRIBER: Responses = {404: problem_doc("No subscriber has this recipient number.")}
+
+
+@router.delete(
+    "/subscribers/{recipient:recipient}", summary="Opt a subscriber out", responses=NO_SUBSCRIBER
+)
 async def delete_subscriber(
     recipient: Recipient, session: SessionDep, principal: OperatorDep
 ) -> SubscriberPublic:
@@ -179,7 +198,7 @@ async def delete_subscriber(
     return SubscriberPublic.model_validate(subscriber)
 
 
-@router.get("/subscribers/{recipient:recipient}", summary="One subscriber")
+@router.get("/subscribers/{recipient:recipient}", summary="One subscriber", responses=NO_SUBSCRIBER)
 async def get_subscriber(
     recipient: Recipient, session: SessionDep, _: ViewerDep
 ) -> SubscriberPublic:
@@ -204,7 +223,14 @@ _IMPORT_BODY: dict[str, Any] = {
     "/subscribers:import",
     summary="Import subscribers from a CSV or NDJSON file",
     openapi_extra=_IMPORT_BODY,
-    responses={400: {"description": "Unusable file"}, 415: {"description": "Not CSV/NDJSON"}},
+    responses={
+        400: problem_doc(
+            "Refused as a whole, nothing changed: the CSV header line does not name "
+            "recipient_no (and optionally district and tags, each once), is longer than "
+            f"{MAX_LINE_BYTES} bytes or is not UTF-8; or the body ended early."
+        ),
+        415: problem_doc("Neither CSV nor NDJSON."),
+    },
 )
 async def import_file(
     request: Request, state: StateDep, principal: OperatorDep
