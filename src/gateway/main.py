@@ -25,12 +25,14 @@ from gateway.config import DEFAULT_CAP_AREAS, GatewaySettings, load_settings
 from gateway.metrics import GatewayMetrics, RequestMetrics
 from gateway.outbox import OutboxRelay
 from gateway.routes import (
+    accounts,
     alerts,
     audit,
     console,
     control,
     decisions,
     health,
+    recipients,
     session,
     stats,
     subscribers,
@@ -120,11 +122,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(decisions.router)
     app.include_router(control.router)
+    app.include_router(recipients.router)
     app.include_router(session.router)
     app.include_router(health.router)
     app.include_router(subscribers.router)
     app.include_router(stats.router)
     app.include_router(audit.router)
+    app.include_router(accounts.router)
     app.include_router(tracking.create_router(settings, metrics))
     app.include_router(console.create_router())
 
