@@ -32,7 +32,6 @@ from gateway.routes import (
     control,
     decisions,
     health,
-    recipients,
     session,
     stats,
     subscribers,
@@ -122,7 +121,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(decisions.router)
     app.include_router(control.router)
-    app.include_router(recipients.router)
     app.include_router(session.router)
     app.include_router(health.router)
     app.include_router(subscribers.router)
