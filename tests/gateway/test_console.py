@@ -244,6 +244,14 @@ async def test_compose_submit_approve_and_audit(
     finally:
         await watcher.close()
 
+    # pause and resume, each behind its confirmation
+    await page.get_by_role("button", name="일시정지").click()
+    await page.locator("dialog").get_by_role("button", name="일시정지").click()
+    await expect(page.locator(".title-row .badge")).to_have_text("일시정지")
+    await page.get_by_role("button", name="재개").click()
+    await page.locator("dialog").get_by_role("button", name="재개").click()
+    await expect(page.locator(".title-row .badge")).to_have_text("발송 대기")
+
     # the alert's audit trail and the audit page name each action and who did it
     trail = page.locator("#trail-table")
     await expect(trail.locator("tr", has_text="알림 작성")).to_contain_text(console.operator.name)
@@ -252,9 +260,11 @@ async def test_compose_submit_approve_and_audit(
     await page.get_by_label("알림", exact=True).fill(alert_id)
     await page.get_by_role("button", name="찾기").click()
     table = page.locator("#audit-table")
-    await expect(table.locator("tbody tr")).to_have_count(2)
-    await expect(table.locator("tbody tr").nth(0)).to_contain_text("승인")
-    await expect(table.locator("tbody tr").nth(1)).to_contain_text("알림 작성")
+    actions = ["재개", "일시정지", "승인", "알림 작성"]  # newest first
+    await expect(table.locator("tbody tr td:nth-child(3)")).to_have_text(actions)
+    await expect(table.locator("tbody tr td:nth-child(2)")).to_have_text(
+        [console.approver.name] * 3 + [console.operator.name]
+    )
     await page.get_by_label("알림", exact=True).fill("")
     await page.get_by_label("누가").fill(console.operator.name)
     await page.get_by_label("무엇을").select_option("signin")

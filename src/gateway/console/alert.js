@@ -11,6 +11,7 @@ import { lineChart } from "./chart.js";
 const STATS_MS = 5000;
 const RATE_POINTS = 120;
 const SENDABLE = new Set(["pending_approval", "scheduled", "queued"]);
+const PAUSABLE = new Set(["scheduled", "queued", "sending"]);
 
 export async function renderAlert(main, ctx, id) {
   let alert = await api("GET", `/v1/alerts/${id}`);
@@ -34,10 +35,10 @@ export async function renderAlert(main, ctx, id) {
       "section",
       { class: "card pending-api" },
       h("h2", {}, "전달 제어"),
-      // issue 16 (delivery control): pause and resume, the estimated end and deadline, the
-      // recipient look-up, failures with CSV export and resend, and follow-ups are drawn
-      // here once the gateway answers them; nothing here acts until then
-      h("p", { class: "muted" }, "일시정지·재개, 예상 완료 시각, 수신자 조회, 실패 목록과 재발송, 후속·정정 알림은 전달 제어 기능이 준비되면 이곳에 표시됩니다."),
+      // issue 16 (delivery control): the estimated end and deadline, the recipient look-up,
+      // failures with CSV export and resend, and follow-ups are drawn here once the gateway
+      // answers them; nothing here acts until then (pause and resume are in the actions)
+      h("p", { class: "muted" }, "예상 완료 시각, 수신자 조회, 실패 목록과 재발송, 후속·정정 알림은 전달 제어 기능이 준비되면 이곳에 표시됩니다."),
     ),
     h("section", { class: "card" }, h("h2", {}, "전달과 열람"), statsBox),
     h("section", { class: "card" }, h("h2", {}, "시험 발송"), tests),
@@ -93,6 +94,12 @@ export async function renderAlert(main, ctx, id) {
       operator && SENDABLE.has(alert.status)
         ? h("button", { type: "button", id: "test-send", onclick: testSend }, "시험 발송")
         : null,
+      operator && PAUSABLE.has(alert.status)
+        ? h("button", { type: "button", id: "pause", onclick: () => control("pause") }, "일시정지")
+        : null,
+      operator && alert.status === "paused"
+        ? h("button", { type: "button", class: "primary", id: "resume", onclick: () => control("resume") }, "재개")
+        : null,
       operator && !TERMINAL.has(alert.status)
         ? h("button", { type: "button", class: "danger", id: "cancel", onclick: cancel }, "발송 취소")
         : null,
@@ -124,6 +131,19 @@ export async function renderAlert(main, ctx, id) {
       loadTests();
     } catch (error) {
       ctx.toast(`시험 발송하지 못했습니다: ${error.message}`);
+    }
+  }
+
+  async function control(action) {
+    const question = action === "pause"
+      ? "발송을 일시정지할까요? 재개할 때까지 더 보내지 않습니다."
+      : "발송을 재개할까요? 멈춘 곳부터, 수신자마다 한 번씩 보냅니다.";
+    if (!(await confirmDialog(question, action === "pause" ? "일시정지" : "재개"))) return;
+    try {
+      observe(await api("POST", `/v1/alerts/${id}/${action}`));
+      ctx.toast(action === "pause" ? "일시정지했습니다." : "재개했습니다.");
+    } catch (error) {
+      ctx.toast(`${action === "pause" ? "일시정지" : "재개"}하지 못했습니다: ${error.message}`);
     }
   }
 

@@ -3,6 +3,7 @@
 
 export const STATUS = {
   pending_approval: "승인 대기",
+  paused: "일시정지",
   rejected: "반려됨",
   expired: "만료됨",
   scheduled: "예약됨",
@@ -33,6 +34,8 @@ export const ACTION = {
   "alert.expire": "만료",
   "alert.test": "시험 발송",
   "alert.cancel": "발송 취소",
+  "alert.pause": "일시정지",
+  "alert.resume": "재개",
   "subscriber.opt_out": "수신 거부 처리",
   "subscribers.import": "구독자 가져오기",
   signin: "로그인",
