@@ -119,6 +119,8 @@ def settlement(
         follow_up=None
         if then is None or then.subscriber_ids is None or then.not_before is None
         else FollowUp(then.id, then.seq, then.subscriber_ids, then.not_before),
+        sent_ids=sent,
+        codes=verdict.codes,
     )
 
 

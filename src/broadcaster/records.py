@@ -82,6 +82,10 @@ class Settlement:
     failed_codes: Sequence[int]
     failed_reasons: Sequence[str]
     follow_up: FollowUp | None
+    # who the request went to, and the dealer's code for each (parallel): the batch's
+    # durable record of who got it
+    sent_ids: Sequence[int] = ()
+    codes: Sequence[int] = ()
 
 
 @dataclass(frozen=True)

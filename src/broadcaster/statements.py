@@ -26,18 +26,25 @@ def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any
     return sql, params
 
 
-# settles a group of batches of one alert in one statement: each batch `done` (unless it was
-# settled before: then nothing of it counts), its shard's checkpoint and counters, the
-# alert's counters, the failures, and the follow-up batches of recipients to try again
+# settles a group of batches of one alert in one statement: each batch `done` with who it
+# was sent to and the dealer's code for each (unless it was settled before: then nothing of
+# it counts), its shard's checkpoint and counters, the alert's counters, the failures, and
+# the follow-up batches of recipients to try again
 SETTLE = """
 WITH i AS (
     SELECT * FROM unnest($2::varchar[], $3::int[], $4::bigint[], $5::int[], $6::int[],
                          $7::int[], $8::varchar[], $9::int[], $10::timestamptz[])
         AS i(id, shard_no, last_id, sent, delivered, failed, follow_id, follow_seq, not_before)
+), r AS (
+    SELECT batch_id, array_agg(sid ORDER BY n) AS sent_ids, array_agg(code ORDER BY n) AS codes
+    FROM unnest($17::varchar[], $18::bigint[], $19::int[]) WITH ORDINALITY
+        AS t(batch_id, sid, code, n)
+    GROUP BY batch_id
 ), b AS (
     UPDATE batches SET status = 'done', delivered = i.delivered, failed = i.failed,
-        settled_at = now()
-    FROM i WHERE batches.id = i.id AND batches.status <> 'done'
+        settled_at = now(), sent_ids = r.sent_ids, result_codes = r.codes
+    FROM i LEFT JOIN r ON r.batch_id = i.id
+    WHERE batches.id = i.id AND batches.status <> 'done'
     RETURNING i.*
 ), s AS (
     UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), g.last_id),

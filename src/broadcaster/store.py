@@ -402,7 +402,11 @@ class Store:
         """Settle batches of one alert in one statement; the ids of those not settled before."""
         failures: tuple[list[str], list[int], list[int], list[str]] = ([], [], [], [])
         held: tuple[list[str], list[int]] = ([], [])
+        record: tuple[list[str], list[int], list[int]] = ([], [], [])
         for s in group:
+            record[0].extend([s.batch_id] * len(s.sent_ids))
+            record[1].extend(s.sent_ids)
+            record[2].extend(s.codes)
             failures[0].extend([s.batch_id] * len(s.failed_ids))
             failures[1].extend(s.failed_ids)
             failures[2].extend(s.failed_codes)
@@ -424,6 +428,7 @@ class Store:
             [s.follow_up.not_before if s.follow_up else None for s in group],
             *failures,
             *held,
+            *record,
         )
         return {r[0] for r in rows}
 

@@ -4,8 +4,8 @@ Each subcommand lives in the module of its group and registers itself here throu
 `COMMAND_GROUPS`: `cli.admin` (migrate, topics, settings), one module per service (`cli.gateway`,
 `cli.broadcaster`, `cli.stats` for analytics, `cli.sandbox`), the operator's tasks
 (`cli.operator`: send, watch; `cli.preview`: preview; `cli.subscribers`: import;
-`cli.decisions`: approve, reject, test; `cli.accounts`: users, keys; `cli.audit`: audit) and
-`cli.demo`.
+`cli.decisions`: approve, reject, test, pause, resume; `cli.recipients`: recipients;
+`cli.accounts`: users, keys; `cli.audit`: audit) and `cli.demo`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from cli import (
     gateway,
     operator,
     preview,
+    recipients,
     sandbox,
     stats,
     subscribers,
@@ -44,6 +45,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     accounts,
     operator,
     decisions,
+    recipients,
     preview,
     audit,
     demo,

@@ -62,3 +62,18 @@ def decode_audit(cursor: str) -> int:
     """The row id of a cursor that matches `AUDIT_PATTERN`."""
     (before,) = _AUDIT.unpack(_decode(cursor))
     return int(before)
+
+
+_SUBSCRIBER = struct.Struct(">q")  # the last subscriber id of the page
+RECIPIENTS_PATTERN = _pattern(_SUBSCRIBER.size)
+
+
+def encode_recipients(after: int) -> str:
+    """The cursor of an alert's recipients after subscriber `after`."""
+    return _encode(_SUBSCRIBER.pack(after))
+
+
+def decode_recipients(cursor: str) -> int:
+    """The subscriber id of a cursor that matches `RECIPIENTS_PATTERN`."""
+    (after,) = _SUBSCRIBER.unpack(_decode(cursor))
+    return int(after)

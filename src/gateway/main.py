@@ -32,6 +32,7 @@ from gateway.routes import (
     control,
     decisions,
     health,
+    recipients,
     session,
     stats,
     subscribers,
@@ -121,6 +122,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(decisions.router)
     app.include_router(control.router)
+    app.include_router(recipients.router)
     app.include_router(session.router)
     app.include_router(health.router)
     app.include_router(subscribers.router)
