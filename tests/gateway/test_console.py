@@ -57,6 +57,7 @@ class Console:
     operator: Person
     approver: Person
     second_approver: Person
+    admin: Person
 
 
 async def _person(engine: AsyncEngine, role: str) -> Person:
@@ -71,12 +72,13 @@ async def _person(engine: AsyncEngine, role: str) -> Person:
 async def console(
     gateway_settings: GatewaySettings, seeded_subscribers: list[str], engine: AsyncEngine
 ) -> AsyncIterator[Console]:
-    """A gateway that needs approval, served over HTTP, and three people with passwords."""
+    """A gateway that needs approval, served over HTTP, and four people with passwords."""
     settings = gateway_settings.model_copy(
         update={"gateway_approval_required": True, "gateway_approval_sweep_seconds": 3600.0}
     )
     app = create_app(settings)
-    people = [await _person(engine, role) for role in ("operator", "approver", "approver")]
+    roles = ("operator", "approver", "approver", "admin")
+    people = [await _person(engine, role) for role in roles]
     async with app.router.lifespan_context(app):
         await asyncio.wait_for(app.state.gateway.kafka.ready.wait(), 60)
         async with served(app) as url:
@@ -336,4 +338,41 @@ async def test_typed_markup_is_shown_as_text_and_changes_need_the_csrf_token(
     await page.locator("dialog").get_by_role("button", name="발송 취소").click()
     await expect(page.locator(".title-row .badge")).to_have_text("취소됨")
     await expect(page.locator("#stream-state")).to_have_text("발송이 끝났습니다.")
+    assert errors == [], errors
+
+
+async def test_an_admin_adds_a_person_and_a_key_and_revokes_it(
+    console: Console, context: BrowserContext
+) -> None:
+    page = await context.new_page()
+    errors = _watch_errors(page)
+    await _sign_in(page, console, console.admin)
+    await page.get_by_role("link", name="사용자와 키").click()
+    await expect(page.get_by_role("heading", name="사용자와 API 키")).to_be_visible()
+
+    name = f"console newcomer {uuid.uuid4().hex[:8]}"
+    await page.locator("#user-name").fill(name)
+    await page.locator("#user-role").select_option("viewer")
+    await page.locator("#user-password").fill("short")
+    await page.get_by_role("button", name="사용자 만들기").click()
+    await expect(page.locator("#err-password")).to_contain_text("12")
+    await page.locator("#user-password").fill(PASSWORD)
+    await page.get_by_role("button", name="사용자 만들기").click()
+    person = page.locator(f'#users-table tr[data-user="{name}"]')
+    await expect(person.locator(".state")).to_have_text("사용 중")
+
+    await page.locator("#key-user").select_option(label=f"{name} (열람자)")
+    await page.locator("#key-label").fill("상황실 화면")
+    await page.get_by_role("button", name="키 발급").click()
+    key = await page.locator("#new-key-value").text_content()
+    assert key is not None and key.startswith("allim_")
+    prefix = key.split("_")[1]
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        works = await http.get("/v1/alerts", headers={"X-API-Key": key})
+        assert works.status_code == 200
+        row = page.locator(f'#keys-table tr[data-prefix="{prefix}"]')
+        await row.get_by_role("button", name="폐기").click()
+        await page.locator("dialog").get_by_role("button", name="폐기").click()
+        await expect(row.locator(".state")).to_contain_text("폐기")
+        assert (await http.get("/v1/alerts", headers={"X-API-Key": key})).status_code == 401
     assert errors == [], errors

@@ -12,6 +12,7 @@ import { renderReview } from "./review.js";
 import { renderAlert } from "./alert.js";
 import { renderSubscribers } from "./subscribers.js";
 import { renderAudit } from "./audit.js";
+import { renderAccounts } from "./accounts.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -45,6 +46,7 @@ const ROUTES = [
   [/^#\/alerts(?:\?(.*))?$/, renderAlerts, "read"],
   [/^#\/subscribers$/, renderSubscribers, "read"],
   [/^#\/audit(?:\?(.*))?$/, renderAudit, "audit"],
+  [/^#\/accounts$/, renderAccounts, "manage"],
 ];
 
 let cleanup = null;
@@ -93,6 +95,7 @@ function drawChrome() {
     ["#/alerts/new", "알림 작성", "send"],
     ["#/subscribers", "구독자", "read"],
     ["#/audit", "감사 기록", "audit"],
+    ["#/accounts", "사용자와 키", "manage"],
   ];
   fill(
     nav,
