@@ -38,7 +38,13 @@ from gateway.routes import (
     subscribers,
     tracking,
 )
-from gateway.routes.responses import AUTH_ERRORS, SESSION_ONLY, SESSION_SCHEME, problem_doc
+from gateway.routes.responses import (
+    AUTH_ERRORS,
+    SESSION_ONLY,
+    SESSION_SCHEME,
+    UNREADABLE_BODY,
+    problem_doc,
+)
 from gateway.routes.session import Credentials
 from gateway.schemas import AlertCreate
 from gateway.state import GatewayState, KafkaLink
@@ -174,6 +180,12 @@ def _document_errors(operation: dict[str, Any]) -> None:
         responses["422"] = problem_doc(described)
     if operation.get("security"):
         for status, response in AUTH_ERRORS.items():
+            responses.setdefault(str(status), response)
+    # a body FastAPI reads itself has the one media type: bytes it cannot decode are its 400
+    # (a route that negotiates reads its body by hand and documents its own answers)
+    content = operation.get("requestBody", {}).get("content", {})
+    if list(content) == ["application/json"]:
+        for status, response in UNREADABLE_BODY.items():
             responses.setdefault(str(status), response)
 
 

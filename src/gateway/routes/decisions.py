@@ -14,13 +14,7 @@ from common.problems import Problem
 from gateway import alert_views, approvals, audiences, intake, preview, testsends
 from gateway.deps import ApproverDep, OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.preview import AlertPreview
-from gateway.routes.responses import (
-    AUTH_ERRORS,
-    INVALID,
-    NOT_FOUND,
-    UNREADABLE_BODY,
-    problem_doc,
-)
+from gateway.routes.responses import AUTH_ERRORS, INVALID, NOT_FOUND, problem_doc
 from gateway.schemas import AlertPublic, AlertStatus
 
 router = APIRouter(prefix="/v1/alerts", tags=["approval"])
@@ -75,7 +69,7 @@ async def approve_alert(
     "/{alert_id}/reject",
     summary="Reject an alert someone else wrote, with a reason",
     response_model=AlertPublic,
-    responses={**UNREADABLE_BODY, **DECISION_ERRORS, **INVALID},
+    responses={**DECISION_ERRORS, **INVALID},
 )
 async def reject_alert(
     alert_id: uuid.UUID, rejection: Rejection, principal: ApproverDep, session: SessionDep

@@ -27,8 +27,8 @@ AUTH_ERRORS: Responses = {
 }
 NOT_FOUND: Responses = {404: problem_doc("No alert has this id.")}
 INVALID: Responses = {422: problem_doc("A field is invalid; `errors` names each one.")}
-# FastAPI's answer to a JSON body it cannot decode (bytes that are not UTF-8); malformed JSON
-# text is a 422 naming the body
+# FastAPI's answer to a JSON body it cannot decode (bytes that are not UTF-8; malformed JSON
+# text is a 422 naming the body): the gateway's main module adds it where FastAPI reads one
 UNREADABLE_BODY: Responses = {400: problem_doc("The body is not text JSON can be read from.")}
 
 # the security scheme of a signed-in session's cookie (the gateway's main module declares it

@@ -25,7 +25,7 @@ from gateway.importer import (
     format_of,
     import_subscribers,
 )
-from gateway.routes.responses import UNREADABLE_BODY, Responses, problem_doc
+from gateway.routes.responses import Responses, problem_doc
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ async def counts(session: SessionDep, _: ViewerDep) -> SubscriberCounts:
 @router.put(
     "/subscribers/{recipient:recipient}",
     summary="Create or update a subscriber",
-    responses={201: {"model": SubscriberPublic, "description": "Created"}, **UNREADABLE_BODY},
+    responses={201: {"model": SubscriberPublic, "description": "Created"}},
 )
 async def put_subscriber(
     recipient: Recipient,
