@@ -126,6 +126,24 @@ class BroadcasterSettings(SendingSettings):
     broadcaster_rate_cooldown_seconds: float = Field(
         2.0, ge=0, description="429s and 5xx within this many seconds cut the rate once."
     )
+    broadcaster_rate_learn: bool = Field(
+        True,
+        description="With no messages/s rate configured, learn the dealer's from its 429s "
+        "(false: unlimited). Quotas the dealer advertises in RateLimit headers are followed "
+        "either way.",
+    )
+    broadcaster_rate_learn_start: float = Field(
+        1000.0,
+        gt=0,
+        description="Messages/s a learned rate starts from; it doubles every second until the "
+        "first 429.",
+    )
+    broadcaster_rate_learn_increase: float = Field(
+        0.02,
+        ge=0,
+        description="Fraction of the learned rate added per second while requests succeed "
+        "(each later 429 cuts it by a quarter).",
+    )
     broadcaster_webhook_url: str = Field(
         "http://127.0.0.1:8200/allim",
         description="Endpoint the webhook provider posts batches to.",

@@ -10,6 +10,10 @@ BroadcasterError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from broadcaster.quotas import Quota
+
 
 class BroadcasterError(Exception):
     """Base of the broadcaster's errors."""
@@ -28,7 +32,14 @@ class RetryableProviderError(ProviderError):
 
 
 class ThrottledError(RetryableProviderError):
-    """The provider answered 429; `retry_after` is how long it asked us to wait."""
+    """The provider answered 429; `retry_after` is how long it asked us to wait, `quotas`
+    what it advertised."""
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, quotas: Sequence[Quota] = ()
+    ) -> None:
+        super().__init__(message, retry_after)
+        self.quotas = tuple(quotas)
 
 
 class PermanentProviderError(ProviderError):

@@ -7,32 +7,48 @@ never draw more than `burst + rate * t`. Between leases each process paces its r
 locally (GCRA at the bucket's rate), so they go out evenly instead of one chunk at a time.
 
 Adaptive: a 429 pauses the bucket for everyone until `Retry-After` has passed and cuts its
-rate in half (multiplicative decrease); a 5xx or timeout cuts it by a gentler factor; leases
-taken while requests succeed raise it again, linearly in time, up to the configured rate.
-Cuts closer together than `cooldown_seconds` count once, so a burst of 429s from the
-requests in flight of several processes is one signal, not many.
+rate (multiplicative decrease); a 5xx or timeout cuts it by a gentler factor; leases taken
+while requests succeed, by a process that had to wait for its budget (the rate is what holds
+it back), raise it again, linearly in time (additive increase). Cuts closer together than
+`cooldown_seconds` count once, so a burst of 429s from the requests in flight of several
+processes is one signal.
 
-A configured rate of 0 means unlimited: that budget does no database work at all.
+Where the rate comes from:
+- configured (`messages_per_second` > 0): a ceiling; the rate is cut below it and recovers
+  to it by `recovery_per_second` of it a second;
+- not configured, with `learn`: the senders find the dealer's rate as TCP finds a path's: a
+  new row starts at `learn_start` and doubles every second until the first 429 (slow start),
+  which halves it; from then on each 429 cuts it by `learn_factor` and successes add
+  `learn_increase` of it a second. The learned rate lives in the row, so every process
+  shares one rate, and it is held across sends and restarts;
+- advertised by the dealer (`RateLimit-Policy`, `broadcaster.quotas`): followed at once, as
+  a ceiling below the configured one; a unit with no bucket yet gets one;
+- not configured and not learned: unlimited, no database work, until a dealer advertises.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from math import log
 from typing import Protocol
 
 import asyncpg
 
 from broadcaster.backoff import backoff_delay
 from broadcaster.clock import Clock, LoopClock
+from broadcaster.quotas import Quota, Unit
 from broadcaster.records import BucketLease
 
 logger = logging.getLogger(__name__)
 
 # seconds everyone waits after a 429 that carried no usable Retry-After
 DEFAULT_PAUSE_SECONDS = 1.0
+# slow start: a learned rate that was never cut grows by this much of itself a second (doubles)
+SLOW_START_PER_SECOND = log(2.0)
 # longest bucket name: rows are `<bucket>:messages` and `<bucket>:requests` in a String(64)
 MAX_BUCKET_NAME = 50
 
@@ -54,7 +70,7 @@ def database_unavailable(exc: BaseException) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class RateLimits:
-    """How a `GlobalRateLimiter` behaves; rates of 0 mean unlimited.
+    """How a `GlobalRateLimiter` behaves; rates of 0 are not configured (see `learn`).
 
     The configurable ones have no default here: `broadcaster.main` maps them from the settings.
     """
@@ -66,14 +82,19 @@ class RateLimits:
     burst_seconds: float  # budget an idle bucket saves up
     recovery_per_second: float  # fraction of the configured rate regained per second
     cooldown_seconds: float  # cuts closer together count once; no recovery meanwhile
-    throttle_factor: float = 0.5  # rate multiplier on 429
+    learn: bool  # no messages/s configured: learn the dealer's (False: unlimited)
+    learn_start: float  # messages/s a learned bucket starts from
+    learn_increase: float  # fraction of the learned rate added per second
+    throttle_factor: float = 0.5  # rate multiplier on 429 (and on the first 429 learning)
+    learn_factor: float = 0.75  # learned rate multiplier on each later 429
     server_error_factor: float = 0.8  # rate multiplier on 5xx
     floor: float = 0.05  # the rate never drops below this fraction of the configured rate
 
     def __post_init__(self) -> None:
         if self.messages_per_second < 0 or self.requests_per_second < 0:
-            raise ValueError("Rate limits must be 0 (unlimited) or positive.")
-        if not 0 < self.throttle_factor <= 1 or not 0 < self.server_error_factor <= 1:
+            raise ValueError("Rate limits must be 0 (not configured) or positive.")
+        factors = (self.throttle_factor, self.learn_factor, self.server_error_factor)
+        if not all(0 < factor <= 1 for factor in factors):
             raise ValueError("Rate cut factors must be in (0, 1].")
         if not 0 < self.floor <= 1:
             raise ValueError("The rate floor must be a fraction in (0, 1].")
@@ -83,6 +104,8 @@ class RateLimits:
             )
         if self.lease_seconds <= 0 or self.burst_seconds < 0 or self.recovery_per_second < 0:
             raise ValueError("Lease, burst and recovery settings must not be negative.")
+        if self.learn_start <= 0 or self.learn_increase < 0:
+            raise ValueError("A learned rate needs a positive start and an increase of 0 or more.")
 
 
 class BucketStore(Protocol):
@@ -90,9 +113,10 @@ class BucketStore(Protocol):
     works at, shared by every process: None for the database's own `clock_timestamp()`."""
 
     async def ensure_bucket(
-        self, name: str, rate: float, burst: float, at: datetime | None
+        self, name: str, start: float, ceiling: float | None, burst: float, at: datetime | None
     ) -> None:
-        """Create the row full; an existing one takes `burst` and at most `rate`."""
+        """Create the row full at rate `start`; an existing one takes `burst` and keeps its
+        rate, at most `ceiling` (None: no ceiling)."""
         ...
 
     async def lease_bucket(
@@ -100,10 +124,11 @@ class BucketStore(Protocol):
         name: str,
         take: float,
         *,
-        configured: float,
+        ceiling: float | None,
         step: float,
         recover: bool,
         cooldown: float,
+        burst: float | None,
         at: datetime | None,
     ) -> BucketLease | None:
         """Refill for the time passed, raise the rate when `recover`, take `take` tokens
@@ -124,25 +149,34 @@ class BucketStore(Protocol):
         bucket `pause` seconds when positive."""
         ...
 
+    async def follow_bucket(self, name: str, rate: float) -> None:
+        """Set the rate to `rate`."""
+        ...
+
 
 class SharedBucket:
     """One `rate_buckets` row, leased in chunks and paced locally.
 
+    `configured` is the operator's ceiling; None learns the rate (`RateLimits.learn`).
     `acquire` is safe to call from many coroutines of one process; they go out in turn.
     """
 
     def __init__(
-        self, store: BucketStore, name: str, rate: float, limits: RateLimits, clock: Clock
+        self,
+        store: BucketStore,
+        name: str,
+        configured: float | None,
+        limits: RateLimits,
+        clock: Clock,
     ) -> None:
-        if rate <= 0:
-            raise ValueError(f"Bucket '{name}' needs a positive rate, not {rate}.")
+        if configured is not None and configured <= 0:
+            raise ValueError(f"Bucket '{name}' needs a positive rate, not {configured}.")
         self._store = store
         self._clock = clock
         self.name = name
-        self.configured = rate
+        self.configured = configured
+        self.advertised: float | None = None  # the dealer's RateLimit-Policy, once seen
         self._limits = limits
-        self._chunk = max(1.0, rate * limits.lease_seconds)
-        self._burst = max(self._chunk, rate * limits.burst_seconds)
         self._lock = asyncio.Lock()
         # cuts go to the database one at a time: a storm of 429s holds one pooled
         # connection, not one per request in flight
@@ -151,9 +185,60 @@ class SharedBucket:
         self._held = 0.0  # tokens leased and not spent
         self._ready = 0.0  # clock time at which the held tokens may be spent
         self._tat = 0.0  # GCRA: clock time the next request may go at the local pace
-        self.rate = rate  # the bucket's effective rate at the last lease
-        self._succeeded = False  # successes since the last lease, and no cut
+        # the bucket's effective rate at the last lease
+        self.rate = configured if configured is not None else limits.learn_start
+        self.probing = configured is None  # a learned row never cut yet: slow start
+        # a request went through since the last cut: a process whose requests keep failing
+        # does not raise the rate, and every lease of one whose requests go through does,
+        # even one that leased while its own last request was still in flight
+        self._succeeded = False
+        # acquire waited for budget since the last lease: the rate is what holds the senders
+        # back. Only then does it grow: a rate nobody uses up stays near what was tried.
+        self._waited = False
         self.leases = 0  # database round trips, for tests and metrics
+
+    @property
+    def ceiling(self) -> float | None:
+        """The rate the bucket never exceeds: configured or advertised; None when learning."""
+        bounds = [rate for rate in (self.configured, self.advertised) if rate is not None]
+        return min(bounds) if bounds else None
+
+    @property
+    def learning(self) -> bool:
+        """No ceiling: the rate is found by probing the dealer."""
+        return self.ceiling is None
+
+    @property
+    def throttle_factor(self) -> float:
+        """The cut a 429 makes: half, except that a learned rate past slow start is cut less
+        (it was found by small steps, and halving it would waste a quarter of the dealer)."""
+        if self.learning and not self.probing:
+            return self._limits.learn_factor
+        return self._limits.throttle_factor
+
+    def _basis(self) -> float:
+        """The rate chunk, burst, floor and recovery step are fractions of."""
+        ceiling = self.ceiling
+        return ceiling if ceiling is not None else self.rate
+
+    def _chunk(self) -> float:
+        return max(1.0, self.rate * self._limits.lease_seconds)
+
+    def _burst(self) -> float:
+        return max(self._chunk(), self._basis() * self._limits.burst_seconds)
+
+    def _step(self) -> float:
+        """The rate added per second while requests succeed."""
+        if not self.learning:
+            return self._basis() * self._limits.recovery_per_second
+        if self.probing:
+            return self.rate * SLOW_START_PER_SECOND
+        return self.rate * self._limits.learn_increase
+
+    def _floor(self) -> float:
+        ceiling = self.ceiling
+        basis = ceiling if ceiling is not None else self._limits.learn_start
+        return basis * self._limits.floor
 
     async def acquire(self, tokens: float) -> None:
         """Wait until `tokens` may be spent, leasing from the shared row as needed."""
@@ -162,12 +247,13 @@ class SharedBucket:
         async with self._lock:
             while True:
                 if self._held < tokens:
-                    await self._lease(max(self._chunk, tokens - self._held))
+                    await self._lease(max(self._chunk(), tokens - self._held))
                     continue
                 now = self._clock.now()
                 start = max(self._ready, self._tat)
                 if start <= now:
                     break
+                self._waited = True
                 await self._clock.sleep(start - now)
             self._held -= tokens
             self._tat = max(self._tat, now) + tokens / self.rate
@@ -175,6 +261,7 @@ class SharedBucket:
     async def _lease(self, take: float) -> None:
         lease = await self._execute_lease(take)
         self.rate = lease.rate
+        self.probing = lease.probing
         self._ready = max(self._ready, self._clock.now() + lease.wait)
         if lease.paused:
             await self._clock.sleep(lease.wait)
@@ -186,17 +273,23 @@ class SharedBucket:
         while True:
             try:
                 if not self._ensured:
+                    ceiling = self.ceiling
                     await self._store.ensure_bucket(
-                        self.name, self.configured, self._burst, self._clock.shared_time()
+                        self.name,
+                        ceiling if ceiling is not None else self._limits.learn_start,
+                        ceiling,
+                        self._burst(),
+                        self._clock.shared_time(),
                     )
                     self._ensured = True
                 lease = await self._store.lease_bucket(
                     self.name,
                     float(take),
-                    configured=self.configured,
-                    step=self.configured * self._limits.recovery_per_second,
-                    recover=self._succeeded,
+                    ceiling=self.ceiling,
+                    step=self._step(),
+                    recover=self._succeeded and self._waited,
                     cooldown=self._limits.cooldown_seconds,
+                    burst=self._burst(),
                     at=self._clock.shared_time(),
                 )
                 if lease is None:
@@ -217,7 +310,7 @@ class SharedBucket:
                 )
                 await self._clock.sleep(delay)
         self.leases += 1
-        self._succeeded = False
+        self._waited = False
         return lease
 
     async def cut(self, factor: float, pause: float) -> None:
@@ -226,12 +319,13 @@ class SharedBucket:
         A database failure here is logged and the cut applied to this process only: slowing
         down must never be what breaks a send.
         """
+        floor = self._floor()
         try:
             async with self._cutting:
                 await self._store.cut_bucket(
                     self.name,
                     factor=factor,
-                    floor=self.configured * self._limits.floor,
+                    floor=floor,
                     pause=pause,
                     cooldown=self._limits.cooldown_seconds,
                     at=self._clock.shared_time(),
@@ -240,12 +334,28 @@ class SharedBucket:
             if not database_unavailable(exc):
                 raise
             logger.warning("rate bucket %s: could not share a rate cut", self.name, exc_info=True)
-            self.rate = max(self.configured * self._limits.floor, self.rate * factor)
+            self.rate = max(floor, self.rate * factor)
         self._succeeded = False
         if pause > 0:
             # tokens held here were leased before the pause: do not spend them during it
             self._held = 0.0
             self._ready = max(self._ready, self._clock.now() + pause)
+
+    async def follow(self, advertised: float) -> None:
+        """The dealer advertised `advertised` a second: the shared rate is that, at most the
+        configured one, at once (a process does this once per advertised value)."""
+        if advertised <= 0 or advertised == self.advertised:
+            return
+        self.advertised = advertised
+        rate = self._basis()
+        self.rate = rate
+        logger.info("rate bucket %s: following the dealer's %.6g/s", self.name, rate)
+        try:
+            await self._store.follow_bucket(self.name, rate)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            logger.warning("rate bucket %s: could not share a quota", self.name, exc_info=True)
 
     def succeeded(self) -> None:
         """A request went through; the next lease may raise the rate again."""
@@ -255,22 +365,27 @@ class SharedBucket:
 class GlobalRateLimiter:
     """The `RateLimiter` every sender process shares through `rate_buckets`.
 
-    Two buckets, `<bucket>:messages` and `<bucket>:requests`, each skipped when its rate is
-    0; with both at 0 the limiter never touches the database.
+    Two buckets, `<bucket>:messages` and `<bucket>:requests`: the messages one configured or
+    learned, the requests one only when configured; either made when the dealer advertises a
+    quota in its unit. With neither the limiter never touches the database.
     """
 
     def __init__(self, store: BucketStore, limits: RateLimits, clock: Clock | None = None) -> None:
         self.limits = limits
+        self._store = store
         self._clock = clock or LoopClock()
-        self._messages = self._bucket(store, "messages", limits.messages_per_second)
-        self._requests = self._bucket(store, "requests", limits.requests_per_second)
+        self._messages: SharedBucket | None = None
+        self._requests: SharedBucket | None = None
+        if limits.messages_per_second > 0 or limits.learn:
+            self._messages = self._bucket("messages", limits.messages_per_second or None)
+        if limits.requests_per_second > 0:
+            self._requests = self._bucket("requests", limits.requests_per_second)
         # unlimited: a 429 still pauses this process's requests (there is no row to share it)
         self._paused_until = 0.0
 
-    def _bucket(self, store: BucketStore, unit: str, rate: float) -> SharedBucket | None:
-        if rate <= 0:
-            return None
-        return SharedBucket(store, f"{self.limits.bucket}:{unit}", rate, self.limits, self._clock)
+    def _bucket(self, unit: Unit, rate: float | None) -> SharedBucket:
+        name = f"{self.limits.bucket}:{unit}"
+        return SharedBucket(self._store, name, rate, self.limits, self._clock)
 
     @property
     def buckets(self) -> tuple[SharedBucket, ...]:
@@ -294,20 +409,43 @@ class GlobalRateLimiter:
         if self._requests is not None:
             await self._requests.acquire(1)
 
-    async def throttled(self, retry_after: float | None) -> None:
+    async def advertised(self, quotas: Sequence[Quota]) -> None:
+        """The dealer told its quotas: follow the strictest of each unit, and wait out one
+        it says is used up until it is restored."""
+        for unit in ("messages", "requests"):
+            of_unit = [quota for quota in quotas if quota.unit == unit]
+            if not of_unit:
+                continue
+            bucket = self._messages if unit == "messages" else self._requests
+            if bucket is None:
+                bucket = self._bucket(unit, None)
+                if unit == "messages":
+                    self._messages = bucket
+                else:
+                    self._requests = bucket
+            await bucket.follow(min(quota.per_second for quota in of_unit))
+            spent = [q.reset for q in of_unit if q.remaining == 0 and q.reset]
+            if spent:
+                await bucket.cut(1.0, max(spent))
+
+    async def throttled(self, retry_after: float | None, quotas: Sequence[Quota] = ()) -> None:
         """The provider answered 429: pause everyone `retry_after` seconds and slow down."""
+        if quotas:
+            await self.advertised(quotas)
         pause = DEFAULT_PAUSE_SECONDS if retry_after is None else max(0.0, retry_after)
         if not self.buckets:
             self._paused_until = max(self._paused_until, self._clock.now() + pause)
         for bucket in self.buckets:
-            await bucket.cut(self.limits.throttle_factor, pause)
+            await bucket.cut(bucket.throttle_factor, pause)
 
     async def server_error(self) -> None:
         """The provider answered 5xx or timed out: slow down, without pausing."""
         for bucket in self.buckets:
             await bucket.cut(self.limits.server_error_factor, 0.0)
 
-    async def succeeded(self) -> None:
-        """A request went through: recover towards the configured rate."""
+    async def succeeded(self, quotas: Sequence[Quota] = ()) -> None:
+        """A request went through: follow the quotas it advertised, and let the rate grow."""
+        if quotas:
+            await self.advertised(quotas)
         for bucket in self.buckets:
             bucket.succeeded()

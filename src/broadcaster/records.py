@@ -160,3 +160,4 @@ class BucketLease:
     rate: float  # the bucket's rate now
     wait: float  # seconds until the leased tokens may be spent (a pause, or the debt)
     paused: bool  # paused: nothing was taken, lease again after `wait`
+    probing: bool  # never cut: a learned rate still grows fast (slow start)

@@ -1,7 +1,8 @@
 """One batch's provider request, retried until it has an answer, and the look-up of a batch.
 
 Transient failures are retried with backoff; a 429 pauses every request of the process for
-its Retry-After (the limiter waits it out); a batch the provider already accepted is looked
+its Retry-After (the limiter waits it out), and the quotas a dealer advertises in its answers
+go to the limiter; a batch the provider already accepted is looked
 up by its id rather than sent again. A request's waits end early when the sender stops or
 the alert is cancelled, and then the answer is None: the batch's fate stays unknown, its row
 `sending`, and the shard run again looks it up. A look-up's waits end only when the sender
@@ -66,7 +67,7 @@ class Requests:
             started = time.perf_counter()
             try:
                 result = await self.provider.send(batch)
-                await self.limiter.succeeded()
+                await self.limiter.succeeded(result.quotas)
                 metrics.sent.labels(batch.category).inc(len(batch.recipients))
                 metrics.window.add(len(batch.recipients))
                 return result
@@ -78,7 +79,7 @@ class Requests:
             except ThrottledError as exc:
                 metrics.throttled.inc()
                 # the limiter pauses every request for Retry-After; acquire() waits it out
-                await self.limiter.throttled(exc.retry_after)
+                await self.limiter.throttled(exc.retry_after, exc.quotas)
                 delay, cause = 0.0, "throttled"
             except RetryableProviderError as exc:
                 await self.limiter.server_error()

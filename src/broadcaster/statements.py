@@ -123,27 +123,33 @@ SELECT $4, alert_id, shard_no, $5, $6, $7, $8, 'sending', 1 FROM batches WHERE i
 """
 
 
+# A new row starts full at the start rate; an existing one keeps its rate (a learned rate is
+# held across sends and restarts) unless the ceiling (NULL: none) is lower.
 ENSURE_BUCKET = """
 INSERT INTO rate_buckets (name, tokens, rate, burst, refilled_at)
 VALUES ($1, $2::float8, $3::float8, $2::float8, COALESCE($4::timestamptz, clock_timestamp()))
 ON CONFLICT (name) DO UPDATE
-    SET burst = EXCLUDED.burst, rate = LEAST(rate_buckets.rate, EXCLUDED.rate)
+    SET burst = EXCLUDED.burst, rate = LEAST(rate_buckets.rate, $5::float8)
 """
 
 # One statement: refill for the time passed (a pause does not count), raise the rate when the
-# lessee has seen successes and no cut is recent, and take the tokens, into debt if need be;
-# the debt (or the pause) says how long the lessee waits for its tokens.
+# lessee asks (it has seen successes and had to wait for its budget) and no cut is recent, and
+# take the tokens, into debt if need be; the debt (or the pause) says how long the lessee waits
+# for its tokens. The ceiling and the burst may be NULL: no ceiling, the row's burst.
 LEASE_BUCKET = """
 WITH p AS (
     SELECT COALESCE($7::timestamptz, clock_timestamp()) AS ts,
            $2::float8 AS take,
-           $3::float8 AS configured,
+           $3::float8 AS ceiling,
            $4::float8 AS step,
            $5::boolean AS recover,
-           make_interval(secs => $6::float8) AS cooldown
+           make_interval(secs => $6::float8) AS cooldown,
+           $8::float8 AS burst
 ),
 cur AS (
-    SELECT b.name, p.*,
+    SELECT b.name, p.ts, p.take, p.ceiling, p.step, p.cooldown,
+           COALESCE(p.burst, b.burst) AS burst,
+           b.adjusted_at IS NULL AS probing,
            COALESCE(b.paused_until > p.ts, false) AS paused,
            GREATEST(0.0, EXTRACT(EPOCH FROM p.ts - GREATEST(
                b.refilled_at, COALESCE(b.paused_until, b.refilled_at))))::float8 AS elapsed,
@@ -153,15 +159,16 @@ cur AS (
     FOR UPDATE OF b
 )
 UPDATE rate_buckets AS b SET
-    rate = LEAST(c.configured, CASE
+    rate = LEAST(c.ceiling, CASE
         WHEN NOT c.paused AND c.recovering THEN b.rate + c.step * c.elapsed
         ELSE b.rate END),
+    burst = c.burst,
     tokens = CASE WHEN c.paused THEN b.tokens
-        ELSE LEAST(b.burst, b.tokens + b.rate * c.elapsed) - c.take END,
+        ELSE LEAST(c.burst, b.tokens + b.rate * c.elapsed) - c.take END,
     refilled_at = CASE WHEN c.paused THEN b.refilled_at ELSE c.ts END
 FROM cur AS c
 WHERE b.name = c.name
-RETURNING b.rate::float8 AS rate, c.paused,
+RETURNING b.rate::float8 AS rate, c.paused, c.probing,
     CASE WHEN c.paused THEN GREATEST(0.0, EXTRACT(EPOCH FROM b.paused_until - c.ts))::float8
         ELSE GREATEST(0.0, -b.tokens)::float8 / b.rate END AS wait
 """
@@ -191,4 +198,9 @@ UPDATE rate_buckets AS b SET
     tokens = CASE WHEN c.pause > interval '0' THEN LEAST(b.tokens, 0.0) ELSE b.tokens END
 FROM cur AS c
 WHERE b.name = c.name
+"""
+
+# The dealer advertised its quota (RateLimit-Policy): the rate is what it says, at once.
+FOLLOW_BUCKET = """
+UPDATE rate_buckets SET rate = $2::float8 WHERE name = $1
 """

@@ -22,7 +22,8 @@ class SendingSettings(CommonSettings):
     broadcaster_rate_messages_per_second: float = Field(
         0.0,
         ge=0,
-        description="Messages/s all sender processes together may send (0: unlimited).",
+        description="Messages/s all sender processes together may send (0: learned, see "
+        "ALLIM_BROADCASTER_RATE_LEARN).",
     )
     broadcaster_rate_requests_per_second: float = Field(
         0.0,

@@ -83,7 +83,7 @@ async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Res
         return _already_accepted(dealer, batch.sender_grouping_key)
     throttle = dealer.limiter.admit(len(batch.recipients), time.monotonic(), time.time())
     if throttle is not None:
-        totals.throttled += 1
+        dealer.stats.throttled(time.time())
         return refusal(
             429, THROTTLED, "Over the dealer's rate; wait as Retry-After says.", throttle.headers
         )
@@ -107,7 +107,7 @@ async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Res
         totals.resets += 1
         await reset_connection(request.scope)
         return Response(status_code=502)
-    return Response(body, media_type=JSON)
+    return Response(body, media_type=JSON, headers=dealer.limiter.headers())
 
 
 def _already_accepted(dealer: Dealer, grouping_key: str) -> Response:

@@ -26,6 +26,7 @@ class Behaviour(BaseModel):
     requests_per_second: float = Field(0.0, ge=0)
     burst_seconds: float = Field(1.0, gt=0)
     retry_after_http_date: bool = False
+    ratelimit_headers: bool = False
     latency: LatencyKind = "fixed"
     latency_ms: float = Field(0.0, ge=0)
     latency_p99_ms: float = Field(0.0, ge=0)

@@ -48,6 +48,11 @@ class SandboxSettings(CommonSettings):
     sandbox_retry_after_http_date: bool = Field(
         False, description="Answer 429 with Retry-After as an HTTP-date instead of seconds."
     )
+    sandbox_ratelimit_headers: bool = Field(
+        False,
+        description="Send the IETF RateLimit-Policy and RateLimit headers on every answer "
+        '(messages in unit "messages", requests in unit "request").',
+    )
     sandbox_latency: LatencyKind = Field(
         "fixed", description="Latency distribution of a send: fixed or lognormal."
     )

@@ -41,12 +41,13 @@ _HASH_SPACE = 1 << 32
 _SUCCESS_HEADER = b'{"resultCode":0,"resultMessage":"SUCCESS","isSuccessful":true}'
 
 
-def _limits(behaviour: Behaviour) -> tuple[float, float, float, bool]:
+def _limits(behaviour: Behaviour) -> tuple[float, float, float, bool, bool]:
     return (
         behaviour.messages_per_second,
         behaviour.requests_per_second,
         behaviour.burst_seconds,
         behaviour.retry_after_http_date,
+        behaviour.ratelimit_headers,
     )
 
 
@@ -110,6 +111,7 @@ class Dealer:
             behaviour.burst_seconds,
             time.monotonic(),
             http_date=behaviour.retry_after_http_date,
+            ratelimit_headers=behaviour.ratelimit_headers,
         )
 
     def latency(self) -> float:

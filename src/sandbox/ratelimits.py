@@ -1,4 +1,11 @@
-"""Token buckets for messages/s and requests/s, and the 429 headers they produce."""
+"""Token buckets for messages/s and requests/s, and the headers they produce.
+
+A refusal carries `Retry-After`. With `ratelimit_headers`, every answer also carries the IETF
+`RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers): one policy
+per limited bucket, the messages one in unit `messages` (recipients, as the dealer counts
+them), the requests one in the draft's default unit `request`; `r` is what the bucket holds,
+`t` the seconds until it is full again.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +57,7 @@ class RateLimiter:
         burst_seconds: float,
         now: float,
         http_date: bool = False,
+        ratelimit_headers: bool = False,
     ) -> None:
         self._messages = TokenBucket(
             messages_per_second, max(messages_per_second * burst_seconds, MAX_BATCH), now
@@ -58,6 +66,7 @@ class RateLimiter:
             requests_per_second, max(requests_per_second * burst_seconds, 1.0), now
         )
         self._http_date = http_date
+        self._ratelimit_headers = ratelimit_headers
 
     def admit(self, messages: int, now: float, wall: float) -> Throttle | None:
         """Take the tokens of one request and return None, or return the refusal."""
@@ -70,19 +79,26 @@ class RateLimiter:
                 if bucket.rate > 0:
                     bucket.tokens -= amount
             return None
-        return Throttle(wait, self._headers(wait, wall))
-
-    def _headers(self, wait: float, wall: float) -> dict[str, str]:
         seconds = max(1, math.ceil(wait))
         retry_after = formatdate(wall + seconds, usegmt=True) if self._http_date else str(seconds)
+        return Throttle(wait, {"Retry-After": retry_after, **self.headers()})
+
+    def headers(self) -> dict[str, str]:
+        """The `RateLimit-Policy` and `RateLimit` fields as of the last request (none when
+        they are off or nothing is limited)."""
+        if not self._ratelimit_headers:
+            return {}
         policies = []
         states = []
-        for name, bucket in (("messages", self._messages), ("requests", self._requests)):
+        for name, unit, bucket in (
+            ("messages", ';qu="messages"', self._messages),
+            ("requests", "", self._requests),
+        ):
             if bucket.rate > 0:
-                policies.append(f'"{name}";q={math.ceil(bucket.rate)};w=1')
-                states.append(f'"{name}";r={max(0, math.floor(bucket.tokens))};t={seconds}')
-        return {
-            "Retry-After": retry_after,
-            "RateLimit-Policy": ", ".join(policies),
-            "RateLimit": ", ".join(states),
-        }
+                tokens = max(0.0, bucket.tokens)
+                full = math.ceil((bucket.capacity - tokens) / bucket.rate)
+                policies.append(f'"{name}";q={math.ceil(bucket.rate)};w=1{unit}')
+                states.append(f'"{name}";r={math.floor(tokens)};t={full}')
+        if not policies:
+            return {}
+        return {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}

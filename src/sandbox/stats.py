@@ -1,4 +1,4 @@
-"""Totals of what the sandbox answered and did, and a per-second series of accepted recipients."""
+"""Totals of what the sandbox answered and did, and per-second series of what it accepted."""
 
 from __future__ import annotations
 
@@ -30,18 +30,27 @@ class Totals:
 
 @dataclass
 class Stats:
-    """Totals plus accepted recipients per wall-clock second over the last `window` seconds."""
+    """Totals, plus per wall-clock second over the last `window` seconds: recipients accepted
+    and send requests throttled (429)."""
 
     window: int
     totals: Totals = field(default_factory=Totals)
-    _per_second: OrderedDict[int, int] = field(default_factory=OrderedDict)
+    _accepted: OrderedDict[int, int] = field(default_factory=OrderedDict)
+    _throttled: OrderedDict[int, int] = field(default_factory=OrderedDict)
 
     def accepted(self, recipients: int, wall: float) -> None:
         """Count `recipients` accepted at unix time `wall`."""
         self.totals.recipients_accepted += recipients
+        self._count(self._accepted, recipients, wall)
+
+    def throttled(self, wall: float) -> None:
+        """Count one send request refused with 429 at unix time `wall`."""
+        self.totals.throttled += 1
+        self._count(self._throttled, 1, wall)
+
+    def _count(self, series: OrderedDict[int, int], n: int, wall: float) -> None:
         second = int(wall)
-        series = self._per_second
-        series[second] = series.get(second, 0) + recipients
+        series[second] = series.get(second, 0) + n
         oldest = second - self.window
         while series:
             first = next(iter(series))
@@ -53,10 +62,12 @@ class Stats:
         """The JSON document of `GET /_sandbox/stats`."""
         return {
             "totals": asdict(self.totals) | {"taps_pending": pending_taps},
-            "accepted_per_second": [[second, n] for second, n in self._per_second.items()],
+            "accepted_per_second": [[second, n] for second, n in self._accepted.items()],
+            "throttled_per_second": [[second, n] for second, n in self._throttled.items()],
         }
 
     def reset(self) -> None:
         """Start counting from zero."""
         self.totals = Totals()
-        self._per_second.clear()
+        self._accepted.clear()
+        self._throttled.clear()

@@ -22,6 +22,7 @@ from tests.clocks import ManualClock
 from broadcaster.backoff import parse_retry_after
 from broadcaster.config import BroadcasterSettings
 from broadcaster.main import rate_limits
+from broadcaster.quotas import Quota
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits, database_unavailable
 from broadcaster.store import Store
 
@@ -136,7 +137,7 @@ async def test_requests_budget_holds_for_small_requests(
 
 
 async def test_unlimited_does_no_database_work(nowhere: Store, clock: ManualClock) -> None:
-    limiter = GlobalRateLimiter(nowhere, limits(), clock)
+    limiter = GlobalRateLimiter(nowhere, limits(learn=False), clock)
     assert limiter.buckets == ()
     for _ in range(1000):
         await limiter.acquire(1000)
@@ -253,8 +254,12 @@ async def test_successes_recover_the_rate_additively(
 
 
 def test_limits_refuse_nonsense() -> None:
-    with pytest.raises(ValueError, match="unlimited"):
+    with pytest.raises(ValueError, match="not configured"):
         limits(messages_per_second=-1)
+    with pytest.raises(ValueError, match="positive start"):
+        limits(learn_start=0)
+    with pytest.raises(ValueError, match="factors"):
+        limits(learn_factor=0)
     with pytest.raises(ValueError, match="factors"):
         limits(throttle_factor=1.5)
     with pytest.raises(ValueError, match="floor"):
@@ -274,7 +279,8 @@ def test_limits_from_settings() -> None:
     configured = rate_limits(settings)
     assert (configured.messages_per_second, configured.requests_per_second) == (5000, 20)
     assert (configured.bucket, configured.cooldown_seconds) == ("dealer-a", 3)
-    # unset: unlimited, leases and burst of 0.1 s, 10% recovered per second
+    # unset: learned from 1,000/s, 2% added a second; leases and burst of 0.1 s, 10% of a
+    # configured rate recovered per second
     assert rate_limits(BroadcasterSettings(environment="development")) == RateLimits(
         messages_per_second=0.0,
         requests_per_second=0.0,
@@ -283,7 +289,12 @@ def test_limits_from_settings() -> None:
         burst_seconds=0.1,
         recovery_per_second=0.1,
         cooldown_seconds=2.0,
+        learn=True,
+        learn_start=1000.0,
+        learn_increase=0.02,
     )
+    unlimited = BroadcasterSettings(environment="development", broadcaster_rate_learn=False)
+    assert not rate_limits(unlimited).learn
 
 
 async def test_sends_are_paced_between_leases(stores: list[Store], clock: ManualClock) -> None:
@@ -326,3 +337,134 @@ async def test_only_outages_are_waited_out(stores: list[Store]) -> None:
         await stores[0].pool.execute("SELECT no_such_column FROM rate_buckets")
     # a wrong query is a bug to raise, not an outage to wait out
     assert not database_unavailable(caught.value)
+
+
+# -- a rate nobody configured: learned, or advertised by the dealer ------------------------
+
+
+async def learn_for(limiter: GlobalRateLimiter, clock: ManualClock, seconds: float) -> None:
+    """Requests of 100 messages, as fast as the budget allows, each one a success."""
+    until = clock.now() + seconds
+
+    async def sending() -> None:
+        while clock.now() < until:
+            await limiter.acquire(100)
+            await limiter.succeeded()
+
+    await driven(clock, sending())
+
+
+async def test_a_learned_rate_doubles_until_the_first_429_then_grows_additively(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    shared = limits(learn_start=1000.0, cooldown_seconds=1.0)
+    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    (bucket,) = limiter.buckets
+    assert bucket.learning and bucket.ceiling is None
+    await learn_for(limiter, clock, 3.0)
+    # slow start: about 1,000 * 2^3 after 3 s (growth comes in steps, a lease apart)
+    assert bucket.probing
+    assert 6000.0 <= bucket.rate <= 8000.0
+
+    # the first 429 halves it and ends slow start, for every process
+    probed = bucket.rate
+    await limiter.throttled(0.0)
+    state = await row(stores[0], f"{shared.bucket}:messages", clock)
+    assert state["rate"] == pytest.approx(probed / 2)
+    await learn_for(limiter, clock, 0.5)  # within the cool-down: no growth
+    assert not bucket.probing
+    assert bucket.rate == pytest.approx(probed / 2)
+
+    # then it grows by 2% of itself a second
+    await learn_for(limiter, clock, 5.0)
+    assert probed / 2 * 1.08 <= bucket.rate <= probed / 2 * 1.11
+    # and each later 429 cuts it by a quarter only
+    grown = bucket.rate
+    await limiter.throttled(0.0)
+    state = await row(stores[0], f"{shared.bucket}:messages", clock)
+    assert state["rate"] == pytest.approx(grown * 0.75)
+
+
+async def test_processes_share_one_learned_rate(stores: list[Store], clock: ManualClock) -> None:
+    shared = limits(learn_start=1000.0)
+    first = GlobalRateLimiter(stores[0], shared, clock)
+    await learn_for(first, clock, 2.0)
+    await first.throttled(0.0)
+    learned = (await row(stores[0], f"{shared.bucket}:messages", clock))["rate"]
+    assert learned > 1000.0
+
+    # a process that starts now begins at the learned rate, past slow start: it does not
+    # probe on its own
+    second = GlobalRateLimiter(stores[1], shared, clock)
+    await driven(clock, second.acquire(100))
+    assert second.messages_rate == pytest.approx(learned)
+    assert not second.buckets[0].probing
+
+    # its 429 is everyone's: the first process leases at the cut rate
+    clock.advance(shared.cooldown_seconds)
+    await second.throttled(0.0)
+
+    async def more() -> None:
+        for _ in range(20):
+            await first.acquire(100)
+
+    await driven(clock, more())
+    assert first.messages_rate == pytest.approx(learned * shared.learn_factor)
+
+
+async def test_a_learned_rate_nobody_uses_up_does_not_grow(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    limiter = GlobalRateLimiter(stores[0], limits(learn_start=1000.0), clock)
+
+    async def trickle() -> None:
+        # 100 messages a second against a budget of 1,000: never held back
+        for _ in range(10):
+            await limiter.acquire(100)
+            await limiter.succeeded()
+            await clock.sleep(1.0)
+
+    await driven(clock, trickle())
+    assert limiter.messages_rate == pytest.approx(1000.0)
+
+
+async def test_an_advertised_quota_is_followed_at_once_below_the_configured_rate(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    shared = limits(messages_per_second=10_000.0)
+    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    await driven(clock, limiter.acquire(100))
+    await limiter.succeeded([Quota("messages", "messages", 5000.0)])
+    name = f"{shared.bucket}:messages"
+    assert (await row(stores[0], name, clock))["rate"] == pytest.approx(5000.0)
+
+    grants: list[float] = []
+    await run_on(clock, [[requesting(limiter, clock, 100, 3.0, grants) for _ in range(4)]])
+    # the rate stays what the dealer said: successes do not raise it past that
+    assert limiter.messages_rate == pytest.approx(5000.0)
+    granted = sum(1 for t in grants if 1.0 <= t < 3.0) * 100
+    assert 2 * 5000 - 200 <= granted <= 2 * 5000 + 200
+
+    # an advertised rate above the configured one leaves the configured ceiling
+    other = GlobalRateLimiter(stores[1], limits(messages_per_second=2000.0), clock)
+    await other.succeeded([Quota("messages", "messages", 20_000.0)])
+    assert other.buckets[0].ceiling == 2000.0
+
+
+async def test_a_quota_in_a_unit_without_a_bucket_makes_one_even_unlimited(
+    stores: list[Store], clock: ManualClock
+) -> None:
+    shared = limits(learn=False)
+    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    assert limiter.buckets == ()
+    await limiter.succeeded([Quota("requests", "requests", 10.0)])
+    (bucket,) = limiter.buckets
+    assert bucket.name == f"{shared.bucket}:requests"
+    grants: list[float] = []
+    await driven(clock, requesting(limiter, clock, 1000, 2.0, grants))
+    assert 19 <= len(grants) <= 22  # 10 requests a second, and a burst of one
+
+    # a quota used up: everyone waits until the dealer says it is restored
+    await limiter.succeeded([Quota("requests", "requests", 10.0, remaining=0.0, reset=3.0)])
+    state = await row(stores[0], bucket.name, clock)
+    assert state["pause_left"] == timedelta(seconds=3)

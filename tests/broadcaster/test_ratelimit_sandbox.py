@@ -2,9 +2,12 @@
 
 The sandbox refuses past its messages/s with 429; the limiters share one budget through
 PostgreSQL. Told the sandbox's rate, together they stay under it; told too high a rate, the
-429s pause and slow all of them down. The sandbox counts by its own clock, so the limiters
-keep the real one here; each sender sends a fixed number of batches, and the tests count
-answers, never time (test_ratelimit.py proves the rates themselves on a clock it drives).
+429s pause and slow all of them down; told nothing, they learn it together, and a sender
+that starts later joins the learned rate; when the sandbox advertises its quota in RateLimit
+headers, they follow it without a refusal. The sandbox counts by its own clock, so the
+limiters keep the real one here; each sender sends a fixed number of batches, and the tests
+count answers, never time (test_ratelimit.py proves the rates themselves on a clock it
+drives).
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ def limits(**given: Any) -> RateLimits:
 @pytest.fixture
 async def sandbox_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """A sandbox limited to 4,000 messages/s, served over real HTTP; its 429s carry
-    Retry-After in seconds, or as an HTTP date."""
+    Retry-After in seconds, or as an HTTP date; "headers" advertises the quota on every
+    answer."""
+    mode = getattr(request, "param", "seconds")
     settings = SandboxSettings(
         environment="test",
         tracking_secret=SecretStr("test-tracking-secret-0123456789"),
@@ -55,7 +60,8 @@ async def sandbox_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         sandbox_profile="off",
         sandbox_messages_per_second=4000,
         sandbox_burst_seconds=1.0,
-        sandbox_retry_after_http_date=getattr(request, "param", False),
+        sandbox_retry_after_http_date=mode == "http-date",
+        sandbox_ratelimit_headers=mode == "headers",
     )
     async with serving(create_app(settings)) as url:
         yield url
@@ -105,13 +111,13 @@ class Sender:
                     while True:
                         await self.limiter.acquire(BATCH)
                         try:
-                            await kakao.send(batch)
+                            result = await kakao.send(batch)
                         except ThrottledError as exc:
                             self.throttled += 1
-                            await self.limiter.throttled(exc.retry_after)
+                            await self.limiter.throttled(exc.retry_after, exc.quotas)
                         else:
                             self.accepted += BATCH
-                            await self.limiter.succeeded()
+                            await self.limiter.succeeded(result.quotas)
                             break
 
             await asyncio.gather(*(worker() for _ in range(3)))
@@ -122,9 +128,23 @@ async def run_senders(
 ) -> list[Sender]:
     """Three senders, each sending `batches` batches of `BATCH` to the sandbox."""
     senders = [Sender(store, limits, url, i) for i, store in enumerate(stores)]
+    await send(senders, batches)
+    return senders
+
+
+async def send(senders: list[Sender], batches: int) -> None:
+    """Each of `senders` sends `batches` batches of `BATCH` of one new alert to the sandbox."""
     alert = uuid.uuid4()
     await asyncio.gather(*(s.run(alert, batches) for s in senders))
-    return senders
+
+
+async def learned_rate(store: Store, limits: RateLimits) -> float:
+    """The messages/s rate in the shared row."""
+    rate = await store.pool.fetchval(
+        "SELECT rate FROM rate_buckets WHERE name = $1", f"{limits.bucket}:messages"
+    )
+    assert isinstance(rate, float)
+    return rate
 
 
 async def test_three_senders_told_the_rate_stay_under_it(
@@ -139,7 +159,7 @@ async def test_three_senders_told_the_rate_stay_under_it(
 
 @pytest.mark.parametrize(
     "sandbox_url",
-    [False, True],
+    ["seconds", "http-date"],
     ids=["retry-after-seconds", "retry-after-http-date"],
     indirect=True,
 )
@@ -156,3 +176,54 @@ async def test_senders_told_too_high_a_rate_are_slowed_by_429s(
     rates = [s.limiter.messages_rate for s in senders]
     assert all(rate is not None and rate < 12_000 for rate in rates)
     assert throttled < 0.25 * requests
+
+
+async def test_senders_told_no_rate_learn_it_and_then_are_rarely_refused(
+    stores: list[Store], sandbox_url: str
+) -> None:
+    learning = limits(learn_start=500.0)
+    senders = [Sender(store, learning, sandbox_url, i) for i, store in enumerate(stores)]
+    # 3 x 60 x 200 = 36,000 messages: 9 s at the sandbox's rate, past slow start
+    await send(senders, 60)
+    learned = await learned_rate(stores[0], learning)
+    refused = sum(s.throttled for s in senders)
+    # slow start went past the sandbox's rate: it was refused, and the cut brought it near
+    assert refused > 0
+    assert 2000.0 <= learned <= 6000.0
+
+    # held: the next 36,000 messages are refused at most 2% of the time
+    await send(senders, 60)
+    assert [s.accepted for s in senders] == [2 * 60 * BATCH] * 3
+    later = sum(s.throttled for s in senders) - refused
+    assert later <= 0.02 * (3 * 60 + later)
+
+
+async def test_a_sender_that_starts_later_joins_the_learned_rate(
+    stores: list[Store], sandbox_url: str
+) -> None:
+    learning = limits(learn_start=500.0)
+    early = [Sender(store, learning, sandbox_url, i) for i, store in enumerate(stores[:2])]
+    await send(early, 60)
+    learned = await learned_rate(stores[0], learning)
+    assert learned > 1000.0
+
+    # the third process does not probe from the start rate on its own: its first lease is
+    # the rate the others learned, past slow start
+    late = Sender(stores[2], learning, sandbox_url, 2)
+    await late.limiter.acquire(BATCH)
+    (bucket,) = late.limiter.buckets
+    assert bucket.rate == pytest.approx(learned, rel=0.05)
+    assert not bucket.probing
+
+
+@pytest.mark.parametrize("sandbox_url", ["headers"], indirect=True)
+async def test_senders_follow_an_advertised_quota_without_a_refusal(
+    stores: list[Store], sandbox_url: str
+) -> None:
+    learning = limits(learn_start=500.0)
+    senders = await run_senders(stores, learning, sandbox_url, 40)
+    assert [s.accepted for s in senders] == [40 * BATCH] * 3
+    assert [s.throttled for s in senders] == [0, 0, 0]
+    # the shared rate is the sandbox's own, taken from its RateLimit-Policy
+    assert await learned_rate(stores[0], learning) == 4000.0
+    assert all(not s.limiter.buckets[0].learning for s in senders)

@@ -22,14 +22,17 @@ Numbers = Callable[..., list[str]]
 async def test_messages_over_the_rate_are_429_with_retry_after_and_ratelimit_headers(
     sandbox: SandboxClient, make_batch: BatchBuilder, phone_numbers: Numbers
 ) -> None:
-    await sandbox.configure(messages_per_second=1000)
+    await sandbox.configure(messages_per_second=1000, ratelimit_headers=True)
     first = await sandbox.send(make_batch("rate-a:0:1", phone_numbers(1000)))
     assert first.status_code == 200
+    # every answer advertises the quota, and what the request left of it
+    assert first.headers["RateLimit-Policy"] == '"messages";q=1000;w=1;qu="messages"'
+    assert first.headers["RateLimit"] == '"messages";r=0;t=1'
     second = await sandbox.send(make_batch("rate-a:0:2", phone_numbers(1000, 1000)))
     assert second.status_code == 429
     assert second.headers["Retry-After"].isdigit()
     assert 1 <= int(second.headers["Retry-After"]) <= 2
-    assert second.headers["RateLimit-Policy"] == '"messages";q=1000;w=1'
+    assert second.headers["RateLimit-Policy"] == '"messages";q=1000;w=1;qu="messages"'
     assert second.headers["RateLimit"].startswith('"messages";r=')
     assert second.json()["header"]["isSuccessful"] is False
     ledger = await sandbox.ledger("rate-a")
@@ -57,7 +60,9 @@ async def test_requests_over_the_rate_are_429_and_retry_after_can_be_an_http_dat
     # a whole second, 1 or 2 of them after the refusal (which came between these two)
     when = parsedate_to_datetime(refused.headers["Retry-After"])
     assert asked < when <= answered + timedelta(seconds=2)
-    assert refused.headers["RateLimit-Policy"] == '"requests";q=2;w=1'
+    # the RateLimit fields are off unless asked for
+    assert "RateLimit-Policy" not in refused.headers
+    assert "RateLimit" not in refused.headers
     # lifting the limit takes effect at once
     await sandbox.configure(requests_per_second=0)
     assert (await sandbox.send(make_batch("rate-b:0:10", phone_numbers(1, 10)))).status_code == 200

@@ -50,7 +50,7 @@ def test_unlimited_buckets_never_throttle() -> None:
 
 
 def test_throttle_headers_in_http_date_form() -> None:
-    limiter = RateLimiter(0, 1, 1, now=0, http_date=True)
+    limiter = RateLimiter(0, 1, 1, now=0, http_date=True, ratelimit_headers=True)
     assert limiter.admit(1, now=0, wall=0) is None
     wall = datetime(2026, 11, 25, 8, 0, tzinfo=UTC).timestamp()
     throttle = limiter.admit(1, now=0.5, wall=wall)
@@ -58,6 +58,22 @@ def test_throttle_headers_in_http_date_form() -> None:
     assert throttle.headers["Retry-After"] == "Wed, 25 Nov 2026 08:00:01 GMT"
     assert throttle.headers["RateLimit-Policy"] == '"requests";q=1;w=1'
     assert throttle.headers["RateLimit"] == '"requests";r=0;t=1'
+
+
+def test_ratelimit_headers_name_each_limit_and_its_unit_only_when_asked() -> None:
+    quiet = RateLimiter(5000, 20, 1, now=0)
+    assert quiet.admit(1000, now=0, wall=0) is None
+    assert quiet.headers() == {}
+    throttle = quiet.admit(5000, now=0, wall=0)
+    assert throttle is not None
+    assert set(throttle.headers) == {"Retry-After"}
+
+    limiter = RateLimiter(5000, 20, 1, now=0, ratelimit_headers=True)
+    assert limiter.admit(1000, now=0, wall=0) is None
+    assert limiter.headers() == {
+        "RateLimit-Policy": '"messages";q=5000;w=1;qu="messages", "requests";q=20;w=1',
+        "RateLimit": '"messages";r=4000;t=1, "requests";r=19;t=1',
+    }
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from broadcaster.quotas import Quota, advertised
 from common.messages import Button, Category
 
 # per-recipient result codes of the provider contract (docs/provider-api.md)
@@ -75,6 +76,7 @@ class BatchResult:
     subscriber_ids: list[int]
     result_codes: list[int]
     messages: dict[int, str] = field(default_factory=dict)
+    quotas: tuple[Quota, ...] = ()  # what the answer's RateLimit headers advertised
 
 
 def unbound(response: httpx.Response) -> httpx.Response:
@@ -86,6 +88,12 @@ def unbound(response: httpx.Response) -> httpx.Response:
     """
     response.stream = httpx.ByteStream(b"")
     return response
+
+
+def quotas_of(response: httpx.Response) -> tuple[Quota, ...]:
+    """The quotas a response's `RateLimit-Policy` and `RateLimit` fields advertise."""
+    headers = response.headers
+    return advertised(headers.get_list("RateLimit-Policy"), headers.get_list("RateLimit"))
 
 
 class Provider(Protocol):

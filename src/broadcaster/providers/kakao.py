@@ -16,7 +16,8 @@ from broadcaster.errors import (
     RetryableProviderError,
     ThrottledError,
 )
-from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, unbound
+from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, quotas_of, unbound
+from broadcaster.quotas import Quota
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class KakaoProvider:
                 response.status_code,
             )
         message = document.get("message") or {}
-        return _result(batch.batch_id, message.get("sendResults") or [])
+        return _result(batch.batch_id, message.get("sendResults") or [], quotas_of(response))
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
         """The results of `batch_id`, or None when the dealer has no request with that key."""
@@ -120,7 +121,9 @@ class KakaoProvider:
         status = response.status_code
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise ThrottledError(f"Batch '{batch_id}' throttled (429).", retry_after)
+            raise ThrottledError(
+                f"Batch '{batch_id}' throttled (429).", retry_after, quotas_of(response)
+            )
         if status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise RetryableProviderError(f"Batch '{batch_id}' got HTTP {status}.", retry_after)
@@ -139,7 +142,9 @@ class KakaoProvider:
         return document
 
 
-def _result(batch_id: str, entries: list[dict[str, Any]]) -> BatchResult:
+def _result(
+    batch_id: str, entries: list[dict[str, Any]], quotas: tuple[Quota, ...] = ()
+) -> BatchResult:
     """The per-recipient results; retryable when they cannot be read (nothing is settled)."""
     try:
         subscriber_ids = [int(e["recipientGroupingKey"]) for e in entries]
@@ -153,7 +158,7 @@ def _result(batch_id: str, entries: list[dict[str, Any]]) -> BatchResult:
         raise RetryableProviderError(
             f"Batch '{batch_id}' got per-recipient results that cannot be read: {exc!r}"
         ) from exc
-    return BatchResult(batch_id, subscriber_ids, codes, messages)
+    return BatchResult(batch_id, subscriber_ids, codes, messages, quotas)
 
 
 def _message(response: httpx.Response) -> str:

@@ -28,7 +28,8 @@ body bytes, in lower-case hex: a receiver recomputes it, compares in constant ti
 refuses old timestamps so a captured request cannot be replayed later.
 
 Answers: any 2xx means every recipient of the batch was taken (code 1000). 429 asks us to
-slow down (`Retry-After` in seconds or as an HTTP date); 408, 5xx, timeouts and connection
+slow down (`Retry-After` in seconds or as an HTTP date); `RateLimit-Policy` and `RateLimit`
+fields on any answer set the send rate (`broadcaster.quotas`); 408, 5xx, timeouts and connection
 errors are transient, and the same batch is sent again with the same idempotency key; any
 other status is a permanent refusal. A webhook has no look-up: a batch whose fate is unknown
 is sent again with the same `X-Idempotency-Key`, which receivers must deduplicate, answering
@@ -49,7 +50,7 @@ import orjson
 
 from broadcaster.backoff import parse_retry_after
 from broadcaster.errors import PermanentProviderError, RetryableProviderError, ThrottledError
-from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, unbound
+from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, quotas_of, unbound
 
 SIGNATURE_HEADER = "X-Allim-Signature"
 TIMESTAMP_HEADER = "X-Allim-Timestamp"
@@ -126,7 +127,9 @@ class WebhookProvider:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status == 429:
             raise ThrottledError(
-                f"Batch '{batch.batch_id}' throttled by webhook (429).", retry_after
+                f"Batch '{batch.batch_id}' throttled by webhook (429).",
+                retry_after,
+                quotas_of(response),
             )
         if status == 408 or status >= 500:
             raise RetryableProviderError(
@@ -139,7 +142,12 @@ class WebhookProvider:
                 status,
             )
         delivered = batch.recipients.subscriber_ids
-        return BatchResult(batch.batch_id, list(delivered), [DELIVERED] * len(delivered))
+        return BatchResult(
+            batch.batch_id,
+            list(delivered),
+            [DELIVERED] * len(delivered),
+            quotas=quotas_of(response),
+        )
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
         """Always None: a webhook cannot be asked, so the batch is sent again with its key."""
