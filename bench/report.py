@@ -15,8 +15,10 @@
 Charts come from figures and series that benchmark scripts print:
 `<anything>_seconds_<size>` (size `100k`, `1m`, ...) gives throughput against audience size;
 a `series_send_rate` object `{"t_s": [...], "per_s": [...], "limit_per_s": R}` gives send rate
-against the provider limit; `series_read_rate` `{"t_s": [...], "read_rate": [...]}` gives the
-read rate over time.
+against the provider limit; `series_learned_rate` (the same, with `throttled_per_s` and the
+shared bucket's `rate_t_s` / `rate_per_s`) gives the learned rate against the dealer's limit,
+429s marked; `series_read_rate` `{"t_s": [...], "read_rate": [...]}` gives the read rate over
+time.
 """
 
 from __future__ import annotations
@@ -222,6 +224,31 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
         ax.set_ylabel("messages per second")
         ax.set_title(f"Send rate against the provider limit ({source})")
         save(fig, ax, "send_rate.png", "Send rate against the provider limit")
+
+    found = _find_series(results, "series_learned_rate")
+    if found:
+        source, series = found
+        limit = series["limit_per_s"]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(series["t_s"], series["per_s"], label="messages/s accepted", alpha=0.5)
+        ax.plot(series["rate_t_s"], series["rate_per_s"], label="learned rate (shared bucket)")
+        ax.axhline(limit, color="red", linestyle="--", label="dealer's limit")
+        seconds = zip(series["t_s"], series["throttled_per_s"], strict=True)
+        refused = [(t, n) for t, n in seconds if n]
+        if refused:
+            ax.scatter(
+                [t for t, _ in refused],
+                [limit * 1.04] * len(refused),
+                marker="v",
+                color="black",
+                label="seconds with 429s (count)",
+            )
+            for t, n in refused:
+                ax.annotate(str(n), (t, limit * 1.07), ha="center", fontsize="x-small")
+        ax.set_xlabel("seconds since the first accepted batch")
+        ax.set_ylabel("messages per second")
+        ax.set_title(f"Learned rate against the dealer's limit ({source})")
+        save(fig, ax, "learned_rate.png", "Learned rate against the dealer's limit")
 
     found = _find_series(results, "series_read_rate")
     if found:
@@ -436,6 +463,7 @@ def write_report(results: dict[str, Any], path: Path = DOC) -> None:
     missing = {
         "Throughput against audience size",
         "Send rate against the provider limit",
+        "Learned rate against the dealer's limit",
         "Read rate over time",
     } - set(charts)
     for title in sorted(missing):
