@@ -111,6 +111,10 @@ async def recipient(
     return RecipientPublic.of(found)
 
 
+# a code as `batches.result_codes` holds it (PostgreSQL integer): a larger one was a 500
+DealerCode = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 @router.get(
     "/{alert_id}/recipients",
     summary="The alert's delivered or failed recipients, as pages or one CSV",
@@ -134,7 +138,7 @@ async def recipient_list(
     session: SessionDep,
     outcome: Annotated[Listed, Query(description="`failed` or `delivered`.")] = "failed",
     code: Annotated[
-        list[int] | None,
+        list[DealerCode] | None,
         Query(description="Only failures with one of these dealer codes (repeat it)."),
     ] = None,
     cursor: Annotated[
