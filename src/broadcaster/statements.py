@@ -14,6 +14,11 @@ from common.messages import Audience
 
 def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any]]:
     """SQL conditions (AND-ed, each starting with ' AND') and their parameters."""
+    if audience.recipients_of is not None:
+        return (
+            f" AND id IN (SELECT subscriber_id FROM alert_recipients WHERE alert_id = ${first_param})",
+            [audience.recipients_of],
+        )
     if audience.all:
         return "", []
     sql, params = "", []

@@ -38,6 +38,8 @@ class Audience(Message):
     all: bool = False
     districts: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    # exactly the subscribers frozen for this alert id in `alert_recipients` (a follow-up's)
+    recipients_of: uuid.UUID | None = None
 
 
 class AlertRequested(Message):

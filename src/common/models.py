@@ -111,6 +111,13 @@ class Alert(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # set while an operator holds the alert paused (the API shows `paused`)
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # a follow-up's parent, and what it is to it: resend | correction | update
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE")
+    )
+    relation: Mapped[str | None] = mapped_column(String(16))
+    # seconds the sender promised to deliver within (the estimate tells when it misses)
+    deliver_within: Mapped[int | None] = mapped_column(Integer)
     # a test send's parent: the alert whose message went to the test recipients
     test_of: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE")
@@ -120,6 +127,17 @@ class Alert(Base):
         UniqueConstraint("cap_sender", "cap_identifier", "cap_sent", name="uq_alerts_cap"),
         Index("ix_alerts_created_at", "created_at"),
     )
+
+
+class AlertRecipient(Base):
+    """One subscriber of a follow-up's audience, frozen when the follow-up was created."""
+
+    __tablename__ = "alert_recipients"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class OutboxEntry(Base):

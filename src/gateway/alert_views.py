@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from common.messages import Audience, Button, Category
 from common.models import Alert, AlertStats, User
 from common.problems import Problem
+from gateway.followups import Relation
 from gateway.pausing import shown_status
 from gateway.schemas import AlertPublic, AlertStatus, Approval
 from reports.figures import read_rate
@@ -75,4 +76,6 @@ def public(
         decided_by=decided_by,
         decided_at=alert.decided_at,
         test_of=alert.test_of,
+        parent_id=alert.parent_id,
+        relation=cast(Relation | None, alert.relation),
     )

@@ -114,6 +114,17 @@ ORDER BY district NULLS LAST
 )
 
 
+# a follow-up's frozen audience: its rows in alert_recipients that are still active
+_REACH_FROZEN = text(
+    """
+SELECT s.district, count(*) FROM alert_recipients r JOIN subscribers s ON s.id = r.subscriber_id
+WHERE r.alert_id = :alert AND s.status = 'active'
+GROUP BY s.district
+ORDER BY s.district NULLS LAST
+"""
+)
+
+
 def _filters(audience: Audience) -> dict[str, list[str]]:
     if audience.all:
         return {"districts": [], "tags": []}
@@ -138,7 +149,11 @@ async def check(session: AsyncSession, audience: Audience) -> None:
 
 async def reach(session: AsyncSession, audience: Audience) -> Reach:
     """The active subscribers `audience` selects, per district and in total."""
-    rows = (await session.execute(_REACH, _filters(audience))).all()
+    if audience.recipients_of is not None:
+        frozen = {"alert": audience.recipients_of}
+        rows = (await session.execute(_REACH_FROZEN, frozen)).all()
+    else:
+        rows = (await session.execute(_REACH, _filters(audience))).all()
     by_district: dict[str | None, int] = {district: int(count) for district, count in rows}
     return Reach(by_district=by_district, total=sum(by_district.values()))
 

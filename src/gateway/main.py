@@ -31,6 +31,7 @@ from gateway.routes import (
     console,
     control,
     decisions,
+    followups,
     health,
     recipients,
     session,
@@ -129,6 +130,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(decisions.router)
     app.include_router(control.router)
     app.include_router(recipients.router)
+    app.include_router(followups.router)
     app.include_router(session.router)
     app.include_router(health.router)
     app.include_router(subscribers.router)

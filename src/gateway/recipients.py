@@ -68,6 +68,19 @@ _FAILURE = text(
 )
 
 
+async def _member(session: AsyncSession, alert: Alert, subscriber: Subscriber) -> bool:
+    """Whether the subscriber is in the alert's audience: its frozen list (a follow-up's),
+    or its districts and tags."""
+    audience = Audience.model_validate(alert.audience)
+    if audience.recipients_of is None:
+        return in_audience(audience, subscriber)
+    found = await session.execute(_FROZEN, {"alert": audience.recipients_of, "sid": subscriber.id})
+    return found.first() is not None
+
+
+_FROZEN = text("SELECT 1 FROM alert_recipients WHERE alert_id = :alert AND subscriber_id = :sid")
+
+
 def in_audience(audience: Audience, subscriber: Subscriber) -> bool:
     """Whether the subscriber's district and tags put them in `audience`."""
     if audience.all:
@@ -112,7 +125,7 @@ async def look_up(
             )
         # a temporary answer: a follow-up batch carries them again (or is about to)
         return RecipientOutcome(subscriber.recipient_no, sid, "pending", code, batch_id=batch.id)
-    if not in_audience(Audience.model_validate(alert.audience), subscriber) and not carriers:
+    if not carriers and not await _member(session, alert, subscriber):
         return None
     return _not_reached(alert, subscriber, bool(carriers))
 

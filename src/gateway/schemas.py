@@ -169,21 +169,25 @@ class AudienceIn(Strict):
         )
 
 
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
+    Storable,
+    Visible,
+]
+Body = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT),
+    Storable,
+    Visible,
+]
+
+
 class AlertCreate(Strict):
     """An alert to broadcast."""
 
-    title: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
-        Storable,
-        Visible,
-    ]
-    body: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT),
-        Storable,
-        Visible,
-    ]
+    title: Title
+    body: Body
     category: Category
     buttons: list[ButtonIn] = Field(
         default_factory=list,
@@ -278,6 +282,12 @@ class AlertPublic(BaseModel):
     decided_at: datetime | None = Field(description="When it was approved or rejected.")
     test_of: uuid.UUID | None = Field(
         description="For a test send: the alert whose message it sent to the test recipients."
+    )
+    parent_id: uuid.UUID | None = Field(
+        description="For a follow-up: the alert it resends or corrects (`relation` says which)."
+    )
+    relation: Literal["resend", "correction", "update"] | None = Field(
+        description="What this follow-up is to its parent."
     )
 
 

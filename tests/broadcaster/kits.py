@@ -68,9 +68,10 @@ class Kit:
         expires_at: datetime | None = None,
         title: str = "태풍 대비 안내",
         test_of: uuid.UUID | None = None,
+        alert_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
         """An alert row as the gateway writes it (a test send's when `test_of` is set)."""
-        alert_id = uuid.uuid4()
+        alert_id = alert_id or uuid.uuid4()
         await self.store.pool.execute(
             "INSERT INTO alerts (id, title, body, category, buttons, audience, send_at, expires_at,"
             " status, test_of) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10)",

@@ -26,7 +26,7 @@ from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError
 from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.pipe import ShardPipe
 from broadcaster.planner import Planner
-from broadcaster.providers.base import BatchResult, OutgoingBatch, Recipients
+from broadcaster.providers.base import BatchResult, OutgoingBatch, Quota, Recipients
 from broadcaster.publishing import Publisher
 from broadcaster.records import FollowUp, Settlement
 from broadcaster.settling import Settler
@@ -142,7 +142,7 @@ class Unlimited:
     async def server_error(self) -> None:
         return None
 
-    async def succeeded(self) -> None:
+    async def succeeded(self, quotas: Sequence[Quota] = ()) -> None:
         return None
 
 
@@ -251,6 +251,50 @@ async def test_each_settled_batch_is_a_delivery_cloudevent(
     assert [e.id for e in completed] == [f"{alert_id}:completed"]
     data = AlertLifecycleData.model_validate(completed[0].data)
     assert (data.targeted, data.delivered, data.failed, data.pending) == (150, 149, 1, 0)
+
+
+async def test_each_settled_batch_records_who_it_reached_and_how(
+    rig: Rig, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(150)
+    refused, retried = people.ids[7], people.ids[120]
+    rig.dealer.code = lambda sid, attempt: (
+        3019 if sid == refused else 5000 if sid == retried and attempt == 1 else 1000
+    )
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "done"
+
+    rows = await store.pool.fetch(
+        "SELECT seq, sent_ids, result_codes FROM batches WHERE alert_id = $1 ORDER BY seq",
+        alert_id,
+    )
+    record = {r["seq"]: dict(zip(r["sent_ids"], r["result_codes"], strict=True)) for r in rows}
+    assert record[0] == {sid: 3019 if sid == refused else 1000 for sid in people.ids[:100]}
+    assert record[1] == {sid: 5000 if sid == retried else 1000 for sid in people.ids[100:]}
+    # the retry went out in a follow-up batch of its own, which says it was delivered
+    assert record[2] == {retried: 1000}
+
+
+async def test_a_frozen_audience_is_sent_to_exactly_its_active_members(
+    rig: Rig, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(10)
+    chosen = [people.ids[1], people.ids[4], people.ids[6], people.ids[9]]
+    alert_id = uuid.uuid4()
+    await kit.create_alert(Audience(recipients_of=alert_id), alert_id=alert_id)
+    await store.pool.executemany(
+        "INSERT INTO alert_recipients (alert_id, subscriber_id) VALUES ($1, $2)",
+        [(alert_id, sid) for sid in chosen],
+    )
+    await store.pool.execute(
+        "UPDATE subscribers SET status = 'opted_out' WHERE id = $1", people.ids[6]
+    )
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "done"
+    assert sorted(rig.dealer.recipients()) == [people.ids[1], people.ids[4], people.ids[9]]
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["targeted"], row["delivered"]) == ("completed", 3, 3)
 
 
 async def test_a_test_sends_events_name_its_parent(rig: Rig, kit: Kit, kafka_topics: str) -> None:
@@ -492,6 +536,135 @@ async def test_cancel_through_the_database_alone_is_seen_by_the_poll(
 
     assert await running == "cancelled"
     assert len(rig.dealer.recipients()) < 250
+
+
+async def _pause_in_db(store: Store, alert_id: uuid.UUID, paused: bool) -> None:
+    # what the gateway's pause and resume commit before their control records go out
+    await store.pool.execute(
+        "UPDATE alerts SET paused_at = CASE WHEN $2 THEN now() END WHERE id = $1",
+        alert_id,
+        paused,
+    )
+
+
+class PauseWatch:
+    """Counts the batches a dealer is asked to send while the test holds the alert paused."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.sent_while_paused = 0
+
+    async def before_send(self, batch: OutgoingBatch) -> None:
+        if self.paused:
+            self.sent_while_paused += 1
+
+
+@pytest.mark.parametrize("through", ["record", "database"])
+async def test_a_pause_holds_every_batch_until_the_resume(
+    rig: Rig, kit: Kit, store: Store, through: str
+) -> None:
+    people = await kit.seed(200)
+    rig.deps.options = replace(OPTIONS, batch_size=10)
+    rig.deps.in_flight = InFlight(1)
+    rig.dealer.latency = 0.05
+    watch = PauseWatch()
+    rig.dealer.before_send = watch.before_send
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    running = asyncio.create_task(rig.run(task))
+    await eventually(lambda: len(rig.dealer.sends) >= 3)
+
+    await _pause_in_db(store, alert_id, True)
+    if through == "record":
+        rig.deps.control.apply(
+            AlertControl(alert_id=alert_id, action="pause", requested_at=datetime.now(UTC))
+        )
+    else:
+        await control_feed.poll(rig.deps.control, store)
+    # the batch in flight when the pause came may finish; then the shard waits
+    await eventually(lambda: rig.deps.control.held_shards(alert_id) == 1)
+    watch.paused = True
+    held_at = len(rig.dealer.sends)
+    assert not running.done()
+    # a poll while it stays paused changes nothing
+    await control_feed.poll(rig.deps.control, store)
+    assert rig.deps.control.held_shards(alert_id) == 1
+
+    watch.paused = False
+    await _pause_in_db(store, alert_id, False)
+    if through == "record":
+        rig.deps.control.apply(
+            AlertControl(alert_id=alert_id, action="resume", requested_at=datetime.now(UTC))
+        )
+    else:
+        await control_feed.poll(rig.deps.control, store)
+    assert await running == "done"
+    assert watch.sent_while_paused == 0
+    assert held_at < 20  # it did stop before the end
+    assert rig.dealer.attempts == dict.fromkeys(people.ids, 1)
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"]) == ("completed", 200)
+
+
+async def test_a_shard_started_while_paused_waits_from_its_first_batch(
+    rig: Rig, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(20)
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    await _pause_in_db(store, alert_id, True)
+
+    running = asyncio.create_task(rig.run(task))
+    await eventually(lambda: rig.deps.control.held_shards(alert_id) == 1)
+    assert rig.dealer.sends == []
+
+    await _pause_in_db(store, alert_id, False)
+    await control_feed.poll(rig.deps.control, store)
+    assert await running == "done"
+    assert rig.dealer.attempts == dict.fromkeys(people.ids, 1)
+
+
+async def test_a_poll_that_read_before_the_pause_does_not_undo_it(rig: Rig, kit: Kit) -> None:
+    people = await kit.seed(5)
+    alert_id = await kit.create_alert(people.audience)
+    control = rig.deps.control
+    control.running(alert_id)
+
+    class Stale:
+        """The alerts table as read just before the gateway committed the pause."""
+
+        async def stopped_among(self, alert_ids: object) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+            control.apply(
+                AlertControl(alert_id=alert_id, action="pause", requested_at=datetime.now(UTC))
+            )
+            return set(), set()
+
+    await control_feed.poll(control, Stale())
+    assert control.is_paused(alert_id)
+    control.finished(alert_id)
+
+
+async def test_a_pause_past_the_expiry_ends_the_alert_there(
+    rig: Rig, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(40)
+    rig.deps.options = replace(OPTIONS, batch_size=10)
+    rig.deps.wall_clock = clock = WallClock()
+    expires_at = clock.now + timedelta(minutes=5)
+    alert_id = await kit.create_alert(people.audience, expires_at=expires_at)
+    [task] = await rig.plan(alert_id)
+    await _pause_in_db(store, alert_id, True)
+    running = asyncio.create_task(rig.run(task))
+    await eventually(lambda: rig.deps.control.held_shards(alert_id) == 1)
+
+    # the expiry comes while it is paused: no resume is needed to end it
+    clock.now = expires_at + timedelta(seconds=1)
+    rig.deps.control.changes.changed()  # wakes the gate, as its expiry timer would
+    await running
+    row = await rig.alert(alert_id)
+    assert row["status"] == "failed"
+    assert row["status_reason"] == "expired while paused, before every recipient was sent to"
+    assert rig.dealer.sends == []
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.apps import Client, approving, running
 from tests.gateway.bodies import AlertJson
 
 from common.db import session_factory
@@ -28,26 +27,7 @@ from gateway.main import create_app
 
 pytestmark = pytest.mark.integration
 
-BASE_URL = "http://approval.test"
 CAP_FILE = Path(__file__).with_name("cap_sample.xml")
-Client = httpx.AsyncClient
-
-
-@asynccontextmanager
-async def running(settings: GatewaySettings) -> AsyncIterator[Client]:
-    """A client of a gateway app built from `settings`, with its lifespan running."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        await asyncio.wait_for(app.state.gateway.kafka.ready.wait(), 60)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield client
-
-
-def approving(settings: GatewaySettings, **changes: Any) -> GatewaySettings:
-    """`settings` with approval on (and `changes`); the sweep left to the tests."""
-    update_ = {"gateway_approval_required": True, "gateway_approval_sweep_seconds": 3600.0}
-    return settings.model_copy(update=update_ | changes)
 
 
 @pytest.fixture(scope="module")

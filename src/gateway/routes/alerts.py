@@ -209,6 +209,10 @@ async def list_alerts(
         uuid.UUID | None,
         Query(description="Only the test sends of this alert (otherwise test sends are left out)."),
     ] = None,
+    parent_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Only the follow-ups (resends, corrections, updates) of this alert."),
+    ] = None,
 ) -> AlertPage:
     """One page of alerts; keyset pagination on (created_at, id)."""
     size = limit or state.settings.gateway_page_limit
@@ -218,6 +222,8 @@ async def list_alerts(
         .limit(size + 1)
         .where(Alert.test_of == test_of if test_of is not None else Alert.test_of.is_(None))
     )
+    if parent_id is not None:
+        query = query.where(Alert.parent_id == parent_id)
     if status == "paused":
         query = query.where(Alert.paused_at.is_not(None), Alert.status.in_(pausing.RUNNING))
     elif status in pausing.RUNNING:
