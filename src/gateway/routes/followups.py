@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Response
 from pydantic import Field
@@ -53,7 +53,10 @@ class ResendCreate(Strict):
 class FollowUpCreate(Strict):
     """A correction or an update of an alert that has ended."""
 
-    kind: followups.Relation = Field(description="`correction` or `update`.")
+    # not `resend`: that is POST /resend, and the schema says so as the route does
+    kind: Literal["correction", "update"] = Field(
+        description="`correction` or `update` (a resend is `POST /v1/alerts/{id}/resend`)."
+    )
     title: Title
     body: BodyText
     audience: FollowUpAudience = Field(
@@ -182,9 +185,6 @@ async def followup(
     idempotency_key: IdempotencyKey = None,
 ) -> FollowUpAccepted:
     """A child alert with the new title and body, to the parent's delivered or readers."""
-    if asked.kind == "resend":
-        detail = "`kind` is `correction` or `update`; a resend is POST /resend."
-        raise Problem(422, "Invalid request", detail, errors=[{"field": "kind", "message": detail}])
     title = followups.titled(asked.kind, asked.title, asked.mark)
     if len(title) > 50:
         detail = f"With its mark the title has {len(title)} characters; at most 50 are sent."
