@@ -123,6 +123,11 @@ class BroadcasterMetrics:
             "Shards this process holds until quiet hours end",
             registry=r,
         )
+        self.alerts_late = Gauge(
+            "allim_broadcaster_alerts_late",
+            "Sending alerts whose estimate misses their deliver_within (the planner's count)",
+            registry=r,
+        )
         self.shards_paused = Gauge(
             "allim_broadcaster_shards_paused",
             "Shards this process holds because an operator paused their alert",

@@ -53,6 +53,10 @@ class PlanStore(Protocol):
         """Pending shards of sending alerts untouched for `stall_seconds`; touched now."""
         ...
 
+    async def late_alerts(self) -> list[uuid.UUID]:
+        """Sending alerts whose `deliver_within` has passed or that will miss it."""
+        ...
+
 
 def decide(state: PlanState, now: datetime) -> PlanOutcome:
     """What planning does with an alert in `state` at `now`."""
@@ -165,6 +169,14 @@ class Planner:
             del self._unannounced[alert_id]
             logger.info("scheduled alert %s: %s", alert_id, outcome)
         return len(due)
+
+    async def measure_late(self) -> int:
+        """Count the sending alerts that miss their `deliver_within` into the late gauge."""
+        late = await self.store.late_alerts()
+        for alert_id in late:
+            logger.warning("alert %s will not be delivered within its deadline", alert_id)
+        self.metrics.alerts_late.set(len(late))
+        return len(late)
 
     async def republish_stalled(self, stall_seconds: float) -> int:
         """Plan again the alerts with shards nobody started for `stall_seconds`.

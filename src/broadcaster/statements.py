@@ -209,3 +209,16 @@ WHERE b.name = c.name
 FOLLOW_BUCKET = """
 UPDATE rate_buckets SET rate = $2::float8 WHERE name = $1
 """
+
+
+# sending alerts that miss their deadline (started_at + deliver_within): it has passed, or the
+# rate since the start (recipients settled per second) leaves the rest for after it; a
+# paused alert counts too, since the clock runs on
+LATE = """
+SELECT id FROM alerts
+WHERE status = 'sending' AND deliver_within IS NOT NULL AND started_at IS NOT NULL
+  AND (now() > started_at + make_interval(secs => deliver_within)
+       OR (delivered + failed > 0 AND now() + (now() - started_at)
+           * ((targeted - delivered - failed)::float8 / (delivered + failed))
+           > started_at + make_interval(secs => deliver_within)))
+"""

@@ -126,6 +126,12 @@ class Store:
         async with self.pool.acquire() as connection, connection.transaction():
             return await plans.plan(connection, alert_id, shard_size, decide)
 
+    async def late_alerts(self) -> list[uuid.UUID]:
+        """Sending alerts with a `deliver_within` that has passed, or that the rate so far
+        says will pass before the last recipient (`statements.LATE`)."""
+        rows = await self.pool.fetch(statements.LATE)
+        return [r["id"] for r in rows]
+
     async def due_alerts(self, limit: int = 100) -> list[uuid.UUID]:
         """The scheduled alerts whose `send_at` has come, oldest first."""
         rows = await self.pool.fetch(

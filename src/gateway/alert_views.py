@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Select, select
@@ -49,6 +53,7 @@ def public(
 ) -> AlertPublic:
     """One row of `with_stats` as the API shows it."""
     # no alert_stats row yet: no readers (null), and no delivery counted, so no read rate
+    pace = Pace.of(alert, datetime.now(UTC))
     return AlertPublic(
         id=alert.id,
         status=cast(AlertStatus, shown_status(alert.status, alert.paused_at)),
@@ -78,4 +83,82 @@ def public(
         test_of=alert.test_of,
         parent_id=alert.parent_id,
         relation=cast(Relation | None, alert.relation),
+        send_rate=pace.rate,
+        eta=pace.eta,
+        deliver_within=alert.deliver_within,
+        deadline=pace.deadline,
+        late=pace.late,
     )
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast an alert is sent, when it will end, and whether it keeps its deadline."""
+
+    rate: float | None
+    eta: datetime | None
+    deadline: datetime | None
+    late: bool
+
+    @classmethod
+    def of(cls, alert: Alert, now: datetime, rate: float | None = None) -> Pace:
+        """The pace of `alert` at `now`: at `rate` (recipients/s) when given, else at the
+        rate since its start."""
+        started = alert.started_at
+        settled = alert.delivered + alert.failed
+        pending = max(alert.targeted - settled, 0)
+        if rate is None and started is not None and settled > 0:
+            elapsed = (now - started).total_seconds()
+            rate = settled / elapsed if elapsed > 0 else None
+        sending = alert.status == "sending"
+        eta = now + timedelta(seconds=pending / rate) if sending and rate else None
+        if sending and pending == 0:
+            eta = now
+        deadline = (
+            started + timedelta(seconds=alert.deliver_within)
+            if started is not None and alert.deliver_within is not None
+            else None
+        )
+        late = deadline is not None and (
+            (alert.completed_at is not None and alert.completed_at > deadline)
+            or (sending and (now > deadline or (eta is not None and eta > deadline)))
+        )
+        return cls(rate if sending else None, eta, deadline, late)
+
+
+# the event stream's send rate is measured over at least this many seconds
+RATE_WINDOW = 5.0
+# what the stream compares to tell a change: everything but the clock's own figures
+_CLOCKED = frozenset({"send_rate", "eta", "late"})
+
+
+def progress_of(shown: AlertPublic) -> dict[str, object]:
+    """What changes when the alert progresses (not the figures that move with the clock)."""
+    return shown.model_dump(exclude=set(_CLOCKED))
+
+
+class RateWindow:
+    """An alert's recent send rate, from the stream's successive reads of it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._marks: list[tuple[float, int]] = []  # (clock time, settled)
+
+    def paced(self, shown: AlertPublic) -> AlertPublic:
+        """`shown` with its send rate over the last `RATE_WINDOW` seconds (once that much
+        was seen) and the estimate and lateness that rate gives."""
+        now = self._clock()
+        settled = shown.delivered + shown.failed
+        self._marks.append((now, settled))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= RATE_WINDOW:
+            self._marks.pop(0)
+        first_at, first = self._marks[0]
+        if shown.status != "sending" or now - first_at < RATE_WINDOW:
+            return shown
+        rate = (settled - first) / (now - first_at)
+        wall = datetime.now(UTC)
+        eta = wall + timedelta(seconds=shown.pending / rate) if rate > 0 else None
+        late = shown.deadline is not None and (
+            wall > shown.deadline or (eta is not None and eta > shown.deadline)
+        )
+        return shown.model_copy(update={"send_rate": rate, "eta": eta, "late": late})

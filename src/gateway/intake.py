@@ -142,6 +142,7 @@ async def submit(
         audience=request.audience.to_message().model_dump(),
         send_at=request.send_at,
         expires_at=request.expires_at,
+        deliver_within=request.deliver_within,
         status=status,
         status_reason=hold or (WAITS if status == "pending_approval" else None),
         author_id=actor.user_id,

@@ -202,6 +202,16 @@ class AlertCreate(Strict):
             "`ALLIM_GATEWAY_SEND_AT_MAX_PAST_MINUTES` (default 60) in the past is refused."
         ),
     )
+    deliver_within: int | None = Field(
+        None,
+        ge=1,
+        le=7 * 24 * 3600,
+        description=(
+            "Seconds from the start of sending within which every recipient should have it; "
+            "the status says `late` when the estimate misses it, and the broadcaster's "
+            "`allim_broadcaster_alerts_late` gauge counts it."
+        ),
+    )
     expires_at: AwareDatetime | None = Field(
         None, description="After this the alert is not sent any more; must be in the future."
     )
@@ -285,6 +295,18 @@ class AlertPublic(BaseModel):
     )
     parent_id: uuid.UUID | None = Field(
         description="For a follow-up: the alert it resends or corrects (`relation` says which)."
+    )
+    send_rate: float | None = Field(
+        description="Recipients settled per second while it is sent: since the start, or over "
+        "the last few seconds in the event stream."
+    )
+    eta: datetime | None = Field(
+        description="When the last recipient is estimated to be settled at `send_rate`."
+    )
+    deliver_within: int | None = Field(description="The seconds promised, when given.")
+    deadline: datetime | None = Field(description="started_at + deliver_within.")
+    late: bool = Field(
+        description="The deadline passed before the end, or the estimate says it will."
     )
     relation: Literal["resend", "correction", "update"] | None = Field(
         description="What this follow-up is to its parent."

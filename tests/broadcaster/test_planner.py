@@ -187,6 +187,39 @@ async def test_a_scheduled_alert_whose_publish_failed_goes_out_at_the_next_poll(
     assert await planner.plan_due() == 0
 
 
+async def _sending(
+    store: Store, alert_id: uuid.UUID, started_ago: float, deliver_within: int, settled: int
+) -> None:
+    # the broadcaster's figures for an alert of 100 recipients, `settled` of them done
+    await store.pool.execute(
+        "UPDATE alerts SET status = 'sending', targeted = 100, delivered = $2,"
+        " started_at = now() - make_interval(secs => $3), deliver_within = $4 WHERE id = $1",
+        alert_id,
+        settled,
+        started_ago,
+        deliver_within,
+    )
+
+
+async def test_alerts_that_miss_their_deadline_are_counted(
+    planner: Planner, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(1)
+    passed, behind, on_time, paused = [await kit.create_alert(people.audience) for _ in range(4)]
+    await _sending(store, passed, started_ago=120, deliver_within=60, settled=99)
+    # 10 of 100 in 60 s: the other 90 need 540 s more, past the 300 s promised
+    await _sending(store, behind, started_ago=60, deliver_within=300, settled=10)
+    await _sending(store, on_time, started_ago=10, deliver_within=300, settled=50)
+    await _sending(store, paused, started_ago=400, deliver_within=300, settled=50)
+    await store.pool.execute("UPDATE alerts SET paused_at = now() WHERE id = $1", paused)
+
+    late = set(await store.late_alerts())
+    assert {passed, behind, paused} <= late
+    assert on_time not in late
+    assert await planner.measure_late() == len(late)
+    assert planner.metrics.alerts_late._value.get() == len(late)
+
+
 async def test_an_expired_alert_is_not_sent(planner: Planner, kit: Kit, store: Store) -> None:
     people = await kit.seed(10)
     alert_id = await kit.create_alert(

@@ -216,7 +216,7 @@ async def test_audience_all_as_a_string(
     response = await client.post("/v1/alerts", json=alert_json(audience="all"), headers=operator)
     assert response.status_code == 202, response.text
     shown = (await client.get(response.json()["status_url"], headers=viewer)).json()
-    assert shown["audience"] == {"all": True, "districts": [], "tags": []}
+    assert shown["audience"] == {"all": True, "districts": [], "tags": [], "recipients_of": None}
 
 
 async def test_mutations_need_an_operator_key(

@@ -329,8 +329,10 @@ async def alert_events(
     request: Request,
     current: Annotated[AlertPublic, Depends(_existing)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """Re-read the alert every `gateway_sse_poll_seconds` and send it when it changed."""
+    """Re-read the alert every `gateway_sse_poll_seconds` and send it when it changed, with
+    its send rate over the last `alert_views.RATE_WINDOW` seconds and the estimate from it."""
     seq = 0
+    window = alert_views.RateWindow()
     while True:
         seq += 1
         ended = current.status in TERMINAL_STATUSES
@@ -338,12 +340,12 @@ async def alert_events(
         if ended:
             return
         previous = current
-        while current == previous:
+        while alert_views.progress_of(current) == alert_views.progress_of(previous):
             await asyncio.sleep(state.settings.gateway_sse_poll_seconds)
             if await request.is_disconnected():
                 return
             async with state.sessions() as session:
-                current = await alert_views.load(session, alert_id)
+                current = window.paced(await alert_views.load(session, alert_id))
 
 
 def _media_type(request: Request) -> str:
