@@ -5,6 +5,7 @@ Each subcommand lives in the module of its group and registers itself here throu
 `cli.broadcaster`, `cli.stats` for analytics, `cli.sandbox`), the operator's tasks
 (`cli.operator`: send, watch; `cli.preview`: preview; `cli.subscribers`: import;
 `cli.decisions`: approve, reject, test, pause, resume; `cli.recipients`: recipients;
+`cli.followups`: resend, followup;
 `cli.accounts`: users, keys; `cli.audit`: audit) and `cli.demo`.
 """
 
@@ -24,6 +25,7 @@ from cli import (
     broadcaster,
     decisions,
     demo,
+    followups,
     gateway,
     operator,
     preview,
@@ -45,6 +47,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     accounts,
     operator,
     decisions,
+    followups,
     recipients,
     preview,
     audit,

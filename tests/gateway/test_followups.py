@@ -5,15 +5,19 @@ tests/broadcaster/test_pipe.py."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.gateway.apps import approving, running
 from tests.gateway.scenes import Scene, build_scene
+from tests.serving import served
 
+from cli.main import main
 from common.db import session_factory
 from common.models import Alert, AlertRecipient, AuditEntry, OutboxEntry
 from common.topics import ALERTS_REQUESTED
@@ -230,3 +234,27 @@ async def test_a_follow_up_waits_for_approval_like_any_alert(
             headers={"X-API-Key": api_keys["approver"]},
         )
         assert approved.json()["status"] == "queued"
+
+
+async def test_allim_resend_and_followup(
+    gateway_app: FastAPI,
+    operator: dict[str, str],
+    engine: AsyncEngine,
+    scene: Scene,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with served(gateway_app) as url:
+        flags = ("--gateway", url, "--api-key", operator["X-API-Key"])
+        alert = str(scene.alert_id)
+        assert await asyncio.to_thread(main, ["resend", alert, *flags]) == 1
+        assert "Nothing to resend" in capsys.readouterr().err
+        key = ("--idempotency-key", f"cli-{uuid.uuid4()}")
+        assert await asyncio.to_thread(main, ["resend", alert, "--code", "3018", *key, *flags]) == 0
+        first = capsys.readouterr().out
+        assert first.endswith("queued resend to 1 recipients\n")
+        assert await asyncio.to_thread(main, ["resend", alert, "--code", "3018", *key, *flags]) == 0
+        assert capsys.readouterr().out == first  # the same follow-up, not a second one
+        await _end(engine, scene)
+        correction = ["followup", alert, "--title", "정정", "--body", "시청입니다.", *flags]
+        assert await asyncio.to_thread(main, correction) == 0
+        assert "correction to 2 recipients" in capsys.readouterr().out
