@@ -5,6 +5,7 @@ with the action. The table is append-only (a trigger refuses UPDATE, DELETE and 
 migration 0004). `page` reads it newest first, by keyset on the row id.
 
 Actions: `alert.create`, `alert.approve`, `alert.reject`, `alert.expire`, `alert.test`,
+`alert.pause`, `alert.resume`, `alert.resend`, `alert.correction`, `alert.update`,
 `alert.cancel`, `signin`, `signin.failed`, `signin.refused`, `signout`, `user.create`,
 `user.password`, `user.unlock`, `user.disable`, `key.create`, `key.revoke`, `subscriber.opt_out`,
 `subscribers.import`.
