@@ -14,7 +14,9 @@ Mapping, from the first `info` in Korean (`language` ko*), else the first `info`
   `valueName=value` first, else its `areaDesc`); a district `*` means everyone; no area
   at all means everyone. An area the table does not know is refused.
 - status Test/Exercise/System/Draft, or a scope other than Public: stored, not broadcast.
-- msgType Cancel: cancels the alerts named in `references`; Update: a new alert;
+- msgType Cancel: cancels the alerts named in `references`; Update: a new alert, linked to
+  the referenced alert allim holds as its `update` (once that one has ended, a follow-up to
+  those it reached, `gateway.followups`);
 - `sent` (and the `sent` of each reference) is kept as its instant in UTC, so a relay that
   re-writes `+09:00` as `+00:00` repeats the alert rather than making a second one;
   Ack and Error are refused (nothing to broadcast).

@@ -118,6 +118,7 @@ async def submit(
     idempotency_key: str | None = None,
     origin: CapOrigin | None = None,
     hold: str | None = None,
+    follows: tuple[uuid.UUID, str] | None = None,
 ) -> Submitted:
     """Store the alert and, unless it waits for approval or `hold` says why not, its
     `AlertRequested` outbox record.
@@ -126,7 +127,8 @@ async def submit(
     reaches nobody: then nothing is stored.
 
     `approval` is `gateway.approvals.needed`'s answer; `hold` is the reason an accepted
-    alert is not broadcast (a CAP Test/Exercise/Draft).
+    alert is not broadcast (a CAP Test/Exercise/Draft); `follows` is (parent id, relation)
+    for an alert linked to another (a CAP Update of an alert still under way).
     """
     digest = request_hash(request, origin, hold)
     now = datetime.now(UTC)
@@ -147,6 +149,8 @@ async def submit(
         status_reason=hold or (WAITS if status == "pending_approval" else None),
         author_id=actor.user_id,
         approval=approval,
+        parent_id=follows[0] if follows else None,
+        relation=follows[1] if follows else None,
         cap_sender=origin.sender if origin else None,
         cap_identifier=origin.identifier if origin else None,
         cap_sent=origin.sent if origin else None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -258,3 +259,65 @@ async def test_allim_resend_and_followup(
         correction = ["followup", alert, "--title", "정정", "--body", "시청입니다.", *flags]
         assert await asyncio.to_thread(main, correction) == 0
         assert "correction to 2 recipients" in capsys.readouterr().out
+
+
+CAP_FILE = Path(__file__).with_name("cap_sample.xml")
+
+
+def _cap(identifier: str, msg_type: str = "Alert", references: str = "") -> bytes:
+    document = CAP_FILE.read_text(encoding="utf-8").replace("KMA-SAMPLE", identifier)
+    document = document.replace("<msgType>Alert</msgType>", f"<msgType>{msg_type}</msgType>")
+    if references:
+        document = document.replace(
+            "<scope>Public</scope>", f"<scope>Public</scope><references>{references}</references>"
+        )
+    return document.replace("호우주의보 발효", "호우경보로 격상").encode()
+
+
+async def test_a_cap_update_of_a_known_alert_follows_it(
+    client: httpx.AsyncClient,
+    operator: dict[str, str],
+    viewer: dict[str, str],
+    engine: AsyncEngine,
+) -> None:
+    headers = operator | {"Content-Type": "application/cap+xml"}
+    first = f"KMA-{uuid.uuid4().hex[:8]}"
+    parent = (await client.post("/v1/alerts", content=_cap(first), headers=headers)).json()["id"]
+    reference = f"kma@weather.go.kr,{first},2026-11-25T19:00:00+09:00"
+
+    # while the parent is under way, the Update is an alert of its own, linked to it
+    running = await client.post(
+        "/v1/alerts", content=_cap(f"{first}-u1", "Update", reference), headers=headers
+    )
+    assert running.status_code == 202, running.text
+    linked = (await client.get(f"/v1/alerts/{running.json()['id']}", headers=viewer)).json()
+    assert (linked["parent_id"], linked["relation"]) == (parent, "update")
+    assert linked["audience"]["recipients_of"] is None
+
+    # once it has ended, the Update goes to those it reached
+    unique = uuid.uuid4().int % 10**6
+    async with session_factory(engine)() as session, session.begin():
+        sid = await session.scalar(
+            text("SELECT id FROM subscribers WHERE status = 'active' ORDER BY id LIMIT 1")
+        )
+        await session.execute(
+            text(
+                "INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size,"
+                " status, sent_ids, result_codes) VALUES (:id, :alert, 0, 0, :sid, :sid, 1,"
+                " 'done', ARRAY[CAST(:sid AS bigint)], ARRAY[1000])"
+            ),
+            {"id": f"{parent}:0:{unique}", "alert": uuid.UUID(parent), "sid": sid},
+        )
+        await session.execute(
+            text("UPDATE alerts SET status = 'completed' WHERE id = :id"), {"id": uuid.UUID(parent)}
+        )
+    update = _cap(f"{first}-u2", "Update", reference)
+    made = await client.post("/v1/alerts", content=update, headers=headers)
+    assert made.status_code == 202, made.text
+    child = (await client.get(f"/v1/alerts/{made.json()['id']}", headers=viewer)).json()
+    assert (child["parent_id"], child["relation"]) == (parent, "update")
+    assert child["title"] == "[추가 안내] 호우경보로 격상"
+    assert await _frozen(engine, child["id"]) == {sid}
+    # the same Update relayed again is the same follow-up
+    again = await client.post("/v1/alerts", content=update, headers=headers)
+    assert (again.status_code, again.json()["id"]) == (200, child["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.kakao_limits import MAX_TITLE
 from common.models import Alert
 from common.problems import Problem
 from gateway import (
@@ -24,6 +26,7 @@ from gateway import (
     audit,
     cap,
     cursors,
+    followups,
     intake,
     pausing,
     preview,
@@ -418,6 +421,16 @@ async def _submit_cap(
     if parsed.request is None:
         cancelled = await intake.cancel_cap(session, parsed.references, actor=actor)
         return intake.Submitted(cancelled[0], created=False)
+    follows: tuple[uuid.UUID, str] | None = None
+    if parsed.msg_type == "Update" and parsed.hold is None:
+        # an Update of a known alert is its follow-up: to those it reached once it has
+        # ended, or linked to it as an update while it is still under way
+        parent = await _referenced(session, parsed.references)
+        if parent is not None and parent[1] in followups.ENDED:
+            return await _cap_follow_up(
+                session, state, parsed, parent[0], principal, idempotency_key
+            )
+        follows = (parent[0], "update") if parent is not None else None
     return await intake.submit(
         session,
         parsed.request,
@@ -426,7 +439,54 @@ async def _submit_cap(
         idempotency_key=idempotency_key,
         origin=parsed.origin,
         hold=parsed.hold,
+        follows=follows,
     )
+
+
+async def _referenced(
+    session: AsyncSession, references: tuple[intake.CapOrigin, ...]
+) -> tuple[uuid.UUID, str] | None:
+    """(id, status) of the first referenced alert allim holds, if any."""
+    async with session.begin():
+        for origin in references:
+            alert = await intake.find_cap(session, origin)
+            if alert is not None:
+                return alert.id, alert.status
+    return None
+
+
+async def _cap_follow_up(
+    session: AsyncSession,
+    state: GatewayState,
+    parsed: cap.CapAlert,
+    parent_id: uuid.UUID,
+    principal: Principal,
+    idempotency_key: str | None,
+) -> intake.Submitted:
+    request = parsed.request
+    assert request is not None
+    marked = followups.titled("update", request.title, True)
+    origin = parsed.origin
+    made = await followups.create(
+        session,
+        parent_id,
+        followups.Draft(
+            "update",
+            title=marked if len(marked) <= MAX_TITLE else request.title,
+            body=request.body,
+            audience="delivered",
+        ),
+        actor=audit.Actor.of(principal),
+        approval=lambda category: approvals.needed(principal, category, state.settings),
+        now=datetime.now(UTC),
+        # a relayed copy of the same CAP Update is the same follow-up
+        idempotency_key=idempotency_key
+        or "cap:"
+        + hashlib.sha256(
+            f"{origin.sender}\0{origin.identifier}\0{origin.sent}".encode()
+        ).hexdigest(),
+    )
+    return intake.Submitted(made.alert, made.created)
 
 
 def _parse_cap(body: bytes, state: GatewayState) -> cap.CapAlert:
