@@ -108,11 +108,17 @@ class Stack:
         }
 
     def broadcaster_env(self, **settings: object) -> dict[str, str]:
-        """Environment of `allim broadcaster` pointed at this stack's sandbox."""
+        """Environment of `allim broadcaster` pointed at this stack's sandbox.
+
+        With no rate given the senders send unlimited (`ALLIM_BROADCASTER_RATE_LEARN=false`):
+        the benchmarks measure allim's own pace against the sandbox, not how fast it finds a
+        dealer's limit (bench/rate_learned.py turns learning on).
+        """
         env = self.common_env() | {
             "ALLIM_KAKAO_BASE_URL": self.sandbox_url,
             "ALLIM_KAKAO_APPKEY": self.sandbox_appkey,
             "ALLIM_KAKAO_SECRET": self.sandbox_secret,
+            "ALLIM_BROADCASTER_RATE_LEARN": "false",
         }
         env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
         return env

@@ -42,7 +42,11 @@ async def main() -> None:
         await load_subscribers(bench, audience - 10)
         bench.start_sandbox(messages_per_second=LIMIT, ratelimit_headers=True)
         planner = bench.start_broadcaster("planner")
-        senders = tuple(bench.start_broadcaster("sender", index) for index in range(SENDERS))
+        # learning on, as an operator's default: the first answer's quota replaces the start
+        senders = tuple(
+            bench.start_broadcaster("sender", index, broadcaster_rate_learn=True)
+            for index in range(SENDERS)
+        )
         services = (planner, *senders)
         async with sandbox_client(bench) as sandbox, alerts(bench) as posting:
             await warm_up(bench, posting, sandbox, services)

@@ -41,7 +41,9 @@ async def learn(bench: Stack, senders: int, audience: int) -> Send:
     """One send with `senders` sender processes and a bucket of their own (learned from 0)."""
     bucket = f"learn-{senders}"
     started = tuple(
-        bench.start_broadcaster("sender", index, broadcaster_rate_bucket=bucket)
+        bench.start_broadcaster(
+            "sender", index, broadcaster_rate_bucket=bucket, broadcaster_rate_learn=True
+        )
         for index in range(senders)
     )
     planner = bench.start_broadcaster("planner", senders)
