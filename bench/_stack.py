@@ -144,8 +144,11 @@ class Stack:
         )
         return self.group.start(service)
 
-    def start_gateway(self, **settings: object) -> Service:
-        """`allim gateway` on a free port (ready when /readyz answers); its URL in `gateway_url`."""
+    def start_gateway(self, source: Path | None = None, **settings: object) -> Service:
+        """`allim gateway` on a free port (ready when /readyz answers); its URL in `gateway_url`.
+
+        With `source`, the gateway runs the code of that `src` folder (an older revision's,
+        to compare with) instead of the working tree's."""
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
         env = self.common_env() | {
@@ -156,6 +159,9 @@ class Stack:
             "ALLIM_GATEWAY_APPROVAL_REQUIRED": "false",
         }
         env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
+        if source is not None:
+            # ahead of the editable install's path to the working tree's src
+            env["PYTHONPATH"] = str(source)
         service = Service(
             "gateway", ["gateway"], env, f"{self.gateway_url}/readyz", self.workdir / "gateway.log"
         )

@@ -1,21 +1,30 @@
-"""Tap throughput at the gateway, and bulk subscriber import.
+"""Tap throughput at the gateway against its own `/healthz`, and bulk subscriber import.
 
-    .venv/bin/python bench/taps.py [--quick] [--workers N] [--clients N] [--seconds S]
+    .venv/bin/python bench/taps.py [--quick] [--connections N] [--seconds S]
 
 1. Import: writes a CSV of 450,000 subscribers (100,000 with --quick) and runs
    `allim import` against `allim gateway`; `import_rows_per_s` is rows over the command's
    wall time (upload, COPY and upsert), `import_gateway_peak_rss_mib` the gateway's
    largest resident set, which stays flat because the body is streamed.
-2. Taps: many concurrent httpx clients (each its own reader cookie) request `/r/{token}`
-   for a fixed time without following the redirect; `taps_per_s`, `tap_p50_ms`,
-   `tap_p99_ms` are measured by the clients; `tap_gateway_cpu_ms` is the CPU time the
-   gateway's processes spent per answered tap, less what they burn idle (a figure that
-   other load on the machine moves less than the rates). Afterwards the `engagement`
-   topic is read back: `taps_recorded` events arrived for the `taps_ok` redirects.
+2. Taps: Debian's `wrk` (bench/wrk.sh installs it when missing) drives one gateway worker
+   with bench/taps.lua: first `/healthz`, the cheapest route, as the ceiling of the
+   gateway's HTTP stack on this machine, then `/r/{token}` spread over 20,000 tracked links
+   and 5,000 readers (three taps in four carry a reader's cookie, the fourth is a new
+   reader). Figures: `healthz_per_s`, `taps_per_s`, `tap_p50_ms`, `tap_p99_ms` (wrk's),
+   `taps_vs_healthz`, and `tap_gateway_cpu_ms`: the CPU time (from /proc) the gateway spent
+   per answered tap, less what it burns idle. Afterwards the `engagement` topic is read
+   back: `taps_recorded` events arrived for the `taps_ok` redirects (`taps_lost` is how
+   many of those never came; wrk does not count the requests it leaves unanswered when it
+   stops, so a few more may be recorded than answered).
 
-The load generator shares the machine's cores with the gateway, so the figures are a
-floor of what the gateway does on its own; on a 2-core machine one gateway worker does
-better than two, because the clients need the other core.
+On a machine with two cores or more, wrk is pinned to one core and the gateway (every
+thread of it) to another, so that neither takes the other's CPU; Kafka and PostgreSQL are
+not pinned. `pinned` in the figures says whether it was done.
+
+With `ALLIM_BENCH_TAPS_BASELINE=<git revision>`, the same measurement runs first against a
+gateway started from that revision's `src` (the figures prefixed `baseline_`), then
+against the working tree's, on the same data stack and database: before and after side
+by side, with `taps_vs_baseline` and `tap_cpu_vs_baseline`.
 """
 
 from __future__ import annotations
@@ -23,21 +32,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import random
+import secrets
 import subprocess
+import tarfile
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import TopicPartition
 
-from _stack import end_offsets, log, percentile, report, stack, vm_kib
-from cli.processes import allim_executable
+from _stack import ROOT, Stack, end_offsets, log, report, stack, vm_kib
+from cli.processes import Service, allim_executable
 from common.readback import read_back
 from common.tokens import TokenSigner
 from common.topics import ENGAGEMENT
@@ -45,20 +54,21 @@ from common.topics import ENGAGEMENT
 FULL_ROWS = 450_000
 QUICK_ROWS = 100_000
 TOKENS = 20_000
+READERS = 5_000
 IDLE_SECONDS = 3.0
+WARM_UP_SECONDS = 2.0
+LUA = Path(__file__).resolve().parent / "taps.lua"
+WRK_SH = Path(__file__).resolve().parent / "wrk.sh"
+BASELINE_ENV = "ALLIM_BENCH_TAPS_BASELINE"
 
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Tap throughput and bulk import at the gateway.")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="gateway worker processes (default 1)"
+        "--connections", type=int, default=64, help="wrk's open connections (default 64)"
     )
-    parser.add_argument("--clients", type=int, default=64, help="concurrent tapping clients")
-    parser.add_argument(
-        "--procs", type=int, default=2, help="load-generator processes the clients share"
-    )
-    parser.add_argument("--seconds", type=float, help="tapping time (default 10, quick 5)")
+    parser.add_argument("--seconds", type=float, help="time per measurement (default 10, quick 5)")
     return parser.parse_args()
 
 
@@ -90,6 +100,22 @@ def tree_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cores() -> tuple[int, int] | None:
+    """(wrk's core, the gateway's core) when this process may use two cores, else None."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return (allowed[0], allowed[1]) if len(allowed) >= 2 else None
+
+
+def pin_tree(pid: int, core: int) -> None:
+    """Pin every thread of the process tree of `pid` to `core`."""
+    for member in process_tree(pid):
+        for task in Path(f"/proc/{member}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), {core})
+            except (ProcessLookupError, FileNotFoundError):
+                continue  # a thread that ended meanwhile
+
+
 def write_csv(path: Path, rows: int) -> None:
     """A subscriber file: numbers, a few districts, a tag or two."""
     districts = ["장안구", "권선구", "팔달구", "영통구"]
@@ -114,60 +140,42 @@ def run_import(path: Path, url: str, key: str) -> tuple[dict[str, Any], float]:
     return result, seconds
 
 
-async def hammer(
-    url: str, tokens: list[str], clients: int, start_at: float, seconds: float
-) -> tuple[list[float], dict[int, int]]:
-    """From unix time `start_at`, tap for `seconds` with `clients` concurrent clients;
-    the latencies (s) and a count of each status."""
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits) as http:
-            while time.perf_counter() < stop:
-                token = random.choice(tokens)
-                started = time.perf_counter()
-                try:
-                    response = await http.get(f"/r/{token}")
-                    status = response.status_code
-                except httpx.HTTPError:
-                    status = 0
-                latencies.append(time.perf_counter() - started)
-                statuses[status] = statuses.get(status, 0) + 1
-
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, statuses
+def wrk_executable() -> str:
+    """wrk's path; bench/wrk.sh installs Debian's package when it is missing."""
+    done = subprocess.run([str(WRK_SH)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk is missing and could not be installed: {done.stderr[-2000:]}")
+    return done.stdout.strip()
 
 
-def hammer_process(
-    url: str, tokens: list[str], clients: int, start_at: float, seconds: float
-) -> tuple[list[float], dict[int, int]]:
-    """`hammer` in a load-generator process of its own."""
-    return asyncio.run(hammer(url, tokens, clients, start_at, seconds))
-
-
-async def hammer_all(
-    pool: ProcessPoolExecutor, procs: int, url: str, tokens: list[str], clients: int, seconds: float
-) -> tuple[list[float], dict[int, int]]:
-    """`clients` clients spread over `procs` processes, all starting together."""
-    loop = asyncio.get_running_loop()
-    start_at = time.time() + 0.5
-    shares = [clients // procs + (1 if n < clients % procs else 0) for n in range(procs)]
-    results = await asyncio.gather(
-        *(
-            loop.run_in_executor(pool, hammer_process, url, tokens, share, start_at, seconds)
-            for share in shares
-        )
-    )
-    latencies = [latency for part, _ in results for latency in part]
-    statuses: dict[int, int] = {}
-    for _, counts in results:
-        for status, count in counts.items():
-            statuses[status] = statuses.get(status, 0) + count
-    return latencies, statuses
+def run_wrk(
+    wrk: str, url: str, core: int | None, connections: int, seconds: float, *mode: str
+) -> dict[str, Any]:
+    """One wrk run of bench/taps.lua in `mode`, on `core` when given; its figures."""
+    command = [
+        wrk,
+        "--threads",
+        "1",
+        "--connections",
+        str(connections),
+        "--duration",
+        f"{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "--script",
+        str(LUA),
+        url,
+        "--",
+        *mode,
+    ]
+    if core is not None:
+        command = ["taskset", "--cpu-list", str(core), *command]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk exited {done.returncode}: {done.stdout[-1000:]} {done.stderr}")
+    figures: dict[str, Any] = json.loads(lines[-1])
+    return figures
 
 
 async def count_taps(
@@ -187,17 +195,98 @@ async def count_taps(
     return len(records)
 
 
+async def measure(
+    bench: Stack,
+    gateway: Service,
+    wrk: str,
+    alert_id: uuid.UUID,
+    seconds: float,
+    connections: int,
+) -> dict[str, Any]:
+    """`/healthz`, then taps on `alert_id`'s links (in bench.workdir/tokens), against one
+    running gateway."""
+    pinned = cores()
+    wrk_core = None
+    if pinned is not None:
+        wrk_core, gateway_core = pinned
+        pin_tree(gateway.pid, gateway_core)
+    url = bench.gateway_url
+    tokens, readers, warm_up = (
+        str(bench.workdir / name) for name in ("tokens", "readers", "warm-up")
+    )
+    # the producer connected, the code paths warm; then what the idle gateway burns (outbox
+    # polling, Kafka metadata), which is not the requests' cost
+    await asyncio.to_thread(
+        run_wrk, wrk, url, wrk_core, connections, WARM_UP_SECONDS, "taps", warm_up, readers, "2"
+    )
+    idle_before = tree_cpu_seconds(gateway.pid)
+    await asyncio.sleep(IDLE_SECONDS)
+    idle_rate = (tree_cpu_seconds(gateway.pid) - idle_before) / IDLE_SECONDS
+
+    async def timed(*mode: str) -> tuple[dict[str, Any], float]:
+        cpu_before = tree_cpu_seconds(gateway.pid)
+        started = time.perf_counter()
+        answer = await asyncio.to_thread(run_wrk, wrk, url, wrk_core, connections, seconds, *mode)
+        elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds(gateway.pid) - cpu_before - idle_rate * elapsed
+        return answer, cpu
+
+    log("GET /healthz for %.0f s, %d connections", seconds, connections)
+    healthz, healthz_cpu = await timed("healthz")
+    since = await end_offsets(bench.kafka, ENGAGEMENT)
+    log("GET /r/{token} for %.0f s, %d connections", seconds, connections)
+    taps, taps_cpu = await timed("taps", tokens, readers, "1")
+    failed = sum(taps["errors"].values())
+    ok = taps["requests"] - taps["errors"]["status"]
+    recorded = await count_taps(bench.kafka, alert_id, ok, since)
+    healthz_per_s = healthz["requests"] / healthz["seconds"]
+    taps_per_s = ok / taps["seconds"]
+    return {
+        "healthz_per_s": round(healthz_per_s),
+        "healthz_p99_ms": round(healthz["p99_ms"], 2),
+        "healthz_gateway_cpu_ms": round(healthz_cpu / max(healthz["requests"], 1) * 1000, 3),
+        "taps_per_s": round(taps_per_s),
+        "tap_p50_ms": round(taps["p50_ms"], 2),
+        "tap_p99_ms": round(taps["p99_ms"], 2),
+        "taps_vs_healthz": round(taps_per_s / healthz_per_s, 3),
+        "taps_ok": ok,
+        "taps_failed": failed,
+        "taps_recorded": recorded,
+        "taps_lost": max(0, ok - recorded),
+        # CPU the gateway spent per answered tap: what one core can take, load aside
+        "tap_gateway_cpu_ms": round(taps_cpu / max(ok, 1) * 1000, 3),
+    }
+
+
+def baseline_source(revision: str, into: Path) -> Path:
+    """The `src` folder of `revision`, extracted under `into`."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "src"], cwd=ROOT, capture_output=True
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"{BASELINE_ENV}={revision}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def write_lines(path: Path, values: list[str]) -> None:
+    path.write_text("".join(f"{value}\n" for value in values))
+
+
 async def main() -> None:
     args = parse()
     rows = QUICK_ROWS if args.quick else FULL_ROWS
     seconds = args.seconds or (5.0 if args.quick else 10.0)
+    baseline = os.environ.get(BASELINE_ENV, "").strip()
+    wrk = wrk_executable()
     figures: dict[str, Any] = {
-        "workers": args.workers,
-        "clients": args.clients,
-        "client_procs": args.procs,
+        "connections": args.connections,
+        "pinned": cores() is not None,
+        "load_generator": "wrk",
     }
     async with stack("taps") as bench:
-        gateway = bench.start_gateway(gateway_workers=args.workers, log_level="WARNING")
+        gateway = bench.start_gateway(log_level="WARNING")
         url = bench.gateway_url
         key = await bench.operator_key()
 
@@ -217,40 +306,41 @@ async def main() -> None:
         }
         log("imported in %.1f s", took)
 
-        alert_id = uuid.uuid4()
         signer = TokenSigner(bench.tracking_secret.encode())
         expires = int(time.time()) + 3600
-        tokens = [signer.sign(alert_id, n, expires) for n in random.sample(range(rows), TOKENS)]
-        warm_up = [signer.sign(uuid.uuid4(), n, expires) for n in range(100)]
-        pool = ProcessPoolExecutor(args.procs, mp_context=multiprocessing.get_context("spawn"))
-        with pool:
-            # processes started, producer warm
-            await hammer_all(pool, args.procs, url, warm_up, args.clients, 1.0)
-            # what the idle gateway burns (outbox polling, Kafka metadata) is not the taps' cost
-            idle_before = tree_cpu_seconds(gateway.pid)
-            await asyncio.sleep(IDLE_SECONDS)
-            idle_rate = (tree_cpu_seconds(gateway.pid) - idle_before) / IDLE_SECONDS
-            since = await end_offsets(bench.kafka, ENGAGEMENT)
-            log("tapping for %.0f s with %d clients", seconds, args.clients)
-            cpu_before = tree_cpu_seconds(gateway.pid)
-            started = time.perf_counter()
-            latencies, statuses = await hammer_all(
-                pool, args.procs, url, tokens, args.clients, seconds
+        write_lines(bench.workdir / "readers", [secrets.token_hex(16) for _ in range(READERS)])
+        write_lines(
+            bench.workdir / "warm-up", [signer.sign(uuid.uuid4(), n, expires) for n in range(100)]
+        )
+
+        def links(alert_id: uuid.UUID) -> None:
+            subscribers = random.sample(range(rows), TOKENS)
+            tokens = [signer.sign(alert_id, n, expires) for n in subscribers]
+            write_lines(bench.workdir / "tokens", tokens)
+
+        if baseline:
+            await asyncio.to_thread(gateway.stop)
+            source = baseline_source(baseline, bench.workdir / "baseline")
+            log("baseline: a gateway from %s", baseline)
+            old = bench.start_gateway(log_level="WARNING", source=source)
+            alert_id = uuid.uuid4()
+            links(alert_id)
+            before = await measure(bench, old, wrk, alert_id, seconds, args.connections)
+            await asyncio.to_thread(old.stop)
+            figures |= {f"baseline_{name}": value for name, value in before.items()}
+            figures["baseline"] = baseline
+            gateway = bench.start_gateway(log_level="WARNING")
+        alert_id = uuid.uuid4()
+        links(alert_id)
+        figures |= await measure(bench, gateway, wrk, alert_id, seconds, args.connections)
+        if baseline:
+            figures["taps_vs_baseline"] = round(
+                figures["taps_per_s"] / max(figures["baseline_taps_per_s"], 1), 3
             )
-            elapsed = time.perf_counter() - started
-            cpu_used = tree_cpu_seconds(gateway.pid) - cpu_before - idle_rate * elapsed
-        ok = statuses.get(302, 0)
-        recorded = await count_taps(bench.kafka, alert_id, ok, since)
-        figures |= {
-            "taps_per_s": round(ok / seconds),
-            "tap_p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
-            "tap_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-            "taps_ok": ok,
-            "taps_failed": sum(count for status, count in statuses.items() if status != 302),
-            "taps_recorded": recorded,
-            # CPU the gateway spent per answered tap: what one core can take, load aside
-            "tap_gateway_cpu_ms": round(cpu_used / max(ok, 1) * 1000, 3),
-        }
+            figures["tap_cpu_vs_baseline"] = round(
+                figures["tap_gateway_cpu_ms"] / max(figures["baseline_tap_gateway_cpu_ms"], 1e-9),
+                3,
+            )
     report(figures)
 
 
