@@ -248,22 +248,54 @@ class System:
         )
         return (0, 0) if row is None else (int(row["delivered"]), int(row["readers"]))
 
-    async def missing(self, alert_id: str) -> int:
+    async def never_accepted(self, alert_id: str) -> set[str]:
         """Active subscribers in PostgreSQL that the ledger never accepted for `alert_id`."""
         accepted = await self.ledger_recipients(alert_id)
         connection = await asyncpg.connect(self.bench.dsn)
         try:
-            missing = 0
+            never: set[str] = set()
             async with connection.transaction():
                 cursor = connection.cursor(
                     "SELECT recipient_no FROM subscribers WHERE status = 'active'"
                 )
                 async for row in cursor:
                     if row["recipient_no"] not in accepted:
-                        missing += 1
+                        never.add(row["recipient_no"])
         finally:
             await connection.close()
-        return missing
+        return never
+
+    async def failures_listed(self, alert_id: str) -> set[str]:
+        """The recipients the gateway's failures route lists for `alert_id` (its CSV)."""
+        answer = await self._client.get(
+            f"{self.gateway_url}/v1/alerts/{alert_id}/recipients",
+            params={"outcome": "failed"},
+            headers={"X-API-Key": self.api_key, "Accept": "text/csv"},
+            timeout=120.0,
+        )
+        answer.raise_for_status()
+        rows = answer.text.splitlines()[1:]
+        return {row.split(",", 1)[0] for row in rows if row}
+
+    async def hold(self, alert_id: str, action: str) -> None:
+        """POST /v1/alerts/{id}/pause or /resume and wait for its answer."""
+        answer = await self._client.post(
+            f"{self.gateway_url}/v1/alerts/{alert_id}/{action}",
+            headers={"X-API-Key": self.api_key},
+        )
+        if answer.status_code != 200:
+            raise RuntimeError(f"{action} answered {answer.status_code}: {answer.text}")
+
+    async def shards_paused(self) -> float:
+        """The shards every sender holds paused, from their /metrics."""
+        held = 0.0
+        for service in self.sender_services:
+            assert service.ready_url is not None
+            text = (await self._client.get(service.ready_url, timeout=5.0)).text
+            for line in text.splitlines():
+                if line.startswith("allim_broadcaster_shards_paused "):
+                    held += float(line.split()[1])
+        return held
 
 
 @contextlib.asynccontextmanager
@@ -287,6 +319,7 @@ class Broadcast:
     posted: float  # time.monotonic() when POST returned
     expected_seconds: float  # how long the clean run took (or an estimate)
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what the disruption itself found
     kills: list[float] = field(default_factory=list)  # seconds after the POST
     cancel_returned_at: float | None = None  # unix time
 
@@ -320,6 +353,9 @@ class Scenario:
     needs_state: bool = False
     checks_analytics: bool = False
     cancels: bool = False
+    # the sandbox refuses some recipients for good: the failures route must list exactly
+    # those the ledger never accepted
+    lists_failures: bool = False
 
 
 async def _kill_senders(system: System, run: Broadcast, rng: random.Random, times: int) -> None:
@@ -368,16 +404,22 @@ def _restart(kind: str, pause: float) -> Disrupt:
 
 
 async def provider_errors_then_429(system: System, run: Broadcast, rng: random.Random) -> None:
-    """30% 5xx for 20 s, then 10 s of 429 storms (1 request/s allowed) with Retry-After."""
-    await run.at(0.1)
-    await system.provider.configure(server_error_share=0.3)
-    await asyncio.sleep(20)
-    await system.provider.configure(
-        server_error_share=0.0, requests_per_second=1.0, burst_seconds=1.0
-    )
-    await asyncio.sleep(10)
-    await system.provider.configure(requests_per_second=0.0)
-    run.notes.append("30% 5xx for 20 s, then 429 storm for 10 s")
+    """30% 5xx for 20 s, then 10 s of 429 storms (1 request/s allowed) with Retry-After;
+    1.6% of recipients refused for good throughout (3018, 3019), as a real channel's are."""
+    await system.provider.configure(inactive_share=0.012, non_kakao_share=0.004)
+    try:
+        await run.at(0.1)
+        await system.provider.configure(server_error_share=0.3)
+        await asyncio.sleep(20)
+        await system.provider.configure(
+            server_error_share=0.0, requests_per_second=1.0, burst_seconds=1.0
+        )
+        await asyncio.sleep(10)
+        await system.provider.configure(requests_per_second=0.0)
+        run.notes.append("30% 5xx for 20 s, then 429 storm for 10 s")
+    finally:
+        # who was refused is settled when their batch went: the later ones are accepted
+        await system.provider.configure(inactive_share=0.0, non_kakao_share=0.0)
 
 
 async def resets_and_stalls(system: System, run: Broadcast, rng: random.Random) -> None:
@@ -389,6 +431,29 @@ async def resets_and_stalls(system: System, run: Broadcast, rng: random.Random) 
     await asyncio.sleep(20)
     await system.provider.configure(reset_share=0.0, timeout_share=0.0)
     run.notes.append("10% resets and 5% 10-second stalls for 20 s")
+
+
+async def pause_kill_resume(system: System, run: Broadcast, rng: random.Random) -> None:
+    """Pause through the gateway mid-broadcast, SIGKILL every sender and restart them; once
+    they hold the alert again, check the ledger took nothing after the pause, then resume."""
+    await run.at(rng.uniform(0.2, 0.4))
+    await system.hold(run.alert_id, "pause")
+    paused_at = time.time()
+    run.notes.append(f"paused at {run.since_post():.1f} s")
+    for sender in system.sender_services:
+        await run.kill_and_restart(system, sender)
+    started = time.monotonic()
+    while await system.shards_paused() < 1:
+        if time.monotonic() - started > 60:
+            run.problems.append("no restarted sender held the paused alert within 60 s")
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)  # the held senders' chance to send, which they must not take
+    last = (await system.provider.ledger(run.alert_id)).get("last_accepted_at")
+    if last is not None and last > paused_at + 1.0:
+        run.problems.append(f"accepted a batch {last - paused_at:.2f} s after the pause returned")
+    await system.hold(run.alert_id, "resume")
+    run.notes.append(f"resumed at {run.since_post():.1f} s")
 
 
 async def cancel_midway(system: System, run: Broadcast, rng: random.Random) -> None:
@@ -427,8 +492,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "provider_5xx_then_429",
-        "provider answers 30% 5xx for 20 s, then 429 storms with Retry-After",
+        "provider answers 30% 5xx for 20 s, then 429 storms with Retry-After; the failures "
+        "route lists exactly the recipients the ledger never accepted",
         provider_errors_then_429,
+        lists_failures=True,
+    ),
+    Scenario(
+        "pause_sigkill_resume",
+        "pause mid-broadcast, SIGKILL every sender, restart, resume: nothing accepted while paused",
+        pause_kill_resume,
     ),
     Scenario(
         "resets_and_stalls",
@@ -546,9 +618,21 @@ async def run_scenario(
                 after = last - run.cancel_returned_at
                 problems.append(f"accepted a batch {after:.2f} s after the cancel returned")
         else:
-            outcome.missing = await system.missing(alert_id)
+            never = await system.never_accepted(alert_id)
+            if scenario.lists_failures:
+                listed = await system.failures_listed(alert_id)
+                run.notes.append(f"{len(listed)} refused for good, listed as failures")
+                if listed != never:
+                    problems.append(
+                        f"the failures route lists {len(listed)}, the ledger never accepted "
+                        f"{len(never)}: {len(listed - never)} listed but accepted, "
+                        f"{len(never - listed)} not accepted and not listed"
+                    )
+                never -= listed
+            outcome.missing = len(never)
             if outcome.status not in ("completed", "did not end"):
                 problems.append(f"ended {outcome.status}")
+        problems.extend(run.problems)
         if scenario.checks_analytics:
             delivered = await system.broadcaster_delivered(alert_id)
             counted = await _analytics_catch_up(system, alert_id, delivered)
