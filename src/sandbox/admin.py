@@ -1,4 +1,5 @@
-"""The sandbox's own endpoints under `/_sandbox`: live behaviour, clock, ledger, stats, reset."""
+"""The sandbox's own endpoints under `/_sandbox`: live behaviour, clock, ledger, stats, reset;
+those of the SMS dealer under `/_sandbox/sms`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from common.problems import Problem
 from sandbox.api import DealerDep
+from sandbox.behaviour import DealerBehaviour
 from sandbox.clock import in_brand_quiet_hours
 from sandbox.dealer import Dealer
+from sandbox.dealing import BaseDealer
 from sandbox.ledger import AlertLedger
+from sandbox.sms_api import SmsDealerDep
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +61,13 @@ async def patch_config(
     dealer: DealerDep,
     patch: Annotated[dict[str, Any], Body(examples=[{"messages_per_second": 500}])],
 ) -> dict[str, Any]:
+    return _patched(dealer, patch, "sandbox")
+
+
+def _patched(dealer: BaseDealer[Any], patch: dict[str, Any], name: str) -> dict[str, Any]:
+    """Apply `patch` to the dealer's behaviour; a 400 naming the invalid settings."""
     try:
-        behaviour = dealer.behaviour.changed(patch)
+        behaviour: DealerBehaviour = dealer.behaviour.changed(patch)
     except ValidationError as exc:
         errors = [
             {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]}
@@ -69,7 +78,7 @@ async def patch_config(
             400, "Invalid behaviour", f"These settings are invalid: {fields}.", errors=errors
         ) from None
     dealer.apply(behaviour)
-    logger.info("sandbox behaviour changed: %s", patch)
+    logger.info("%s behaviour changed: %s", name, patch)
     return behaviour.model_dump()
 
 
@@ -93,10 +102,13 @@ async def get_stats(dealer: DealerDep) -> dict[str, Any]:
     return dealer.stats.document(dealer.simulator.pending)
 
 
-@router.post("/reset", summary="Forget ledger, results, keys, stats and scheduled taps")
-async def reset(dealer: DealerDep) -> dict[str, str]:
+@router.post(
+    "/reset", summary="Forget ledgers, results, keys, stats and scheduled taps of both dealers"
+)
+async def reset(dealer: DealerDep, sms: SmsDealerDep) -> dict[str, str]:
     dealer.reset()
-    logger.info("sandbox reset: ledger, results, keys, stats and scheduled taps cleared")
+    sms.reset()
+    logger.info("sandbox reset: ledgers, results, keys, stats and scheduled taps cleared")
     return {"status": "reset"}
 
 
@@ -112,4 +124,42 @@ async def get_ledger(alert_id: str, dealer: DealerDep) -> dict[str, Any]:
 )
 async def get_ledger_recipients(alert_id: str, dealer: DealerDep) -> StreamingResponse:
     ledger = dealer.ledger.get(alert_id) or AlertLedger(alert_id)
+    return StreamingResponse(ledger.recipient_lines(), media_type="text/plain")
+
+
+@router.get("/sms/config", summary="The SMS dealer's behaviour in force")
+async def get_sms_config(sms: SmsDealerDep) -> dict[str, Any]:
+    return sms.behaviour.model_dump()
+
+
+@router.patch("/sms/config", summary="Change some of the SMS dealer's behaviour, at once")
+async def patch_sms_config(
+    sms: SmsDealerDep,
+    patch: Annotated[dict[str, Any], Body(examples=[{"unreachable_share": 0.01}])],
+) -> dict[str, Any]:
+    return _patched(sms, patch, "sandbox SMS")
+
+
+@router.get("/sms/stats", summary="SMS dealer totals and accepted recipients per second")
+async def get_sms_stats(sms: SmsDealerDep) -> dict[str, Any]:
+    document = sms.stats.document(0)
+    # the simulator counts the taps of both channels in /_sandbox/stats
+    document["totals"] = {k: v for k, v in document["totals"].items() if not k.startswith("taps_")}
+    return document
+
+
+@router.get(
+    "/sms/ledger/{alert_id}", summary="How often each SMS recipient of an alert was accepted"
+)
+async def get_sms_ledger(alert_id: str, sms: SmsDealerDep) -> dict[str, Any]:
+    return (sms.ledger.get(alert_id) or AlertLedger(alert_id)).summary()
+
+
+@router.get(
+    "/sms/ledger/{alert_id}/recipients",
+    summary="Every recipientNo of an alert the SMS dealer accepted, one a line",
+    response_class=StreamingResponse,
+)
+async def get_sms_ledger_recipients(alert_id: str, sms: SmsDealerDep) -> StreamingResponse:
+    ledger = sms.ledger.get(alert_id) or AlertLedger(alert_id)
     return StreamingResponse(ledger.recipient_lines(), media_type="text/plain")

@@ -1,17 +1,21 @@
-"""The KakaoTalk provider contract (docs/provider-api.md): send a batch, look results up."""
+"""The KakaoTalk provider contract (docs/provider-api.md): send a batch, look results up;
+and the answers every dealer the sandbox plays gives alike (refusals, 401, rate limit,
+latency and faults), which `sandbox.sms_api` uses too."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from sandbox.connections import reset_connection
-from sandbox.dealer import ALREADY_ACCEPTED, Dealer, Fault
+from sandbox.dealer import ALREADY_ACCEPTED, Dealer
+from sandbox.dealing import BaseDealer, Fault
 from sandbox.errors import InvalidRequest
 from sandbox.stats import Totals
 from sandbox.validation import check_idempotency_key, parse_send_request
@@ -37,7 +41,8 @@ async def get_dealer(request: Request) -> Dealer:
 DealerDep = Annotated[Dealer, Depends(get_dealer)]
 
 
-def _header(code: int, message: str) -> dict[str, Any]:
+def header(code: int, message: str) -> dict[str, Any]:
+    """The `header` object of an answer."""
     return {"resultCode": code, "resultMessage": message, "isSuccessful": code == 0}
 
 
@@ -45,11 +50,11 @@ def refusal(
     status: int, code: int, message: str, headers: dict[str, str] | None = None
 ) -> Response:
     """A non-200 answer whose header says why."""
-    body = orjson.dumps({"header": _header(code, message)})
+    body = orjson.dumps({"header": header(code, message)})
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
-def _unauthorized(request: Request, appkey: str, totals: Totals) -> Response | None:
+def unauthorized(request: Request, appkey: str, totals: Totals) -> Response | None:
     """The 401 answer, counted, when the appkey or X-Secret-Key is wrong; else None."""
     settings = request.app.state.settings
     presented = request.headers.get("x-secret-key", "")
@@ -62,7 +67,8 @@ def _unauthorized(request: Request, appkey: str, totals: Totals) -> Response | N
     return refusal(401, UNAUTHORIZED, "The appkey or X-Secret-Key is wrong.")
 
 
-def _bad_request(exc: InvalidRequest, totals: Totals) -> Response:
+def bad_request(exc: InvalidRequest, totals: Totals) -> Response:
+    """The 400 answer, counted, naming the field at fault."""
     totals.bad_requests += 1
     return refusal(400, INVALID_REQUEST, str(exc))
 
@@ -71,17 +77,39 @@ def _bad_request(exc: InvalidRequest, totals: Totals) -> Response:
 async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
     totals = dealer.stats.totals
     totals.requests += 1
-    if (refused := _unauthorized(request, appkey, totals)) is not None:
+    if (refused := unauthorized(request, appkey, totals)) is not None:
         return refused
     try:
         key = check_idempotency_key(request.headers.get("x-idempotency-key"))
         batch = parse_send_request(await request.body())
     except InvalidRequest as exc:
-        return _bad_request(exc, totals)
+        return bad_request(exc, totals)
     dealer.ledger.of(batch.alert_id).requests += 1
+    return await answer_send(
+        request,
+        dealer,
+        key,
+        len(batch.recipients),
+        lambda: dealer.accept(batch, key),
+        lambda: _already_accepted(dealer, batch.sender_grouping_key),
+    )
+
+
+async def answer_send(
+    request: Request,
+    dealer: BaseDealer[Any],
+    key: str | None,
+    messages: int,
+    accept: Callable[[], bytes],
+    replay: Callable[[], Response],
+) -> Response:
+    """The answer to a valid send of `messages` recipients under idempotency key `key`:
+    `replay()` when the key was used, else rate limit, latency and faults as the dealer's
+    behaviour says; `accept()` records the batch and gives the 200 body."""
+    totals = dealer.stats.totals
     if key is not None and dealer.idempotency.seen(key):
-        return _already_accepted(dealer, batch.sender_grouping_key)
-    throttle = dealer.limiter.admit(len(batch.recipients), time.monotonic(), time.time())
+        return replay()
+    throttle = dealer.limiter.admit(messages, time.monotonic(), time.time())
     if throttle is not None:
         dealer.stats.throttled(time.time())
         return refusal(
@@ -92,13 +120,13 @@ async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Res
         await asyncio.sleep(delay)
         # a request with the same key may have been accepted while this one waited
         if key is not None and dealer.idempotency.seen(key):
-            return _already_accepted(dealer, batch.sender_grouping_key)
+            return replay()
     fault = dealer.fault()
     if fault is Fault.SERVER_ERROR:
         totals.server_errors += 1
         return refusal(dealer.server_error_status(), SERVER_ERROR, "Injected server error.")
     accepted = fault is None or dealer.accepted_before_fault()
-    body = dealer.accept(batch, key) if accepted else b""
+    body = accept() if accepted else b""
     if fault is Fault.TIMEOUT:
         totals.timeouts += 1
         await asyncio.sleep(dealer.behaviour.hang_seconds)
@@ -113,7 +141,7 @@ async def send_messages(appkey: str, request: Request, dealer: DealerDep) -> Res
 def _already_accepted(dealer: Dealer, grouping_key: str) -> Response:
     dealer.stats.totals.idempotent_replays += 1
     body = {
-        "header": _header(
+        "header": header(
             ALREADY_ACCEPTED,
             "This X-Idempotency-Key was used in the last 10 minutes; look the batch up.",
         ),
@@ -122,7 +150,8 @@ def _already_accepted(dealer: Dealer, grouping_key: str) -> Response:
     return Response(orjson.dumps(body), media_type=JSON)
 
 
-def _page_param(request: Request, name: str, default: int, highest: int) -> int:
+def page_param(request: Request, name: str, default: int, highest: int) -> int:
+    """The whole-number query parameter `name`, from 1 to `highest`; `default` when absent."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -135,19 +164,19 @@ def _page_param(request: Request, name: str, default: int, highest: int) -> int:
 async def look_up_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
     totals = dealer.stats.totals
     totals.lookups += 1
-    if (refused := _unauthorized(request, appkey, totals)) is not None:
+    if (refused := unauthorized(request, appkey, totals)) is not None:
         return refused
     try:
         grouping_key = request.query_params.get("senderGroupingKey")
         if not grouping_key:
             raise InvalidRequest("senderGroupingKey", "is required")
-        page_num = _page_param(request, "pageNum", 1, 1_000_000)
-        page_size = _page_param(request, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        page_num = page_param(request, "pageNum", 1, 1_000_000)
+        page_size = page_param(request, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     except InvalidRequest as exc:
-        return _bad_request(exc, totals)
+        return bad_request(exc, totals)
     messages, total = dealer.results.page(grouping_key, page_num, page_size)
     body = {
-        "header": _header(0, "SUCCESS"),
+        "header": header(0, "SUCCESS"),
         "messageSearchResultResponse": {"messages": messages, "totalCount": total},
     }
     return Response(orjson.dumps(body), media_type=JSON)

@@ -1,5 +1,5 @@
 """Settings of `allim sandbox`; the behaviour settings are only where it starts, the admin
-endpoint (`PATCH /_sandbox/config`) changes them while it runs."""
+endpoints (`PATCH /_sandbox/config`, `PATCH /_sandbox/sms/config`) change them while it runs."""
 
 from __future__ import annotations
 
@@ -97,6 +97,73 @@ class SandboxSettings(CommonSettings):
     )
     sandbox_seed: int | None = Field(
         None, description="Seed of the sandbox's random draws; set it for repeatable runs."
+    )
+    # the SMS dealer (docs/provider-api.md, "SMS and LMS"): who sends, and where its
+    # behaviour starts (sandbox.behaviour.SmsBehaviour)
+    sandbox_sms_send_no: str = Field(
+        "15880000",
+        pattern=r"^[0-9]{1,13}$",
+        description="The one sender number (sendNo) the SMS dealer has registered.",
+    )
+    sandbox_sms_messages_per_second: float = Field(
+        0.0, ge=0, description="SMS/LMS messages (recipients) per second accepted; 0 is unlimited."
+    )
+    sandbox_sms_requests_per_second: float = Field(
+        0.0, ge=0, description="SMS/LMS send requests per second accepted; 0 is unlimited."
+    )
+    sandbox_sms_burst_seconds: float = Field(
+        1.0, gt=0, description="Token-bucket depth of the SMS rate limits, in seconds of them."
+    )
+    sandbox_sms_retry_after_http_date: bool = Field(
+        False, description="Answer an SMS 429 with Retry-After as an HTTP-date instead of seconds."
+    )
+    sandbox_sms_ratelimit_headers: bool = Field(
+        False, description="Send RateLimit-Policy and RateLimit on every SMS dealer answer."
+    )
+    sandbox_sms_latency: LatencyKind = Field(
+        "fixed", description="Latency distribution of an SMS send: fixed or lognormal."
+    )
+    sandbox_sms_latency_ms: float = Field(
+        0.0, ge=0, description="Fixed latency, or the median of the lognormal one, of an SMS send."
+    )
+    sandbox_sms_latency_p99_ms: float = Field(
+        0.0, ge=0, description="99th percentile of the lognormal latency of an SMS send (ms)."
+    )
+    sandbox_sms_server_error_share: float = Field(
+        0.0, ge=0, le=1, description="Share of SMS sends answered 500/502/503/504."
+    )
+    sandbox_sms_timeout_share: float = Field(
+        0.0, ge=0, le=1, description="Share of SMS sends that hang for sandbox_sms_hang_seconds."
+    )
+    sandbox_sms_reset_share: float = Field(
+        0.0, ge=0, le=1, description="Share of SMS sends whose connection is reset."
+    )
+    sandbox_sms_fault_after_accept_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of SMS timeouts and resets that happen after the batch was accepted.",
+    )
+    sandbox_sms_hang_seconds: float = Field(
+        60.0, ge=0, description="How long a timed-out SMS send hangs before it answers 504."
+    )
+    sandbox_sms_unreachable_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of numbers answered -8012, cannot receive (stable per number).",
+    )
+    sandbox_sms_temporary_failure_share: float = Field(
+        0.0, ge=0, le=1, description="Share of SMS recipients answered -9997, drawn per attempt."
+    )
+    sandbox_sms_read_factor: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="How often people tap a link they got by SMS/LMS, relative to KakaoTalk.",
+    )
+    sandbox_sms_seed: int | None = Field(
+        None, description="Seed of the SMS dealer's random draws; set it for repeatable runs."
     )
 
 

@@ -10,13 +10,14 @@ from fastapi import FastAPI
 
 from common import problems
 from common.collector import tune_collector
-from sandbox import admin, api
-from sandbox.behaviour import Behaviour
+from sandbox import admin, api, sms_api
+from sandbox.behaviour import Behaviour, SmsBehaviour
 from sandbox.clock import Clock
 from sandbox.config import SandboxSettings
 from sandbox.connections import SandboxApp
 from sandbox.dealer import Dealer
 from sandbox.simulator import RecipientSimulator
+from sandbox.sms_dealer import SmsDealer
 from sandbox.stats import Stats
 from sandbox.taps import TapConnection
 
@@ -38,11 +39,20 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             simulator = RecipientSimulator(
                 clients, stats, max_pending=settings.sandbox_max_pending_taps
             )
+            clock = Clock()
             app.state.dealer = Dealer(
                 Behaviour.from_settings(settings),
-                clock=Clock(),
+                clock=clock,
                 idempotency_seconds=settings.sandbox_idempotency_seconds,
                 stats=stats,
+                simulator=simulator,
+            )
+            app.state.sms_dealer = SmsDealer(
+                SmsBehaviour.from_settings(settings),
+                send_no=settings.sandbox_sms_send_no,
+                clock=clock,
+                idempotency_seconds=settings.sandbox_idempotency_seconds,
+                stats=Stats(settings.sandbox_stats_window_seconds),
                 simulator=simulator,
             )
             background = [asyncio.create_task(simulator.run()), tune_collector()]
@@ -57,12 +67,14 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app = SandboxApp(
         title="allim sandbox",
         version="0.1.0",
-        description="A local KakaoTalk dealer and simulated recipients who read and forward.",
+        description="A local KakaoTalk dealer, an SMS/LMS dealer, and simulated recipients "
+        "who read and forward.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     problems.install(app)
     app.include_router(api.router)
+    app.include_router(sms_api.router)
     app.include_router(admin.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")

@@ -6,18 +6,24 @@ dropped and counted). Due taps go to a few workers, each with a keep-alive conne
 (`sandbox.taps`: a general HTTP client costs more CPU per tap than the gateway serving it).
 Each person keeps one reader identity: the cookies their first tap was given are sent
 back when they tap again; a forwarded friend is a new person with no cookie.
+
+People tap a link they got by SMS or LMS less often than one they got by KakaoTalk: each
+channel has a read factor that scales the profile's share of recipients who read (those who
+read forward as often, whatever the channel).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import logging
 import random
 from collections import deque
 from collections.abc import Iterable, Sequence
 from http.cookies import CookieError, SimpleCookie
+from typing import Literal
 
 from sandbox.people import PROFILES, ReaderModel
 from sandbox.stats import Stats
@@ -30,6 +36,9 @@ _DRAW_CHUNK = 2000
 
 # (due loop time, sequence, link, person id or 0 when the person taps only once)
 _Entry = tuple[float, int, str, int]
+
+Channel = Literal["kakao", "sms"]
+CHANNELS: tuple[Channel, ...] = ("kakao", "sms")
 
 
 def merge_cookies(previous: str | None, set_cookie_headers: Iterable[str]) -> str | None:
@@ -63,7 +72,7 @@ class RecipientSimulator:
         self._stats = stats
         self._max_pending = max_pending
         self._due: asyncio.Queue[tuple[str, int]] = asyncio.Queue(maxsize=len(clients))
-        self._delivered: deque[tuple[str, float]] = deque()
+        self._delivered: deque[tuple[str, float, Channel]] = deque()
         self._heap: list[_Entry] = []
         self._seq = 0
         self._persons = 0
@@ -73,7 +82,9 @@ class RecipientSimulator:
         self._later_count = 0
         self._tapping = 0  # taps taken off the heap and not yet made
         self._wake = asyncio.Event()
-        self._model: ReaderModel | None = None
+        self._models: dict[Channel, ReaderModel] = {}
+        self._read_factors: dict[Channel, float] = dict.fromkeys(CHANNELS, 1.0)
+        self._rng = random.Random()
         self._drawing: tuple[str, int | None] | None = None
         self._time_scale = 1.0
 
@@ -86,21 +97,38 @@ class RecipientSimulator:
         if (profile, seed) == self._drawing:
             return
         self._drawing = (profile, seed)
-        self._model = (
-            ReaderModel(PROFILES[profile], random.Random(seed)) if profile in PROFILES else None
-        )
+        self._rng = random.Random(seed)
+        self._build_models()
+
+    def set_read_factor(self, channel: Channel, factor: float) -> None:
+        """People who got a message by `channel` read it `factor` times as often as the
+        profile says (1 for KakaoTalk unless told otherwise)."""
+        if self._read_factors[channel] == factor:
+            return
+        self._read_factors[channel] = factor
+        self._build_models()
+
+    def _build_models(self) -> None:
+        # the models share one random stream: a new read factor does not restart it
+        self._models.clear()
+        if self._drawing is None or self._drawing[0] not in PROFILES:
+            return
+        profile = PROFILES[self._drawing[0]]
+        for channel, factor in self._read_factors.items():
+            scaled = dataclasses.replace(profile, read_share=profile.read_share * factor)
+            self._models[channel] = ReaderModel(scaled, self._rng)
 
     @property
     def pending(self) -> int:
         """Taps scheduled or under way and not yet made, plus links waiting for their cascade."""
         return len(self._heap) + self._later_count + len(self._delivered) + self._tapping
 
-    def delivered(self, links: Iterable[str]) -> None:
-        """Messages with these tracked links were accepted (code 1000) just now."""
-        if self._model is None:
+    def delivered(self, links: Iterable[str], channel: Channel = "kakao") -> None:
+        """Messages with these tracked links were accepted by `channel`'s dealer just now."""
+        if not self._models:
             return
         now = asyncio.get_running_loop().time()
-        self._delivered.extend((link, now) for link in links)
+        self._delivered.extend((link, now, channel) for link in links)
         self._wake.set()
 
     def clear(self) -> None:
@@ -150,10 +178,11 @@ class RecipientSimulator:
                 self._tapping -= 1
 
     def _draw(self) -> None:
-        model = self._model
+        models = self._models
         scale = self._time_scale
         for _ in range(min(_DRAW_CHUNK, len(self._delivered))):
-            link, accepted_at = self._delivered.popleft()
+            link, accepted_at, channel = self._delivered.popleft()
+            model = models.get(channel)
             if model is None:
                 continue
             taps = model.cascade()

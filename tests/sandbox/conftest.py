@@ -10,15 +10,17 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from sandbox.behaviour import Behaviour
+from sandbox.behaviour import Behaviour, SmsBehaviour
 from sandbox.client import SandboxClient
 from sandbox.config import SandboxSettings
 from sandbox.dealer import Dealer
 from sandbox.main import create_app
 from sandbox.server import serving
+from sandbox.sms_dealer import SmsDealer
 
 APPKEY = "test-appkey"
 SECRET = "sandbox-test-secret-0123456789"
+SEND_NO = "0312281234"
 
 BatchBuilder = Callable[..., dict[str, Any]]
 
@@ -35,6 +37,8 @@ def sandbox_settings() -> SandboxSettings:
         sandbox_seed=7,
         sandbox_hang_seconds=1.0,
         sandbox_tap_concurrency=4,
+        sandbox_sms_send_no=SEND_NO,
+        sandbox_sms_seed=11,
     )
 
 
@@ -54,14 +58,26 @@ def dealer(sandbox_app: tuple[FastAPI, str]) -> Dealer:
 
 
 @pytest.fixture
+def sms_dealer(sandbox_app: tuple[FastAPI, str]) -> SmsDealer:
+    """The running sandbox's SMS dealer."""
+    found: SmsDealer = sandbox_app[0].state.sms_dealer
+    return found
+
+
+@pytest.fixture
 async def sandbox(
-    sandbox_app: tuple[FastAPI, str], sandbox_settings: SandboxSettings, dealer: Dealer
+    sandbox_app: tuple[FastAPI, str],
+    sandbox_settings: SandboxSettings,
+    dealer: Dealer,
+    sms_dealer: SmsDealer,
 ) -> AsyncIterator[SandboxClient]:
     """A client of the session's sandbox, which is put back to its settings after the test."""
     async with httpx.AsyncClient(base_url=sandbox_app[1], timeout=5.0) as http:
         yield SandboxClient(http, APPKEY, SECRET)
     dealer.apply(Behaviour.from_settings(sandbox_settings))
+    sms_dealer.apply(SmsBehaviour.from_settings(sandbox_settings))
     dealer.reset()
+    sms_dealer.reset()
     dealer.clock.offset = 0.0
 
 
@@ -95,6 +111,38 @@ def make_batch() -> BatchBuilder:
         if message_type == "ALIMTALK":
             body["templateCode"] = "ALERT_V1"
         return body
+
+    return build
+
+
+@pytest.fixture
+def make_sms() -> BatchBuilder:
+    """Builds a valid SMS (or LMS, with `title`) send body:
+    `make_sms(batch_id, numbers, body=..., title=None, link=...)`."""
+
+    def build(
+        batch_id: str,
+        numbers: list[str],
+        body: str = "[수원시] 태풍 북상, 외출 자제 ##link##",
+        title: str | None = None,
+        link: str = "http://127.0.0.1:9/r/",
+    ) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "sendNo": SEND_NO,
+            "body": body,
+            "senderGroupingKey": batch_id,
+            "recipientList": [
+                {
+                    "recipientNo": number,
+                    "recipientGroupingKey": str(i),
+                    "templateParameter": {"link": f"{link}{number}"},
+                }
+                for i, number in enumerate(numbers, 1)
+            ],
+        }
+        if title is not None:
+            document["title"] = title
+        return document
 
     return build
 

@@ -140,6 +140,32 @@ async def test_a_seed_makes_the_simulation_repeatable(
     assert readers / 500 == pytest.approx(1.57, abs=0.3)
 
 
+@pytest.mark.slow
+async def test_people_tap_a_link_they_got_by_sms_less_often(
+    sandbox: SandboxClient,
+    recorder: Recorder,
+    make_batch: BatchBuilder,
+    make_sms: BatchBuilder,
+    phone_numbers: Numbers,
+) -> None:
+    await sandbox.configure(profile="typical", time_scale=100_000, seed=3)
+    await sandbox.configure_sms(read_factor=0.5)
+    kakao, sms = phone_numbers(2000), phone_numbers(2000, 10_000)
+    link = f"{recorder.url}/r/"
+    for seq in range(4):
+        part = slice(seq * 500, (seq + 1) * 500)
+        sent = await sandbox.send(make_batch(f"sim-s:0:{seq}", kakao[part], link=link))
+        assert sent.status_code == 200
+        sent = await sandbox.send_sms(make_sms(f"sim-s:1:{seq}", sms[part], link=link))
+        assert sent.status_code == 200
+    await _settled(sandbox, recorder)
+    tapped = {token for token, _, _ in recorder.taps}
+    # typical: 80% of KakaoTalk recipients read; by SMS half as many, 40%
+    assert len(tapped & set(kakao)) / 2000 == pytest.approx(0.80, abs=0.04)
+    assert len(tapped & set(sms)) / 2000 == pytest.approx(0.40, abs=0.04)
+    assert tapped <= set(kakao) | set(sms)
+
+
 async def test_no_taps_when_the_profile_is_off_or_nothing_was_delivered(
     sandbox: SandboxClient, recorder: Recorder, make_batch: BatchBuilder, phone_numbers: Numbers
 ) -> None:

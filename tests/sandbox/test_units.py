@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from sandbox.behaviour import Behaviour
+from sandbox.behaviour import Behaviour, SmsBehaviour
 from sandbox.clock import KST, Clock, in_brand_quiet_hours
 from sandbox.config import SandboxSettings
 from sandbox.ledger import LISTED_DUPLICATES, AlertLedger
@@ -132,6 +132,31 @@ def test_every_behaviour_has_a_setting_with_the_same_default() -> None:
     )
     assert Behaviour.from_settings(settings).profile == "viral"
     assert Behaviour.from_settings(settings).messages_per_second == 250
+
+
+def test_every_sms_behaviour_has_a_setting_with_the_same_default() -> None:
+    for name in SmsBehaviour.model_fields:
+        field = SandboxSettings.model_fields[f"sandbox_sms_{name}"]
+        assert field.description, name
+        assert field.default == SmsBehaviour.model_fields[name].default, name
+    settings = SandboxSettings(
+        sandbox_secret_key=SecretStr("a-real-sandbox-secret"),
+        tracking_secret=SecretStr("a-real-tracking-secret-0123456789"),
+        sandbox_sms_unreachable_share=0.25,
+    )
+    sms = SmsBehaviour.from_settings(settings)
+    assert (sms.unreachable_share, sms.read_factor) == (0.25, 0.5)
+    assert sms.changed({"read_factor": 0.2}) == SmsBehaviour(
+        unreachable_share=0.25, read_factor=0.2
+    )
+    with pytest.raises(ValidationError, match="must not exceed 1"):
+        sms.changed({"server_error_share": 0.6, "reset_share": 0.6})
+    with pytest.raises(ValidationError, match="sandbox_sms_send_no"):
+        SandboxSettings(
+            sandbox_secret_key=SecretStr("a-real-sandbox-secret"),
+            tracking_secret=SecretStr("a-real-tracking-secret-0123456789"),
+            sandbox_sms_send_no="+82-31-228",
+        )
 
 
 def test_behaviour_shares_must_add_up() -> None:
