@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from common.kakao_limits import MAX_BUTTON_NAME
 from common.sending import SendingSettings
@@ -144,6 +144,36 @@ class BroadcasterSettings(SendingSettings):
         description="Fraction of the learned rate added per second while requests succeed "
         "(each later 429 cuts it by a quarter).",
     )
+    broadcaster_sms_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL of the SMS/LMS dealer API (unset: no SMS channel).",
+    )
+    broadcaster_sms_appkey: str | None = Field(
+        None,
+        min_length=1,
+        description="SMS dealer app key (part of the path); needed with an SMS base URL.",
+    )
+    broadcaster_sms_secret: SecretStr | None = Field(
+        None, description="SMS dealer secret, sent as X-Secret-Key; needed with an SMS base URL."
+    )
+    broadcaster_sms_send_no: str | None = Field(
+        None,
+        pattern=r"^[0-9]{1,13}$",
+        description="The sender number registered with the SMS dealer (digits only); needed "
+        "with an SMS base URL.",
+    )
+    broadcaster_sms_rate_messages_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="SMS/LMS messages/s all sender processes together may send, a budget of "
+        "its own (0: learned, see ALLIM_BROADCASTER_RATE_LEARN).",
+    )
+    broadcaster_sms_rate_requests_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="SMS dealer requests/s all sender processes together may make (0: unlimited).",
+    )
     broadcaster_webhook_url: str = Field(
         "http://127.0.0.1:8200/allim",
         description="Endpoint the webhook provider posts batches to.",
@@ -151,6 +181,23 @@ class BroadcasterSettings(SendingSettings):
     broadcaster_webhook_secret: SecretStr | None = Field(
         None, description="HMAC key that signs webhook requests (unset: unsigned)."
     )
+
+    @model_validator(mode="after")
+    def _sms_dealer_complete(self) -> Self:
+        if self.broadcaster_sms_base_url is None:
+            return self
+        needed = {
+            "broadcaster_sms_appkey": self.broadcaster_sms_appkey,
+            "broadcaster_sms_secret": self.broadcaster_sms_secret,
+            "broadcaster_sms_send_no": self.broadcaster_sms_send_no,
+        }
+        missing = [f"ALLIM_{name.upper()}" for name, value in needed.items() if value is None]
+        if missing:
+            raise ValueError(
+                f"Settings {', '.join(missing)} are missing; the SMS dealer at "
+                "ALLIM_BROADCASTER_SMS_BASE_URL needs them."
+            )
+        return self
 
 
 def load_settings() -> BroadcasterSettings:

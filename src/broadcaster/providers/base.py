@@ -58,7 +58,7 @@ class OutgoingBatch:
     batch_id: str
     alert_id: uuid.UUID
     category: Category
-    message_type: Literal["ALIMTALK", "BRAND"]
+    message_type: Literal["ALIMTALK", "BRAND", "SMS", "LMS"]
     title: str
     body: str
     buttons: tuple[Button, ...]

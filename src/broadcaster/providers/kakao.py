@@ -9,15 +9,9 @@ from typing import Any
 import httpx
 import orjson
 
-from broadcaster.backoff import parse_retry_after
-from broadcaster.errors import (
-    AlreadyAcceptedError,
-    PermanentProviderError,
-    RetryableProviderError,
-    ThrottledError,
-)
-from broadcaster.providers.base import DELIVERED, BatchResult, OutgoingBatch, quotas_of, unbound
-from broadcaster.quotas import Quota
+from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError, RetryableProviderError
+from broadcaster.providers.answers import document, results
+from broadcaster.providers.base import BatchResult, OutgoingBatch, quotas_of, unbound
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +82,8 @@ class KakaoProvider:
             raise RetryableProviderError(
                 f"Batch '{batch.batch_id}' request failed: {exc!r}"
             ) from exc
-        document = self._document(response, batch.batch_id)
-        header = document.get("header") or {}
+        answer = document(response, batch.batch_id)
+        header = answer.get("header") or {}
         code = header.get("resultCode")
         if code == ALREADY_ACCEPTED:
             raise AlreadyAcceptedError(f"Batch '{batch.batch_id}' was already accepted.")
@@ -98,8 +92,8 @@ class KakaoProvider:
                 f"Batch '{batch.batch_id}' refused: {code} {header.get('resultMessage')}",
                 response.status_code,
             )
-        message = document.get("message") or {}
-        return _result(batch.batch_id, message.get("sendResults") or [], quotas_of(response))
+        message = answer.get("message") or {}
+        return results(batch.batch_id, message.get("sendResults") or [], quotas_of(response))
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
         """The results of `batch_id`, or None when the dealer has no request with that key."""
@@ -110,64 +104,8 @@ class KakaoProvider:
             )
         except httpx.TransportError as exc:
             raise RetryableProviderError(f"Look-up of '{batch_id}' failed: {exc!r}") from exc
-        document = self._document(response, batch_id)
-        found = document.get("messageSearchResultResponse") or {}
+        found = document(response, batch_id).get("messageSearchResultResponse") or {}
         messages = found.get("messages") or []
         if not messages:
             return None
-        return _result(batch_id, messages)
-
-    def _document(self, response: httpx.Response, batch_id: str) -> dict[str, Any]:
-        status = response.status_code
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise ThrottledError(
-                f"Batch '{batch_id}' throttled (429).", retry_after, quotas_of(response)
-            )
-        if status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise RetryableProviderError(f"Batch '{batch_id}' got HTTP {status}.", retry_after)
-        if status != 200:
-            raise PermanentProviderError(
-                f"Batch '{batch_id}' refused with HTTP {status}: {_message(response)}", status
-            )
-        try:
-            document = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise RetryableProviderError(
-                f"Batch '{batch_id}' got a body that is not JSON: {exc}"
-            ) from exc
-        if not isinstance(document, dict):
-            raise RetryableProviderError(f"Batch '{batch_id}' got a body that is not an object.")
-        return document
-
-
-def _result(
-    batch_id: str, entries: list[dict[str, Any]], quotas: tuple[Quota, ...] = ()
-) -> BatchResult:
-    """The per-recipient results; retryable when they cannot be read (nothing is settled)."""
-    try:
-        subscriber_ids = [int(e["recipientGroupingKey"]) for e in entries]
-        codes = [int(e["resultCode"]) for e in entries]
-        messages = {
-            subscriber_id: str(e.get("resultMessage", ""))
-            for subscriber_id, code, e in zip(subscriber_ids, codes, entries, strict=True)
-            if code != DELIVERED
-        }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RetryableProviderError(
-            f"Batch '{batch_id}' got per-recipient results that cannot be read: {exc!r}"
-        ) from exc
-    return BatchResult(batch_id, subscriber_ids, codes, messages, quotas)
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        document = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return response.text[:200]
-    if isinstance(document, dict):
-        header = document.get("header")
-        if isinstance(header, dict):
-            return str(header.get("resultMessage", ""))
-    return response.text[:200]
+        return results(batch_id, messages)
