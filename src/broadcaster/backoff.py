@@ -13,7 +13,9 @@ def backoff_delay(
     """Seconds before retry number `attempt` (1-based): uniform in [0, min(cap, base*2^n)]."""
     if attempt < 1:
         raise ValueError(f"Retry attempt {attempt} is not a positive number.")
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    # the exponent stops growing long before it could overflow a float: a batch retried
+    # past a thousand attempts waits `cap`, it does not crash its pipe
+    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 64))
     return (rng or random).uniform(0, ceiling)
 
 

@@ -164,6 +164,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class SmsChannel:
+    """The second channel: its dealer and its own rate limiter."""
+
+    provider: Provider
+    limiter: RateLimiter
+
+
 @dataclass
 class SenderDeps:
     """Everything a shard pipe uses; built once per process by `broadcaster.main`."""
@@ -183,6 +191,8 @@ class SenderDeps:
     brand_resume_at: BrandResumeAt
     clock: Clock = field(default_factory=LoopClock)
     wall_clock: WallClock = utc_now
+    # the SMS/LMS dealer of the fallback, with its own rate budget (None: no fallback here)
+    sms: SmsChannel | None = None
     alerts: AlertCache = field(init=False)
     progress: ProgressThrottle = field(init=False)
 

@@ -123,6 +123,11 @@ class BroadcasterMetrics:
             "Shards this process holds until quiet hours end",
             registry=r,
         )
+        self.fallbacks = Counter(
+            "allim_broadcaster_fallback_recipients_total",
+            "Recipients KakaoTalk refused with a fallback code, sent again by SMS/LMS",
+            registry=r,
+        )
         self.alerts_late = Gauge(
             "allim_broadcaster_alerts_late",
             "Sending alerts whose estimate misses their deliver_within (the planner's count)",

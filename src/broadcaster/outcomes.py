@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +17,10 @@ from broadcaster.providers.base import (
     BRAND_QUIET_HOURS,
     DELIVERED,
     TEMPORARY_FAILURE,
+    UNCONFIRMED,
     BatchResult,
 )
-from broadcaster.records import BatchRow, FollowUp, Settlement
+from broadcaster.records import BatchRow, Channel, FollowUp, Settlement
 from common.messages import Category
 
 # a failure's reason is kept to this many characters in the failures table
@@ -37,6 +38,8 @@ class Verdict:
     failed_reasons: list[str]
     again: list[int]  # recipients to send again later (temporary failures, quiet hours)
     quiet_hours: bool  # some are sent again because the provider is in BRAND quiet hours
+    # recipients KakaoTalk refused with one of the alert's fallback codes: SMS/LMS next
+    fallback: list[int] = field(default_factory=list)
 
     @property
     def failed_by_reason(self) -> dict[str, int]:
@@ -47,11 +50,15 @@ class Verdict:
         return by_reason
 
 
-def judge(sent: Sequence[int], result: BatchResult) -> Verdict:
+def judge(
+    sent: Sequence[int], result: BatchResult, fallback_codes: frozenset[int] = frozenset()
+) -> Verdict:
     """Read `result` for the subscribers `sent` to (in id order); unanswered ones are retried.
 
     An answer out of request order is matched by subscriber id; a recipient it does not
-    mention counts as a temporary failure, so it is sent again rather than lost.
+    mention counts as a temporary failure, so it is sent again rather than lost. 3005 (sent,
+    receipt not confirmed) counts as delivered and is never sent again. A refusal with one
+    of `fallback_codes` is neither delivered nor failed: the recipient goes to the fallback.
     """
     codes, messages = result.result_codes, result.messages
     if result.subscriber_ids != list(sent):
@@ -63,12 +70,17 @@ def judge(sent: Sequence[int], result: BatchResult) -> Verdict:
     failed_codes: list[int] = []
     failed_reasons: list[str] = []
     again: list[int] = []
+    fallback: list[int] = []
     quiet_hours = False
     if delivered < len(codes):
         for subscriber_id, code in zip(sent, codes, strict=True):
             if code == DELIVERED:
                 continue
-            if code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
+            if code == UNCONFIRMED:
+                delivered += 1
+            elif code in fallback_codes:
+                fallback.append(subscriber_id)
+            elif code in (TEMPORARY_FAILURE, BRAND_QUIET_HOURS):
                 again.append(subscriber_id)
                 quiet_hours = quiet_hours or code == BRAND_QUIET_HOURS
             else:
@@ -77,7 +89,14 @@ def judge(sent: Sequence[int], result: BatchResult) -> Verdict:
                 reason = f"{code} {messages.get(subscriber_id, '')}"
                 failed_reasons.append(reason[:REASON_LENGTH])
     return Verdict(
-        list(codes), delivered, failed_ids, failed_codes, failed_reasons, again, quiet_hours
+        list(codes),
+        delivered,
+        failed_ids,
+        failed_codes,
+        failed_reasons,
+        again,
+        quiet_hours,
+        fallback,
     )
 
 
@@ -86,10 +105,18 @@ def refused(batch_id: str, sent: Sequence[int], status: int, reason: str) -> Bat
     return BatchResult(batch_id, list(sent), [status] * len(sent), dict.fromkeys(sent, reason))
 
 
-def follow_up(verdict: Verdict, batch_id: str, seq: int, not_before: datetime) -> BatchRow:
-    """The held batch that sends `verdict.again` once `not_before` has come."""
+def follow_up(
+    verdict: Verdict, batch_id: str, seq: int, not_before: datetime, channel: Channel = "kakao"
+) -> BatchRow:
+    """The held batch that sends `verdict.again` once `not_before` has come, by `channel`."""
     again = verdict.again
-    return BatchRow(batch_id, seq, again[0], again[-1], "held", tuple(again), not_before)
+    return BatchRow(batch_id, seq, again[0], again[-1], "held", tuple(again), not_before, channel)
+
+
+def fallback_batch(verdict: Verdict, batch_id: str, seq: int, not_before: datetime) -> BatchRow:
+    """The held SMS/LMS batch of those KakaoTalk refused, sent once `not_before` has come."""
+    ids = verdict.fallback
+    return BatchRow(batch_id, seq, ids[0], ids[-1], "held", tuple(ids), not_before, "sms")
 
 
 def settlement(
@@ -100,6 +127,7 @@ def settlement(
     verdict: Verdict,
     then: BatchRow | None,
     last_id: int | None = None,
+    fallback: BatchRow | None = None,
 ) -> Settlement:
     """The batch's settlement: its counts, its failures, and the follow-up `then`, if any.
 
@@ -121,6 +149,9 @@ def settlement(
         else FollowUp(then.id, then.seq, then.subscriber_ids, then.not_before),
         sent_ids=sent,
         codes=verdict.codes,
+        fallback=None
+        if fallback is None or fallback.subscriber_ids is None or fallback.not_before is None
+        else FollowUp(fallback.id, fallback.seq, fallback.subscriber_ids, fallback.not_before),
     )
 
 
@@ -137,6 +168,7 @@ def delivery_event(
     a test send's batches carry `test_of`."""
     event: dict[str, Any] = {
         "alert_id": str(alert_id),
+        "channel": batch.channel,
         "batch_id": batch.id,
         "shard_no": shard_no,
         "seq": batch.seq,

@@ -33,6 +33,7 @@ from broadcaster.records import AlertInfo, BatchRow, Counters, ShardRow
 from broadcaster.rendering import Renderer
 from broadcaster.requests import Requests
 from common.messages import ShardTask
+from common.sms_text import ad_held_until
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,33 @@ class ShardPipe:
             options.retry_base,
             options.retry_cap,
         )
+        # the fallback's requests, when the alert has an SMS text and this process a dealer
+        self._sms_requests = (
+            Requests(
+                deps.sms.provider,
+                deps.sms.limiter,
+                deps.metrics,
+                self._gate,
+                options.retry_base,
+                options.retry_cap,
+            )
+            if deps.sms is not None and info.sms is not None
+            else None
+        )
+        self._fallback_codes = (
+            info.fallback_codes if self._sms_requests is not None else frozenset()
+        )
+
+    def _requests_of(self, batch: BatchRow) -> Requests:
+        """The requests of the channel `batch` goes by."""
+        if batch.channel == "sms":
+            if self._sms_requests is None:
+                raise RuntimeError(
+                    f"batch {batch.id} goes by SMS, but this sender has no SMS dealer "
+                    "(ALLIM_BROADCASTER_SMS_BASE_URL) or the alert no SMS text"
+                )
+            return self._sms_requests
+        return self._requests
 
     async def _announce_end(self, ended: Counters | None) -> None:
         """Tell the alert's end, completed or cancelled, with its final numbers.
@@ -347,7 +375,8 @@ class ShardPipe:
             slot = await self.deps.in_flight.take()
         async with slot:
             try:
-                result = await self._requests.send(self._render.outgoing(batch.id, recipients))
+                outgoing = self._render.outgoing(batch.id, recipients, batch.channel)
+                result = await self._requests_of(batch).send(outgoing)
             except PermanentProviderError as exc:
                 result = self._refusal(batch.id, recipients, exc)
         if result is None:
@@ -374,7 +403,7 @@ class ShardPipe:
         """Settle a batch of unknown fate from the provider's records, or send it again."""
         if batch.status == "held":
             return await self._send_held(batch)
-        result = await self._requests.look_up(batch.id)
+        result = await self._requests_of(batch).look_up(batch.id)
         if result is None and self.stopping.is_set():
             return False
         if result is not None:
@@ -421,21 +450,36 @@ class ShardPipe:
         are read ORDER BY id).
         """
         deps, category = self.deps, self._render.info.category
-        verdict = outcomes.judge(sent, result)
-        then = None
+        # an SMS batch falls back to nothing more: its refusals are failures
+        codes = self._fallback_codes if batch.channel == "kakao" else frozenset()
+        verdict = outcomes.judge(sent, result, codes)
+        then = fallback = None
         if verdict.again:
             now = deps.wall_clock()
             not_before = (
                 deps.brand_resume_at(now)
-                if verdict.quiet_hours
+                if verdict.quiet_hours and batch.channel == "kakao"
                 else now + timedelta(seconds=self._requests.backoff(1) + deps.options.retry_base)
             )
             seq = self._batches.next_seq()
-            then = outcomes.follow_up(verdict, self._batches.batch_id(seq), seq, not_before)
+            then = outcomes.follow_up(
+                verdict, self._batches.batch_id(seq), seq, not_before, batch.channel
+            )
             cause = "quiet-hours" if verdict.quiet_hours else "recipient"
             deps.metrics.retries.labels(cause).inc(len(verdict.again))
+        if verdict.fallback:
+            seq = self._batches.next_seq()
+            now = deps.wall_clock()
+            # an advertising text waits for 08:00-21:00 (Korean time), as the law asks
+            held = ad_held_until(now) if category == "promotional" else None
+            fallback = outcomes.fallback_batch(
+                verdict, self._batches.batch_id(seq), seq, held or now
+            )
+            deps.metrics.fallbacks.inc(len(verdict.fallback))
         await deps.settler.settle(
-            outcomes.settlement(batch, self.alert_id, self.shard_no, sent, verdict, then, last_id),
+            outcomes.settlement(
+                batch, self.alert_id, self.shard_no, sent, verdict, then, last_id, fallback
+            ),
             outcomes.delivery_event(
                 batch,
                 self.alert_id,
@@ -453,11 +497,13 @@ class ShardPipe:
             self._refused = 0
         if self._failure is not None:
             await self._fail(self._failure)
-        if then is not None:
-            if due_later(then.not_before, deps.wall_clock()):
-                self._hold(then.not_before)
+        for held_batch in (then, fallback):
+            if held_batch is None:
+                continue
+            if due_later(held_batch.not_before, deps.wall_clock()):
+                self._hold(held_batch.not_before)
             else:
-                self._spawn(self._send_held(then))
+                self._spawn(self._send_held(held_batch))
         await deps.progress.progress(self.alert_id)
 
     async def _fail(self, reason: str) -> None:

@@ -26,6 +26,9 @@ class AlertInfo:
     expires_at: datetime | None = None
     # a test send's parent alert: its events say so
     test_of: uuid.UUID | None = None
+    # the KakaoTalk codes that send it again by SMS/LMS, and what it says there
+    fallback_codes: frozenset[int] = frozenset()
+    sms: SmsText | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,18 @@ class ShardRow:
     status: str
     next_seq: int
     position: int  # the highest subscriber id already put in a range batch
+
+
+Channel = Literal["kakao", "sms"]
+
+
+@dataclass(frozen=True)
+class SmsText:
+    """An alert's SMS or LMS as the gateway composed it (`#{link}`: the recipient's link)."""
+
+    kind: Literal["SMS", "LMS"]
+    subject: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -56,11 +71,13 @@ class BatchRow:
     status: str = "sending"
     subscriber_ids: tuple[int, ...] | None = None
     not_before: datetime | None = None
+    channel: Channel = "kakao"
 
 
 @dataclass(frozen=True)
 class FollowUp:
-    """Recipients of a settled batch to send again later, in a batch of their own."""
+    """Recipients of a settled batch to send again later, in a batch of their own: by the
+    same channel (a temporary failure, quiet hours), or by SMS/LMS (a fallback)."""
 
     batch_id: str
     seq: int
@@ -86,6 +103,7 @@ class Settlement:
     # durable record of who got it
     sent_ids: Sequence[int] = ()
     codes: Sequence[int] = ()
+    fallback: FollowUp | None = None  # KakaoTalk refused them: SMS/LMS sends it again
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broadcaster.providers.base import OutgoingBatch, Recipients
-from broadcaster.records import AlertInfo
+from broadcaster.records import AlertInfo, Channel
 from common.kakao_limits import message_type
 from common.tokens import TokenSigner
 
@@ -26,9 +26,25 @@ class Renderer:
         """Rows of (subscriber id, recipient number), each with their tracked link."""
         return Recipients.render(rows, self._link_base, self._sign)
 
-    def outgoing(self, batch_id: str, recipients: Recipients) -> OutgoingBatch:
-        """The provider request of a batch: the alert's message to `recipients`."""
+    def outgoing(
+        self, batch_id: str, recipients: Recipients, channel: Channel = "kakao"
+    ) -> OutgoingBatch:
+        """The provider request of a batch: the alert's message to `recipients`, as a
+        KakaoTalk message or as the SMS/LMS the gateway composed."""
         info = self.info
+        if channel == "sms":
+            if info.sms is None:
+                raise ValueError(f"Alert {info.id} has no SMS text for batch {batch_id}.")
+            return OutgoingBatch(
+                batch_id=batch_id,
+                alert_id=info.id,
+                category=info.category,
+                message_type=info.sms.kind,
+                title=info.sms.subject,
+                body=info.sms.text,
+                buttons=(),
+                recipients=recipients,
+            )
         return OutgoingBatch(
             batch_id=batch_id,
             alert_id=info.id,

@@ -15,10 +15,8 @@ from common.messages import Audience
 def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any]]:
     """SQL conditions (AND-ed, each starting with ' AND') and their parameters."""
     if audience.recipients_of is not None:
-        return (
-            f" AND id IN (SELECT subscriber_id FROM alert_recipients WHERE alert_id = ${first_param})",
-            [audience.recipients_of],
-        )
+        frozen = f"SELECT subscriber_id FROM alert_recipients WHERE alert_id = ${first_param}"
+        return f" AND id IN ({frozen})", [audience.recipients_of]
     if audience.all:
         return "", []
     sql, params = "", []
@@ -33,8 +31,9 @@ def audience_filter(audience: Audience, first_param: int) -> tuple[str, list[Any
 
 # settles a group of batches of one alert in one statement: each batch `done` with who it
 # was sent to and the dealer's code for each (unless it was settled before: then nothing of
-# it counts), its shard's checkpoint and counters, the alert's counters, the failures, and
-# the follow-up batches of recipients to try again
+# it counts), its shard's checkpoint and counters, the alert's counters, the failures, the
+# follow-up batches of recipients to try again (by the batch's channel), and the fallback
+# batches of those KakaoTalk refused (by SMS/LMS)
 SETTLE = """
 WITH i AS (
     SELECT * FROM unnest($2::varchar[], $3::int[], $4::bigint[], $5::int[], $6::int[],
@@ -50,7 +49,10 @@ WITH i AS (
         settled_at = now(), sent_ids = r.sent_ids, result_codes = r.codes
     FROM i LEFT JOIN r ON r.batch_id = i.id
     WHERE batches.id = i.id AND batches.status <> 'done'
-    RETURNING i.*
+    RETURNING i.*, batches.channel
+), fb AS (
+    SELECT * FROM unnest($2::varchar[], $20::varchar[], $21::int[], $22::timestamptz[])
+        AS fb(id, fallback_id, fallback_seq, not_before)
 ), s AS (
     UPDATE shards SET checkpoint_id = GREATEST(COALESCE(checkpoint_id, 0), g.last_id),
         sent = shards.sent + g.sent, delivered = shards.delivered + g.delivered,
@@ -75,13 +77,23 @@ WITH i AS (
     ON CONFLICT DO NOTHING
 ), n AS (
     INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,
-                         subscriber_ids, not_before)
+                         subscriber_ids, not_before, channel)
     SELECT b.follow_id, $1, b.shard_no, b.follow_seq, x.ids[1], x.ids[cardinality(x.ids)],
-           cardinality(x.ids), 'held', x.ids, b.not_before
+           cardinality(x.ids), 'held', x.ids, b.not_before, b.channel
     FROM b JOIN (
         SELECT batch_id, array_agg(sid ORDER BY sid) AS ids
         FROM unnest($15::varchar[], $16::bigint[]) AS t(batch_id, sid) GROUP BY batch_id
     ) x ON x.batch_id = b.follow_id
+    ON CONFLICT (id) DO NOTHING
+), m AS (
+    INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,
+                         subscriber_ids, not_before, channel)
+    SELECT fb.fallback_id, $1, b.shard_no, fb.fallback_seq, x.ids[1],
+           x.ids[cardinality(x.ids)], cardinality(x.ids), 'held', x.ids, fb.not_before, 'sms'
+    FROM b JOIN fb ON fb.id = b.id JOIN (
+        SELECT batch_id, array_agg(sid ORDER BY sid) AS ids
+        FROM unnest($23::varchar[], $24::bigint[]) AS t(batch_id, sid) GROUP BY batch_id
+    ) x ON x.batch_id = fb.fallback_id
     ON CONFLICT (id) DO NOTHING
 )
 SELECT id FROM b

@@ -29,6 +29,7 @@ from broadcaster.records import (
     PlanState,
     Settlement,
     ShardRow,
+    SmsText,
     counters_of,
 )
 from common.messages import Audience, Button
@@ -66,8 +67,8 @@ class Store:
         """The alert's content, or None when there is no such alert."""
         row = await self.pool.fetchrow(
             "SELECT id, title, body, category, buttons::text AS buttons,"
-            " audience::text AS audience, created_at, expires_at, test_of FROM alerts"
-            " WHERE id = $1",
+            " audience::text AS audience, created_at, expires_at, test_of, fallback_codes,"
+            " sms_kind, sms_subject, sms_text FROM alerts WHERE id = $1",
             alert_id,
         )
         return None if row is None else _alert(row)
@@ -219,8 +220,9 @@ class Store:
     async def unsettled(self, alert_id: uuid.UUID, shard_no: int) -> list[BatchRow]:
         """The shard's batches that are `sending` (fate unknown) or `held`, oldest first."""
         rows = await self.pool.fetch(
-            "SELECT id, seq, first_id, last_id, status, subscriber_ids, not_before FROM batches"
-            " WHERE alert_id = $1 AND shard_no = $2 AND status IN ('sending', 'held')"
+            "SELECT id, seq, first_id, last_id, status, subscriber_ids, not_before, channel"
+            " FROM batches WHERE alert_id = $1 AND shard_no = $2"
+            " AND status IN ('sending', 'held')"
             " ORDER BY seq",
             alert_id,
             shard_no,
@@ -234,6 +236,7 @@ class Store:
                 r["status"],
                 tuple(r["subscriber_ids"]) if r["subscriber_ids"] is not None else None,
                 r["not_before"],
+                r["channel"],
             )
             for r in rows
         ]
@@ -409,7 +412,11 @@ class Store:
         failures: tuple[list[str], list[int], list[int], list[str]] = ([], [], [], [])
         held: tuple[list[str], list[int]] = ([], [])
         record: tuple[list[str], list[int], list[int]] = ([], [], [])
+        fallback: tuple[list[str], list[int]] = ([], [])
         for s in group:
+            if s.fallback is not None:
+                fallback[0].extend([s.fallback.batch_id] * len(s.fallback.subscriber_ids))
+                fallback[1].extend(s.fallback.subscriber_ids)
             record[0].extend([s.batch_id] * len(s.sent_ids))
             record[1].extend(s.sent_ids)
             record[2].extend(s.codes)
@@ -435,6 +442,10 @@ class Store:
             *failures,
             *held,
             *record,
+            [s.fallback.batch_id if s.fallback else None for s in group],
+            [s.fallback.seq if s.fallback else None for s in group],
+            [s.fallback.not_before if s.fallback else None for s in group],
+            *fallback,
         )
         return {r[0] for r in rows}
 
@@ -502,4 +513,8 @@ def _alert(row: asyncpg.Record) -> AlertInfo:
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         test_of=row["test_of"],
+        fallback_codes=frozenset(row["fallback_codes"] or ()),
+        sms=SmsText(row["sms_kind"], row["sms_subject"] or "", row["sms_text"])
+        if row["sms_kind"] and row["sms_text"]
+        else None,
     )

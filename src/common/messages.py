@@ -98,6 +98,8 @@ class DeliveryBatchData(Message):
     result_codes: list[int]
     # a test send's parent alert: set only on a test send's batches
     test_of: uuid.UUID | None = None
+    # the channel the batch went by: KakaoTalk, or the SMS/LMS fallback
+    channel: Literal["kakao", "sms"] = "kakao"
 
     @model_validator(mode="after")
     def _outcomes_pair_up(self) -> DeliveryBatchData:

@@ -118,6 +118,12 @@ class Alert(Base):
     relation: Mapped[str | None] = mapped_column(String(16))
     # seconds the sender promised to deliver within (the estimate tells when it misses)
     deliver_within: Mapped[int | None] = mapped_column(Integer)
+    # the KakaoTalk codes whose recipients get it again by SMS/LMS (NULL: no fallback), and
+    # the SMS or LMS composed at creation (`#{link}`: each recipient's tracked link)
+    fallback_codes: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    sms_kind: Mapped[str | None] = mapped_column(String(3))
+    sms_subject: Mapped[str | None] = mapped_column(String(80))
+    sms_text: Mapped[str | None] = mapped_column(Text)
     # a test send's parent: the alert whose message went to the test recipients
     test_of: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE")
@@ -210,6 +216,8 @@ class Batch(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = _now()
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # kakao | sms: the channel the batch goes by (a fallback batch lists its recipients)
+    channel: Mapped[str] = mapped_column(String(8), nullable=False, server_default="kakao")
     # once settled: who the request went to, and the dealer's code for each (parallel)
     sent_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
     result_codes: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))

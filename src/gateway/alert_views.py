@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -18,7 +18,7 @@ from common.models import Alert, AlertStats, User
 from common.problems import Problem
 from gateway.followups import Relation
 from gateway.pausing import shown_status
-from gateway.schemas import AlertPublic, AlertStatus, Approval
+from gateway.schemas import AlertPublic, AlertStatus, Approval, ChannelCounts
 from reports.figures import read_rate
 
 _author = aliased(User)
@@ -37,11 +37,32 @@ def with_stats() -> Select[Alert, int | None, int | None, str | None, str | None
 
 
 async def load(session: AsyncSession, alert_id: uuid.UUID) -> AlertPublic:
-    """The alert as the API shows it; a 404 problem when there is none."""
+    """The alert as the API shows it, with its counts per channel; a 404 problem when there
+    is none."""
     row = (await session.execute(with_stats().where(Alert.id == alert_id))).one_or_none()
     if row is None:
         raise Problem(404, "Not Found", f"Alert {alert_id} does not exist.")
-    return public(*row)
+    shown = public(*row)
+    channels = {
+        r.channel: ChannelCounts(delivered=r.delivered, failed=r.failed, fallback=r.fallback)
+        for r in (await session.execute(_CHANNELS, {"alert": alert_id})).all()
+    }
+    return shown.model_copy(update={"channels": channels})
+
+
+# per channel: what its batches settled; for `kakao`, how many it handed to SMS/LMS (the
+# distinct recipients of the SMS batches, retries of a fallback counted once)
+_CHANNELS = text(
+    """
+SELECT b.channel, sum(b.delivered)::bigint AS delivered, sum(b.failed)::bigint AS failed,
+       CASE WHEN b.channel = 'kakao' THEN (
+           SELECT count(DISTINCT sid) FROM batches f, unnest(f.subscriber_ids) AS sid
+           WHERE f.alert_id = :alert AND f.channel = 'sms'
+       ) ELSE 0 END AS fallback
+FROM batches b WHERE b.alert_id = :alert
+GROUP BY b.channel
+"""
+)
 
 
 def public(

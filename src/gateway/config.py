@@ -113,6 +113,21 @@ class GatewaySettings(SendingSettings):
         le=10_000,
         description="A test send to more subscribers than this is refused (a mis-tagged list).",
     )
+    gateway_fallback_categories: list[Category] = Field(
+        ["emergency", "public"],
+        description="Categories whose alerts go by SMS/LMS to those KakaoTalk refuses, as "
+        "JSON; an alert may say otherwise (`fallback.enabled`).",
+    )
+    gateway_fallback_codes: list[int] = Field(
+        [3018, 3019, 3020],
+        description="KakaoTalk result codes whose recipients get the alert by SMS/LMS.",
+    )
+    gateway_sms_opt_out_number: str = Field(
+        "080-000-0000",
+        min_length=1,
+        max_length=20,
+        description="The free opt-out number a promotional SMS/LMS ends with (set your own).",
+    )
     gateway_session_cookie: str = Field(
         "allim_session", min_length=1, description="Name of the signed-in session's cookie."
     )

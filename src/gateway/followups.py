@@ -102,7 +102,7 @@ WHERE f.alert_id = :parent
 # the parent's recipients whose last answer was 1000
 _DELIVERED = """
 SELECT t.sid FROM batches b CROSS JOIN LATERAL unnest(b.sent_ids, b.result_codes) AS t(sid, code)
-WHERE b.alert_id = :parent AND b.status = 'done' AND t.code = 1000
+WHERE b.alert_id = :parent AND b.status = 'done' AND t.code IN (1000, 3005)
 """
 _READERS = "SELECT subscriber_id FROM token_first_readers WHERE alert_id = :parent"
 
@@ -201,6 +201,8 @@ async def create(
                 approval=needed,
                 parent_id=parent.id,
                 relation=draft.relation,
+                # a resend says what the parent said, by SMS/LMS too; a correction is new text
+                **(_fallback_of(parent) if draft.relation == "resend" else {}),
                 created_at=now,
                 updated_at=now,
             )
@@ -244,6 +246,15 @@ async def create(
         extra={"alert_id": str(child_id)},
     )
     return Created(child, recipients, created=True)
+
+
+def _fallback_of(parent: Alert) -> dict[str, object]:
+    return {
+        "fallback_codes": parent.fallback_codes,
+        "sms_kind": parent.sms_kind,
+        "sms_subject": parent.sms_subject,
+        "sms_text": parent.sms_text,
+    }
 
 
 def _nobody(draft: Draft, parent: Alert) -> str:

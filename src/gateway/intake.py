@@ -38,6 +38,7 @@ from common.messages import AlertControl, AlertRequested, Audience, Button, Cate
 from common.models import Alert, OutboxEntry
 from common.topics import ALERTS_CONTROL, ALERTS_REQUESTED
 from gateway import audiences, audit
+from gateway.fallback import FallbackPlan
 from gateway.schemas import AlertCreate
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ async def submit(
     origin: CapOrigin | None = None,
     hold: str | None = None,
     follows: tuple[uuid.UUID, str] | None = None,
+    fallback: FallbackPlan | None = None,
 ) -> Submitted:
     """Store the alert and, unless it waits for approval or `hold` says why not, its
     `AlertRequested` outbox record.
@@ -128,7 +130,8 @@ async def submit(
 
     `approval` is `gateway.approvals.needed`'s answer; `hold` is the reason an accepted
     alert is not broadcast (a CAP Test/Exercise/Draft); `follows` is (parent id, relation)
-    for an alert linked to another (a CAP Update of an alert still under way).
+    for an alert linked to another (a CAP Update of an alert still under way); `fallback`
+    its SMS/LMS for those KakaoTalk refuses (`gateway.fallback.plan`).
     """
     digest = request_hash(request, origin, hold)
     now = datetime.now(UTC)
@@ -151,6 +154,10 @@ async def submit(
         approval=approval,
         parent_id=follows[0] if follows else None,
         relation=follows[1] if follows else None,
+        fallback_codes=list(fallback.codes) if fallback else None,
+        sms_kind=fallback.message.kind if fallback else None,
+        sms_subject=fallback.message.subject if fallback else None,
+        sms_text=fallback.message.text if fallback else None,
         cap_sender=origin.sender if origin else None,
         cap_identifier=origin.identifier if origin else None,
         cap_sent=origin.sent if origin else None,

@@ -9,6 +9,7 @@ quiet hours (`common.quiet_hours`) and the send rate come from `common.sending`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, cast
@@ -27,6 +28,7 @@ from common.kakao_limits import (
 from common.messages import Button, Category
 from common.models import Alert
 from common.sending import SendingSettings
+from common.sms_text import SmsMessage
 from gateway.audiences import Reach
 
 WarningCode = Literal["quiet_hours", "send_at_past", "expires_before_end", "not_broadcast"]
@@ -86,12 +88,25 @@ class Estimate(BaseModel):
     note: str
 
 
+class ShownSms(BaseModel):
+    """The SMS or LMS those KakaoTalk refuses get, with its length as carriers count it."""
+
+    kind: Literal["SMS", "LMS"]
+    subject: str = Field(description="The LMS subject (none for an SMS).")
+    text: str = Field(description="`#{link}` stands for each recipient's tracked link.")
+    bytes: Counted = Field(description="CP949 bytes (a Hangul syllable is 2), link included.")
+    fallback_codes: list[int] = Field(description="The KakaoTalk codes that send it.")
+
+
 class AlertPreview(BaseModel):
     """The answer of `POST /v1/alerts:preview` and `GET /v1/alerts/{id}/preview`."""
 
     recipients: int
     by_district: list[DistrictReach]
     message: ShownMessage
+    sms: ShownSms | None = Field(
+        None, description="The SMS/LMS fallback; null when the alert has none."
+    )
     warnings: list[PreviewWarning]
     estimate: Estimate
 
@@ -148,6 +163,7 @@ def build(
     settings: SendingSettings,
     now: datetime,
     hold: str | None = None,
+    sms: ShownSms | None = None,
 ) -> AlertPreview:
     """The preview of `alert`, which reaches `reach`, if it were created at `now`."""
     warnings: list[PreviewWarning] = []
@@ -191,8 +207,20 @@ def build(
             for district, count in reach.by_district.items()
         ],
         message=_shown(alert),
+        sms=sms,
         warnings=warnings,
         estimate=estimate,
+    )
+
+
+def shown_sms(message: SmsMessage, codes: Sequence[int]) -> ShownSms:
+    """The preview's view of an alert's SMS or LMS."""
+    return ShownSms(
+        kind=message.kind,
+        subject=message.subject,
+        text=message.text,
+        bytes=Counted(length=message.length, limit=message.limit),
+        fallback_codes=list(codes),
     )
 
 

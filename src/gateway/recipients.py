@@ -33,7 +33,8 @@ from common.models import Alert, Subscriber
 
 Outcome = Literal["delivered", "failed", "pending", "not_sent"]
 Listed = Literal["delivered", "failed"]
-DELIVERED = 1000
+# 1000 delivered; 3005 sent, its receipt not confirmed (counted delivered, never resent)
+DELIVERED_CODES = frozenset({1000, 3005})
 ENDED = frozenset({"completed", "cancelled", "failed", "expired", "rejected", "not_broadcast"})
 
 
@@ -48,13 +49,14 @@ class RecipientOutcome:
     reason: str | None = None
     at: datetime | None = None
     batch_id: str | None = None
+    channel: str | None = None  # kakao | sms: the channel of the batch that decided it
 
 
 # the batches that carried (or will carry) one subscriber, oldest first: range batches by
 # their range, follow-ups by their list
 _CARRIERS = text(
     """
-    SELECT id, seq, status, settled_at, sent_ids, result_codes,
+    SELECT id, seq, status, settled_at, sent_ids, result_codes, channel,
            array_position(sent_ids, :sid) AS at
     FROM batches
     WHERE alert_id = :alert AND first_id <= :sid AND last_id >= :sid
@@ -63,8 +65,9 @@ _CARRIERS = text(
     """
 )
 _FAILURE = text(
-    "SELECT batch_id, result_code, reason, created_at FROM delivery_failures"
-    " WHERE alert_id = :alert AND subscriber_id = :sid"
+    "SELECT f.batch_id, f.result_code, f.reason, f.created_at, b.channel"
+    " FROM delivery_failures f JOIN batches b ON b.id = f.batch_id"
+    " WHERE f.alert_id = :alert AND f.subscriber_id = :sid"
 )
 
 
@@ -106,6 +109,7 @@ async def look_up(
             failure.reason,
             failure.created_at,
             failure.batch_id,
+            failure.channel,
         )
     carriers = (await session.execute(_CARRIERS, params)).all()
     for batch in reversed(carriers):
@@ -114,7 +118,7 @@ async def look_up(
         if batch.at is None:
             continue  # its range held them, but they were not in the audience then
         code = batch.result_codes[batch.at - 1]
-        if code == DELIVERED:
+        if code in DELIVERED_CODES:
             return RecipientOutcome(
                 subscriber.recipient_no,
                 sid,
@@ -122,6 +126,7 @@ async def look_up(
                 code,
                 at=batch.settled_at,
                 batch_id=batch.id,
+                channel=batch.channel,
             )
         # a temporary answer: a follow-up batch carries them again (or is about to)
         return RecipientOutcome(subscriber.recipient_no, sid, "pending", code, batch_id=batch.id)
@@ -157,18 +162,19 @@ def _not_reached(alert: Alert, subscriber: Subscriber, in_range: bool) -> Recipi
 # delivered recipients, by subscriber id from `after`: unnested from the settled batches
 _DELIVERED = """
     SELECT t.sid AS subscriber_id, s.recipient_no, t.code, NULL::text AS reason,
-           b.settled_at AS at, b.id AS batch_id
+           b.settled_at AS at, b.id AS batch_id, b.channel
     FROM batches b
     CROSS JOIN LATERAL unnest(b.sent_ids, b.result_codes) AS t(sid, code)
     JOIN subscribers s ON s.id = t.sid
     WHERE b.alert_id = :alert AND b.status = 'done' AND b.last_id > :after
-      AND t.code = 1000 AND t.sid > :after
+      AND t.code IN (1000, 3005) AND t.sid > :after
     ORDER BY t.sid
 """
 _FAILED = """
     SELECT f.subscriber_id, s.recipient_no, f.result_code AS code, f.reason,
-           f.created_at AS at, f.batch_id
+           f.created_at AS at, f.batch_id, b.channel
     FROM delivery_failures f JOIN subscribers s ON s.id = f.subscriber_id
+    JOIN batches b ON b.id = f.batch_id
     WHERE f.alert_id = :alert AND f.subscriber_id > :after
       AND (CAST(:codes AS int[]) IS NULL OR f.result_code = ANY(CAST(:codes AS int[])))
     ORDER BY f.subscriber_id
@@ -181,7 +187,14 @@ def _listing(outcome: Listed) -> str:
 
 def _row(outcome: Listed, row: Any) -> RecipientOutcome:
     return RecipientOutcome(
-        row.recipient_no, row.subscriber_id, outcome, row.code, row.reason, row.at, row.batch_id
+        row.recipient_no,
+        row.subscriber_id,
+        outcome,
+        row.code,
+        row.reason,
+        row.at,
+        row.batch_id,
+        row.channel,
     )
 
 

@@ -183,6 +183,29 @@ Body = Annotated[
 ]
 
 
+class FallbackIn(Strict):
+    """Whether those KakaoTalk refuses get the alert by SMS/LMS, and how."""
+
+    enabled: bool | None = Field(
+        None,
+        description="On or off for this alert; absent: as the deployment sets it for the "
+        "category (ALLIM_GATEWAY_FALLBACK_CATEGORIES: emergency and public by default).",
+    )
+    codes: list[Annotated[int, Field(ge=1000, le=9999)]] | None = Field(
+        None,
+        max_length=20,
+        description="The KakaoTalk codes that send it again (default "
+        "ALLIM_GATEWAY_FALLBACK_CODES: 3018, 3019, 3020).",
+    )
+    only_sms: bool = Field(
+        False, description="An SMS (90 bytes) or nothing: a longer text is refused, not an LMS."
+    )
+    unencodable: Literal["refuse", "replace"] = Field(
+        "refuse",
+        description="A character SMS cannot carry (an emoji): refuse the alert, or send `?`.",
+    )
+
+
 class AlertCreate(Strict):
     """An alert to broadcast."""
 
@@ -201,6 +224,9 @@ class AlertCreate(Strict):
             "When to start sending (with a time zone); now when absent. A time more than "
             "`ALLIM_GATEWAY_SEND_AT_MAX_PAST_MINUTES` (default 60) in the past is refused."
         ),
+    )
+    fallback: FallbackIn | None = Field(
+        None, description="SMS/LMS for those KakaoTalk refuses; absent: the deployment's."
     )
     deliver_within: int | None = Field(
         None,
@@ -250,6 +276,16 @@ class AlertAccepted(BaseModel):
     id: uuid.UUID
     status: AlertStatus
     status_url: str
+
+
+class ChannelCounts(BaseModel):
+    """What one channel settled of an alert."""
+
+    delivered: int
+    failed: int
+    fallback: int = Field(
+        0, description="For `kakao`: recipients it refused who were handed to SMS/LMS."
+    )
 
 
 class AlertPublic(BaseModel):
@@ -307,6 +343,12 @@ class AlertPublic(BaseModel):
     deadline: datetime | None = Field(description="started_at + deliver_within.")
     late: bool = Field(
         description="The deadline passed before the end, or the estimate says it will."
+    )
+    channels: dict[str, ChannelCounts] | None = Field(
+        None,
+        description="Delivered and failed per channel (`kakao`, `sms`) for one alert's read; "
+        "a recipient KakaoTalk refused and SMS reached counts once, as delivered by `sms`. "
+        "Null in lists.",
     )
     relation: Literal["resend", "correction", "update"] | None = Field(
         description="What this follow-up is to its parent."

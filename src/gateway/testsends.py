@@ -103,6 +103,11 @@ async def send(
             author_id=principal.user_id,
             approval="test",
             test_of=parent.id,
+            # the testers get the SMS/LMS too when KakaoTalk refuses them, as anyone would
+            fallback_codes=parent.fallback_codes,
+            sms_kind=parent.sms_kind,
+            sms_subject=parent.sms_subject,
+            sms_text=parent.sms_text,
             created_at=now,
             updated_at=now,
         )

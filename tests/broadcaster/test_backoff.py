@@ -59,3 +59,7 @@ def test_retry_after_obsolete_date_forms() -> None:
     now = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
     assert parse_retry_after("Wednesday, 25-Nov-26 10:00:05 GMT", now) == pytest.approx(5.0)
     assert parse_retry_after("Wed Nov 25 10:00:07 2026", now) == pytest.approx(7.0)
+
+
+def test_a_batch_retried_thousands_of_times_waits_the_cap() -> None:
+    assert backoff_delay(5_000, base=0.01, cap=0.05, rng=random.Random(1)) <= 0.05

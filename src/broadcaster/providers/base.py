@@ -16,6 +16,8 @@ from common.messages import Button, Category
 DELIVERED = 1000
 INACTIVE = 3018
 NOT_KAKAO_USER = 3019
+UNCONFIRMED = 3005  # sent, receipt not confirmed: counted delivered, never sent again
+BLOCKED = 3020  # the user blocked the channel's notifications
 BRAND_QUIET_HOURS = 3022
 TEMPORARY_FAILURE = 5000
 PERMANENT_CODES = frozenset({INACTIVE, NOT_KAKAO_USER})

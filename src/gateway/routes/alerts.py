@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.kakao_limits import MAX_TITLE
 from common.models import Alert
 from common.problems import Problem
+from common.sms_text import SmsTextError
 from gateway import (
     alert_views,
     approvals,
@@ -26,6 +27,7 @@ from gateway import (
     audit,
     cap,
     cursors,
+    fallback,
     followups,
     intake,
     pausing,
@@ -119,6 +121,7 @@ async def create_alert(
                 actor=audit.Actor.of(principal),
                 approval=approvals.needed(principal, alert_create.category, state.settings),
                 idempotency_key=idempotency_key,
+                fallback=_fallback(alert_create, state),
             )
             source = "json"
         else:
@@ -189,7 +192,9 @@ async def preview_alert(
             reach = await audiences.reach(session, audience)
     except audiences.AudienceRefused as exc:
         raise _refused(exc) from exc
-    return preview.build(alert, reach, state.settings, datetime.now(UTC), hold=hold)
+    planned = _fallback(alert, state)
+    sms = preview.shown_sms(planned.message, planned.codes) if planned else None
+    return preview.build(alert, reach, state.settings, datetime.now(UTC), hold=hold, sms=sms)
 
 
 @router.get(
@@ -440,7 +445,16 @@ async def _submit_cap(
         origin=parsed.origin,
         hold=parsed.hold,
         follows=follows,
+        fallback=_fallback(parsed.request, state),
     )
+
+
+def _fallback(alert: AlertCreate, state: GatewayState) -> fallback.FallbackPlan | None:
+    """The alert's SMS/LMS fallback; a 422 when its text cannot go as it asks."""
+    try:
+        return fallback.plan(alert, state.settings)
+    except SmsTextError as exc:
+        raise Problem(422, "Invalid SMS text", str(exc), errors=fallback.refusal(exc)) from exc
 
 
 async def _referenced(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 from common.messages import Audience
 from common.models import Alert
 from common.problems import Problem
+from common.sms_text import SmsKind, measured
 from gateway import alert_views, approvals, audiences, intake, preview, testsends
 from gateway.deps import ApproverDep, OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.preview import AlertPreview
@@ -108,7 +110,13 @@ async def preview_stored(
         raise Problem(404, "Not Found", f"Alert {alert_id} does not exist.")
     reach = await audiences.reach(session, Audience.model_validate(alert.audience))
     now = datetime.now(UTC)
-    return preview.build(preview.Stored.of(alert), reach, state.settings, now)
+    sms = None
+    if alert.sms_kind and alert.sms_text:
+        link_base = state.settings.public_base_url.rstrip("/") + "/r/"
+        kind = cast(SmsKind, alert.sms_kind)
+        message = measured(kind, alert.sms_subject or "", alert.sms_text, link_base)
+        sms = preview.shown_sms(message, alert.fallback_codes or [])
+    return preview.build(preview.Stored.of(alert), reach, state.settings, now, sms=sms)
 
 
 class TestSendAccepted(BaseModel):

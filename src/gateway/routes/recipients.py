@@ -8,7 +8,7 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -26,7 +26,7 @@ from gateway.routes.responses import AUTH_ERRORS, INVALID, problem_doc
 router = APIRouter(prefix="/v1/alerts", tags=["recipients"])
 
 CSV = "text/csv"
-CSV_COLUMNS = ("recipient_no", "outcome", "code", "reason", "at", "batch_id")
+CSV_COLUMNS = ("recipient_no", "outcome", "code", "reason", "at", "batch_id", "channel")
 PAGE_LIMIT = 1000
 
 
@@ -43,6 +43,9 @@ class RecipientPublic(BaseModel):
     reason: str | None = Field(description="The dealer's message, or why it was not sent.")
     at: datetime | None = Field(description="When it was delivered, or failed.")
     batch_id: str | None = Field(description="The batch (provider request) that carried it.")
+    channel: Literal["kakao", "sms"] | None = Field(
+        description="The channel of that batch: KakaoTalk, or the SMS/LMS fallback."
+    )
 
     @classmethod
     def of(cls, found: RecipientOutcome) -> RecipientPublic:
@@ -54,6 +57,7 @@ class RecipientPublic(BaseModel):
             reason=found.reason,
             at=found.at,
             batch_id=found.batch_id,
+            channel=cast(Literal["kakao", "sms"] | None, found.channel),
         )
 
 
@@ -192,6 +196,7 @@ async def _csv(
                     found.reason or "",
                     at,
                     found.batch_id,
+                    found.channel or "",
                 )
             )
             rows += 1
