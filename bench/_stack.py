@@ -87,6 +87,7 @@ class Stack:
     tracking_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     sandbox_appkey: str = "allim-bench"
     sandbox_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    sandbox_send_no: str = "0312281000"  # the sender number the sandbox's SMS dealer registered
     sandbox_url: str = ""
     gateway_url: str = ""
     subscribers: int = 0  # active subscribers loaded, ids 1..subscribers
@@ -118,6 +119,11 @@ class Stack:
             "ALLIM_KAKAO_BASE_URL": self.sandbox_url,
             "ALLIM_KAKAO_APPKEY": self.sandbox_appkey,
             "ALLIM_KAKAO_SECRET": self.sandbox_secret,
+            # the sandbox's SMS dealer, for the recipients that fall back to SMS/LMS
+            "ALLIM_BROADCASTER_SMS_BASE_URL": self.sandbox_url,
+            "ALLIM_BROADCASTER_SMS_APPKEY": self.sandbox_appkey,
+            "ALLIM_BROADCASTER_SMS_SECRET": self.sandbox_secret,
+            "ALLIM_BROADCASTER_SMS_SEND_NO": self.sandbox_send_no,
             "ALLIM_BROADCASTER_RATE_LEARN": "false",
         }
         env |= {f"ALLIM_{k.upper()}": str(v) for k, v in settings.items()}
@@ -131,6 +137,7 @@ class Stack:
             "ALLIM_SANDBOX_PORT": str(port),
             "ALLIM_SANDBOX_APPKEY": self.sandbox_appkey,
             "ALLIM_SANDBOX_SECRET_KEY": self.sandbox_secret,
+            "ALLIM_SANDBOX_SMS_SEND_NO": self.sandbox_send_no,
             "ALLIM_SANDBOX_PROFILE": "off",
             "ALLIM_LOG_LEVEL": "WARNING",
         }
@@ -400,6 +407,24 @@ class Sandbox:
         document: dict[str, Any] = orjson.loads(response.content)
         return document
 
+    async def sms_ledger(self, alert_id: uuid.UUID | str) -> dict[str, Any]:
+        """`GET /_sandbox/sms/ledger/{alert}`: the SMS dealer's accepted, duplicates, times."""
+        response = await self._client.get(f"{self._url}/_sandbox/sms/ledger/{alert_id}")
+        response.raise_for_status()
+        document: dict[str, Any] = orjson.loads(response.content)
+        return document
+
+    async def sms_ledger_recipients(self, alert_id: uuid.UUID | str) -> set[str]:
+        """`GET /_sandbox/sms/ledger/{alert}/recipients`: every number the SMS dealer accepted."""
+        response = await self._client.get(f"{self._url}/_sandbox/sms/ledger/{alert_id}/recipients")
+        response.raise_for_status()
+        return {line for line in response.text.splitlines() if line}
+
+    async def configure_sms(self, **behaviour: object) -> None:
+        """`PATCH /_sandbox/sms/config`: the SMS dealer's rates, faults and codes."""
+        response = await self._client.patch(f"{self._url}/_sandbox/sms/config", json=behaviour)
+        response.raise_for_status()
+
     async def stats(self) -> dict[str, Any]:
         """`GET /_sandbox/stats`: totals and accepted recipients per second."""
         response = await self._client.get(f"{self._url}/_sandbox/stats")
@@ -413,7 +438,7 @@ class Sandbox:
         response.raise_for_status()
 
     async def reset(self) -> None:
-        """`POST /_sandbox/reset`: forget ledger, stats and keys."""
+        """`POST /_sandbox/reset`: forget both dealers' ledgers, stats and keys."""
         response = await self._client.post(f"{self._url}/_sandbox/reset")
         response.raise_for_status()
 
