@@ -18,7 +18,7 @@ from common.db import create_engine, session_factory
 from common.kafka import create_producer
 from common.logs import configure_logging
 from common.tokens import TokenSigner
-from gateway import approvals
+from gateway import approvals, taps
 from gateway import metrics as gateway_metrics
 from gateway.cap import AreaTable
 from gateway.config import DEFAULT_CAP_AREAS, GatewaySettings, load_settings
@@ -49,8 +49,13 @@ from gateway.routes.responses import (
 from gateway.routes.session import Credentials
 from gateway.schemas import AlertCreate
 from gateway.state import GatewayState, KafkaLink
+from gateway.tap_publisher import TapPublisher
+from gateway.taps import TapRoute
 
 logger = logging.getLogger(__name__)
+
+# how long a stopping gateway waits for its taps' events to reach Kafka
+TAP_FLUSH_SECONDS = 10.0
 
 # bodies a route reads by hand (content negotiation) that OpenAPI still documents
 DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
@@ -65,6 +70,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     metrics = GatewayMetrics()
     # read at build time so a bad table stops the gateway before it serves anything
     cap_areas = AreaTable.load(settings.gateway_cap_area_map or DEFAULT_CAP_AREAS)
+    tap_events = TapPublisher(metrics, settings.gateway_tap_max_pending)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +113,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # the taps answered are sent before the producer stops (Kafka down: not forever)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tap_events.flush(), TAP_FLUSH_SECONDS)
             # also when it never connected: an unclosed producer leaks its client
             await kafka.producer.stop()
             await engine.dispose()
@@ -137,10 +146,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(audit.router)
     app.include_router(accounts.router)
-    app.include_router(tracking.create_router(settings, metrics))
+    app.include_router(tracking.create_router(settings))
     app.include_router(console.create_router())
 
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # added last, so the outermost: a tap is answered before routing and the other middleware
+    app.add_middleware(TapRoute, settings=settings, metrics=metrics, publisher=tap_events)
 
     app.include_router(gateway_metrics.create_router(metrics, settings.gateway_metrics_token))
 
@@ -152,6 +163,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 description=app.description,
                 routes=app.routes,
             )
+            schema["paths"][taps.ROUTE] = taps.OPERATION  # answered ahead of FastAPI
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in DOCUMENTED_MODELS:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -5,31 +5,33 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaTimeoutError
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.waiting import eventually
 
 from common.db import session_factory
 from common.events import LINK_TAPPED, CloudEvent
+from common.kafka import create_producer
 from common.messages import TapData
 from common.models import Alert
+from common.readback import read_back
 from common.tokens import TokenSigner
 from common.topics import ENGAGEMENT, partitions
 from gateway.config import GatewaySettings
 from gateway.landing import AlertPage, PageCache
 from gateway.main import create_app
 from gateway.metrics import GatewayMetrics
-from gateway.routes.tracking import READER_COOKIE_MAX_AGE, TapPublisher
 from gateway.state import KafkaLink
+from gateway.tap_publisher import TapPublisher
+from gateway.taps import READER_COOKIE_MAX_AGE
 
 pytestmark = pytest.mark.integration
 
@@ -170,6 +172,39 @@ async def test_bad_tokens_get_404_and_record_nothing(
     assert marker.status_code == 302
     events = await read_taps(kafka_topics, alert_id, 1)
     assert [event.data["subscriber_id"] for event in events] == [8]
+
+
+async def requests_counted(client: httpx.AsyncClient, method: str, status: int) -> float:
+    text = (await client.get("/metrics")).text
+    labels = {"method": method, "route": "/r/{token}", "status": str(status)}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "allim_gateway_requests_total" and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+async def test_tap_route_counts_its_requests_and_refuses_other_methods(
+    client: httpx.AsyncClient, engine: AsyncEngine, signer: TokenSigner
+) -> None:
+    alert_id = await new_alert(engine)
+    token = signer.sign(alert_id, 9, int(time.time()) + 60)
+    before = [await requests_counted(client, "GET", s) for s in (302, 404)]
+    assert (await client.get(f"/r/{token}")).status_code == 302
+    assert (await client.get(f"/r/{token[:-1]}")).status_code == 404
+    after = [await requests_counted(client, "GET", s) for s in (302, 404)]
+    assert after == [before[0] + 1, before[1] + 1]
+
+    for method in ("POST", "HEAD", "DELETE"):
+        refused = await client.request(method, f"/r/{token}")
+        assert refused.status_code == 405, method
+        assert refused.headers["allow"] == "GET"
+        assert refused.headers["content-type"] == "application/problem+json"
+    assert await requests_counted(client, "POST", 405) >= 1
+    # a path that only starts like a tap is the app's to answer
+    deeper = await client.get(f"/r/{token}/more")
+    assert deeper.status_code == 404
+    assert "set-cookie" not in deeper.headers
 
 
 async def test_link_previews_are_redirected_but_not_counted(
@@ -362,71 +397,94 @@ async def test_page_cache_forgets_unknown_alerts_soon() -> None:
     assert len(load.calls) == 2
 
 
-class Producer:
-    """Stands in for AIOKafkaProducer.send: fails, succeeds, or never answers."""
-
-    def __init__(self, behaviour: str) -> None:
-        self.behaviour = behaviour
-        self.pending: list[asyncio.Future[None]] = []
-
-    async def send(
-        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
-    ) -> asyncio.Future[None]:
-        if self.behaviour == "fail":
-            raise KafkaTimeoutError()
-        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.behaviour == "ok":
-            delivered.set_result(None)
-        self.pending.append(delivered)
-        return delivered
-
-
 def _counted(metrics: GatewayMetrics, outcome: str) -> float:
     value = metrics.registry.get_sample_value("allim_gateway_taps_total", {"outcome": outcome})
     return value or 0.0
 
 
-def _event() -> CloudEvent:
-    return CloudEvent(type=LINK_TAPPED, source="/test", data={"n": 1})
+def _tap(alert_id: uuid.UUID, n: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    event = CloudEvent(type=LINK_TAPPED, source="/test", data={"n": n})
+    return str(alert_id).encode(), event.value(), event.headers()
 
 
-def _publish(publisher: TapPublisher, link: KafkaLink) -> tuple[bool, set[asyncio.Task[Any]]]:
-    """Publish one event; whether it was taken, and the sending task it started."""
-    before = asyncio.all_tasks()
-    taken = publisher.publish(link, "alert", _event())
-    return taken, asyncio.all_tasks() - before
+@pytest.fixture
+async def connected(kafka_topics: str) -> AsyncIterator[KafkaLink]:
+    """A producer connected to the test broker, as the gateway's is."""
+    link = KafkaLink(create_producer(kafka_topics, "allim-test-taps"))
+    await link.producer.start()
+    link.ready.set()
+    try:
+        yield link
+    finally:
+        await link.producer.stop()
 
 
-async def test_publisher_counts_each_outcome() -> None:
+async def test_publisher_sends_a_burst_in_batches_and_records_each(
+    connected: KafkaLink, kafka_topics: str
+) -> None:
     metrics = GatewayMetrics()
-    publisher = TapPublisher(metrics, max_pending=2)
-    for behaviour in ("ok", "fail"):
-        link = KafkaLink(Producer(behaviour))  # type: ignore[arg-type]
-        link.ready.set()
-        taken, sending = _publish(publisher, link)
-        assert taken
-        await asyncio.gather(*sending)
-    assert (_counted(metrics, "recorded"), _counted(metrics, "failed")) == (1, 1)
+    publisher = TapPublisher(metrics, max_pending=1000)
+    alerts = [uuid.uuid4(), uuid.uuid4()]
+    for n in range(400):  # taken in one go: the drain task runs after them
+        assert publisher.publish(connected, *_tap(alerts[n % 2], n))
+    assert publisher.pending == 400
+    await asyncio.wait_for(publisher.flush(), 30)
+    assert publisher.pending == 0
+    assert (_counted(metrics, "recorded"), _counted(metrics, "dropped")) == (400, 0)
+    for index, alert_id in enumerate(alerts):
+        events = await read_taps(kafka_topics, alert_id, 200)
+        assert sorted(event.data["n"] for event in events) == list(range(index, 400, 2))
 
-    not_ready = KafkaLink(Producer("ok"))  # type: ignore[arg-type]
-    assert not publisher.publish(not_ready, "alert", _event())
-    slow = Producer("hang")
-    stuck = KafkaLink(slow)  # type: ignore[arg-type]
-    stuck.ready.set()
-    first, sending = _publish(publisher, stuck)
-    second, more = _publish(publisher, stuck)
-    assert first and second
-    assert not publisher.publish(stuck, "alert", _event())  # two in flight: the bound
-    assert _counted(metrics, "dropped") == 2
-    await eventually(lambda: len(slow.pending) == 2, what="both sent")
-    for delivered in slow.pending:
-        delivered.set_result(None)
-    # awaited after the publisher's own done-callback: it has let go of them by now
-    await asyncio.gather(*sending, *more)
-    assert _counted(metrics, "recorded") == 3
-    taken, sending = _publish(publisher, stuck)
-    assert taken  # room again
-    await eventually(lambda: len(slow.pending) == 3, what="sent")
-    slow.pending[-1].set_result(None)
-    await asyncio.gather(*sending)
-    assert _counted(metrics, "recorded") == 4
+
+async def test_publisher_keeps_an_alerts_taps_on_the_partition_send_picks(
+    connected: KafkaLink, kafka_topics: str
+) -> None:
+    alert_id = uuid.uuid4()
+    publisher = TapPublisher(GatewayMetrics(), max_pending=10)
+    publisher.publish(connected, *_tap(alert_id, 1))
+    await asyncio.wait_for(publisher.flush(), 30)
+    sent = await connected.producer.send_and_wait(ENGAGEMENT, b"{}", key=str(alert_id).encode())
+    records = await read_back(
+        kafka_topics, ENGAGEMENT, {str(alert_id)}, enough=lambda r: len(r) >= 2
+    )
+    assert {record.partition for record in records} == {sent.partition}
+
+
+async def test_publisher_drops_past_its_bound_and_counts_it(
+    connected: KafkaLink, kafka_topics: str
+) -> None:
+    metrics = GatewayMetrics()
+    publisher = TapPublisher(metrics, max_pending=5)
+    alert_id = uuid.uuid4()
+    taken = [publisher.publish(connected, *_tap(alert_id, n)) for n in range(8)]
+    assert taken == [True] * 5 + [False] * 3
+    assert _counted(metrics, "dropped") == 3
+    await asyncio.wait_for(publisher.flush(), 30)
+    assert _counted(metrics, "recorded") == 5
+    assert publisher.publish(connected, *_tap(alert_id, 8))  # room again
+    await asyncio.wait_for(publisher.flush(), 30)
+    events = await read_taps(kafka_topics, alert_id, 6)
+    assert sorted(event.data["n"] for event in events) == [0, 1, 2, 3, 4, 8]
+    assert _counted(metrics, "recorded") == 6
+
+
+async def test_publisher_counts_what_kafka_refuses_as_failed(connected: KafkaLink) -> None:
+    metrics = GatewayMetrics()
+    publisher = TapPublisher(metrics, max_pending=10)
+    alert_id = uuid.uuid4()
+    key, _, headers = _tap(alert_id, 0)
+    # larger than the broker takes in one batch (message.max.bytes): refused, not retried
+    assert publisher.publish(connected, key, b"x" * (3 << 20), headers)
+    await asyncio.wait_for(publisher.flush(), 60)
+    assert (_counted(metrics, "failed"), _counted(metrics, "recorded")) == (1, 0)
+    assert publisher.pending == 0
+
+
+async def test_publisher_without_a_connected_producer_drops(kafka_topics: str) -> None:
+    metrics = GatewayMetrics()
+    publisher = TapPublisher(metrics, max_pending=10)
+    link = KafkaLink(create_producer(kafka_topics, "allim-test-taps"))  # never started
+    assert not publisher.publish(link, *_tap(uuid.uuid4(), 0))
+    assert (_counted(metrics, "dropped"), publisher.pending) == (1, 0)
+    await asyncio.wait_for(publisher.flush(), 1)  # nothing to wait for
+    await link.producer.stop()
