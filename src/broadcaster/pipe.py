@@ -27,7 +27,7 @@ from broadcaster import outcomes
 from broadcaster.batches import PLAN_AHEAD, ShardBatches
 from broadcaster.deps import SenderDeps, Slot
 from broadcaster.errors import PermanentProviderError
-from broadcaster.gates import Gate, Held, due_later
+from broadcaster.gates import Gate, Held, Verdict, due_later
 from broadcaster.providers.base import BatchResult, Recipients
 from broadcaster.records import AlertInfo, BatchRow, Counters, ShardRow
 from broadcaster.rendering import Renderer
@@ -410,6 +410,9 @@ class ShardPipe:
             logger.info("batch %s found at the provider; settled without sending", batch.id)
             await self._settle(batch, result.subscriber_ids, result, last_id=batch.last_id)
             return True
+        verdict = await self._gate.wait()
+        if verdict != "open":
+            return self._not_now(verdict)  # left `sending`: run again, it is looked up again first
         logger.info("batch %s unknown to the provider; sending it again", batch.id)
         recipients = await self._rows_of(batch)
         if not recipients:
@@ -417,6 +420,18 @@ class ShardPipe:
             await self._settle(batch, [], BatchResult(batch.id, [], []), last_id=batch.last_id)
             return True
         return await self._deliver(batch, recipients)
+
+    def _not_now(self, verdict: Verdict) -> bool:
+        """A batch that is not the shard's next (a follow-up, one sent again after a crash)
+        the gate stopped: False when that leaves it unsettled (the sender stops, the alert
+        was cancelled or expired), True when it waits for the quiet hours with its shard."""
+        if verdict == "expired":
+            self._expire()
+            return False
+        if isinstance(verdict, Held):
+            self._hold(verdict.until)
+            return True
+        return False
 
     async def _rows_of(self, batch: BatchRow) -> Recipients:
         """A written batch's recipients now; a range split off it goes as a batch of its own."""
@@ -426,14 +441,12 @@ class ShardPipe:
         return self._render.recipients(page.rows)
 
     async def _send_held(self, batch: BatchRow) -> bool:
-        """Send a follow-up batch once its `not_before` has come."""
+        """Send a follow-up batch once its `not_before` has come (and no pause holds it)."""
         if batch.not_before is not None:
             await self._gate.sleep_until(batch.not_before)
-        if self._gate.expired():
-            self._expire()
-            return False
-        if self._halted():
-            return False
+        verdict = await self._gate.wait()
+        if verdict != "open":
+            return self._not_now(verdict)
         recipients = await self._rows_of(batch)
         await self.deps.store.release_held(batch.id)
         if not recipients:

@@ -481,6 +481,40 @@ async def test_a_shard_started_while_paused_waits_from_its_first_batch(
     assert rig.dealer.attempts == dict.fromkeys(people.ids, 1)
 
 
+async def test_a_batch_of_unknown_fate_waits_for_the_resume_too(
+    rig: Rig, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(200)
+    rig.deps.options = replace(OPTIONS, batch_size=10)
+
+    async def die_at_the_third(batch: OutgoingBatch) -> None:
+        if batch.batch_id.endswith(":2"):
+            raise SenderDied(batch.batch_id)
+
+    rig.dealer.before_send = die_at_the_third
+    alert_id = await kit.create_alert(people.audience)
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "unsettled"  # rows written `sending`, one never sent
+    sent_before = len(rig.dealer.sends)
+
+    # paused while no sender runs it: the batches of unknown fate are looked up, and
+    # those the dealer never saw wait for the resume like the rest
+    rig.dealer.before_send = None
+    await _pause_in_db(store, alert_id, True)
+    running = asyncio.create_task(rig.run(task))
+    await eventually(lambda: rig.deps.control.held_shards(alert_id) >= 1)
+    await eventually(lambda: len(rig.deps.control.watched()) == 1)
+    assert len(rig.dealer.sends) == sent_before
+    await _pause_in_db(store, alert_id, False)
+    await control_feed.poll(rig.deps.control, store)
+    assert await running == "done"
+    assert sorted(rig.dealer.recipients()) == sorted(people.ids)  # each once
+
+
+class SenderDied(Exception):
+    """The sender died before the dealer saw the batch."""
+
+
 async def test_a_poll_that_read_before_the_pause_does_not_undo_it(rig: Rig, kit: Kit) -> None:
     people = await kit.seed(5)
     alert_id = await kit.create_alert(people.audience)
