@@ -18,7 +18,8 @@ a `series_send_rate` object `{"t_s": [...], "per_s": [...], "limit_per_s": R}` g
 against the provider limit; `series_learned_rate` (the same, with `throttled_per_s` and the
 shared bucket's `rate_t_s` / `rate_per_s`) gives the learned rate against the dealer's limit,
 429s marked; `series_read_rate` `{"t_s": [...], "read_rate": [...]}` gives the read rate over
-time.
+time; the `taps` benchmark's `taps_per_s` and `healthz_per_s` (and their `baseline_` twins)
+give taps/s against `/healthz`.
 """
 
 from __future__ import annotations
@@ -250,6 +251,31 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
         ax.set_title(f"Learned rate against the dealer's limit ({source})")
         save(fig, ax, "learned_rate.png", "Learned rate against the dealer's limit")
 
+    taps = results.get("benchmarks", {}).get("taps", {}).get("figures", {})
+    if "taps_per_s" in taps and "healthz_per_s" in taps:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        groups = [("", "this code")]
+        if "baseline_taps_per_s" in taps:
+            baseline = (results["benchmarks"]["taps"].get("data") or {}).get("baseline", "?")
+            groups.insert(0, ("baseline_", f"before ({baseline})"))
+        width = 0.38
+        for index, (prefix, label) in enumerate(groups):
+            values = [
+                taps[f"{prefix}healthz_per_s"]["median"],
+                taps[f"{prefix}taps_per_s"]["median"],
+            ]
+            bars = ax.bar(
+                [n + (index - (len(groups) - 1) / 2) * width for n in range(2)],
+                values,
+                width,
+                label=label,
+            )
+            ax.bar_label(bars, fmt="{:,.0f}", fontsize="small")
+        ax.set_xticks(range(2), ["GET /healthz", "GET /r/{token}"])
+        ax.set_ylabel("requests per second (wrk, one gateway worker)")
+        ax.set_title("Taps/s against the same gateway's /healthz (taps)")
+        save(fig, ax, "taps_vs_healthz.png", "Taps/s against /healthz")
+
     found = _find_series(results, "series_read_rate")
     if found:
         source, series = found
@@ -320,7 +346,10 @@ def _ratios(results: dict[str, Any]) -> list[str]:
         "right after the other on the same stack (so they share the machine's state): "
         "`fanout_ratio_vs_raw` is the raw posting loop's time over the broadcaster's for the "
         "same subscribers and sandbox; `senders_<n>_vs_1` is the speed-up of n sender "
-        "processes over one on the same broadcast.",
+        "processes over one on the same broadcast; `taps_vs_healthz` is taps/s over the same "
+        "gateway's `/healthz`/s, both driven by wrk; `taps_vs_baseline` and "
+        "`tap_cpu_vs_baseline` compare taps/s and CPU per tap with a gateway of an earlier "
+        "revision (`ALLIM_BENCH_TAPS_BASELINE`) measured just before on the same stack.",
         "",
         "| ratio | median | from |",
         "| --- | --- | --- |",
@@ -465,6 +494,7 @@ def write_report(results: dict[str, Any], path: Path = DOC) -> None:
         "Send rate against the provider limit",
         "Learned rate against the dealer's limit",
         "Read rate over time",
+        "Taps/s against /healthz",
     } - set(charts)
     for title in sorted(missing):
         lines += [f"- {title}: not drawn, no benchmark printed its data in this run.", ""]
