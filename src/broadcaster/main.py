@@ -23,13 +23,14 @@ from pydantic import SecretStr
 from broadcaster import control_feed
 from broadcaster.config import BroadcasterSettings
 from broadcaster.control import Control, Priority
-from broadcaster.deps import InFlight, SenderDeps, SendOptions
+from broadcaster.deps import InFlight, SenderDeps, SendOptions, SmsChannel
 from broadcaster.dispatch import Dispatcher
 from broadcaster.metrics import BroadcasterMetrics
 from broadcaster.planner import Planner
 from broadcaster.planning_loop import consume_requests
 from broadcaster.providers.base import Provider
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
+from broadcaster.providers.sms import make_sms_provider
 from broadcaster.publishing import Publisher
 from broadcaster.quiet import next_brand_window
 from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
@@ -109,6 +110,27 @@ def send_options(settings: BroadcasterSettings) -> SendOptions:
 def rate_limits(settings: BroadcasterSettings) -> RateLimits:
     """The shared send-rate budget and how it adapts."""
     return options(RateLimits, settings, "broadcaster_rate_")
+
+
+def sms_rate_limits(settings: BroadcasterSettings) -> RateLimits:
+    """The SMS dealer's budget: the shared budget's adaptation, with its own rates and
+    bucket (`<bucket>-sms`)."""
+    return dataclasses.replace(
+        rate_limits(settings),
+        messages_per_second=settings.broadcaster_sms_rate_messages_per_second,
+        requests_per_second=settings.broadcaster_sms_rate_requests_per_second,
+        bucket=f"{settings.broadcaster_rate_bucket}-sms",
+    )
+
+
+def sms_channel(
+    settings: BroadcasterSettings, store: Store, client: httpx.AsyncClient
+) -> SmsChannel | None:
+    """The fallback's dealer and budget, when the settings name an SMS dealer."""
+    provider = make_sms_provider(settings, client)
+    if provider is None:
+        return None
+    return SmsChannel(provider, GlobalRateLimiter(store, sms_rate_limits(settings)))
 
 
 def quiet_hours(settings: BroadcasterSettings) -> QuietHours:
@@ -235,6 +257,7 @@ async def _senders(
         options=send_options(settings),
         held_until=quiet.held_until,
         brand_resume_at=next_brand_window,
+        sms=sms_channel(settings, store, client),
     )
     controls = AIOKafkaConsumer(
         topics.ALERTS_CONTROL,

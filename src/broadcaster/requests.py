@@ -58,6 +58,11 @@ class Requests:
         metrics, attempt = self.metrics, 0
         while True:
             await self.limiter.acquire(len(batch.recipients))
+            if self.gate.control.is_paused(self.gate.alert_id):
+                # paused while it waited for the rate budget: it goes after the resume, or
+                # stays unsent (its row `sending`, looked up first) when the sender stops
+                if await self.gate.wait() in ("halted", "expired"):
+                    return None
             if self.gate.control.is_cancelled(self.gate.alert_id):
                 # cancelled while it waited for the rate budget: the batch stays unsent (its
                 # row 'sending'). A stopping sender still sends it: SIGTERM finishes the

@@ -171,6 +171,11 @@ def start_services(group: ServiceGroup, args: argparse.Namespace, logs: Path) ->
                 "ALLIM_KAKAO_BASE_URL": sandbox,
                 "ALLIM_KAKAO_APPKEY": "allim-sandbox",
                 "ALLIM_KAKAO_SECRET": SANDBOX_SECRET,
+                # those KakaoTalk refuses get the alert by SMS/LMS from the sandbox's dealer
+                "ALLIM_BROADCASTER_SMS_BASE_URL": sandbox,
+                "ALLIM_BROADCASTER_SMS_APPKEY": "allim-sandbox",
+                "ALLIM_BROADCASTER_SMS_SECRET": SANDBOX_SECRET,
+                "ALLIM_BROADCASTER_SMS_SEND_NO": "15880000",
             },
             None,
             logs / "broadcaster.log",

@@ -17,6 +17,8 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from common.tokens import TOKEN_LENGTH
+
 SmsKind = Literal["SMS", "LMS"]
 Unencodable = Literal["refuse", "replace"]
 ENCODING = "cp949"
@@ -24,9 +26,7 @@ MAX_SMS_BYTES = 90
 MAX_LMS_BYTES = 2000
 MAX_LMS_SUBJECT_BYTES = 40
 LINK = "#{link}"
-# how long a link the dealer puts in place of `#{link}` is counted as: allim's tracked
-# links are `{base}/r/{token}`; the gateway counts the real base, this is the token's share
-TOKEN_LENGTH = 40
+# a tracked link is `{base}/r/{token}`: the caller counts the base, the token is this long
 AD_MARK = "(광고)"
 # advertising texts may be sent from 08:00 to 21:00 (Korean time) only
 AD_HOURS = (time(8, 0), time(21, 0))

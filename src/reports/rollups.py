@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import Alert, AlertReadsMinute, AlertStats
@@ -28,6 +28,22 @@ class MinuteReads(BaseModel):
     minute: datetime
     reads: int
     new_readers: int
+
+
+class ChannelReads(BaseModel):
+    """How one channel delivered an alert and how its recipients read it."""
+
+    channel: str = Field(description="`kakao`, or `sms` for the SMS/LMS fallback.")
+    delivered: int
+    readers: int = Field(description="Readers whose first tap was on a link this channel sent.")
+    read_rate: float | None
+
+
+class Fallback(BaseModel):
+    """The SMS/LMS fallback of an alert: those KakaoTalk refused, and how many it reached."""
+
+    handed_over: int = Field(description="Recipients KakaoTalk refused with a fallback code.")
+    reached: int = Field(description="Of those, delivered by SMS or LMS.")
 
 
 class AlertRollup(BaseModel):
@@ -60,6 +76,10 @@ class AlertRollup(BaseModel):
         None, description="(delivered + failed) / duration_seconds."
     )
     updated_at: datetime | None = Field(None, description="When analytics last changed it.")
+    channels: list[ChannelReads] = Field(
+        default_factory=list, description="Delivered, readers and read rate per channel."
+    )
+    fallback: Fallback | None = Field(None, description="The SMS/LMS fallback, when it had one.")
     series: list[MinuteReads] = Field(
         description=f"Reads per minute, the first {MAX_SERIES_MINUTES} minutes with reads."
     )
@@ -105,6 +125,26 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
     completed = broadcast.completed_at
     duration = _duration(started, completed or stats.last_delivery_at)
     sent = stats.delivered + stats.failed
+    by_sms = (await session.execute(_BY_SMS, {"alert": alert_id})).one()
+    channels = [
+        ChannelReads(
+            channel="kakao",
+            delivered=stats.delivered - by_sms.delivered,
+            readers=stats.readers - by_sms.readers,
+            read_rate=read_rate(stats.readers - by_sms.readers, stats.delivered - by_sms.delivered),
+        )
+    ]
+    fallback = None
+    if by_sms.handed_over:
+        channels.append(
+            ChannelReads(
+                channel="sms",
+                delivered=by_sms.delivered,
+                readers=by_sms.readers,
+                read_rate=read_rate(by_sms.readers, by_sms.delivered),
+            )
+        )
+        fallback = Fallback(handed_over=by_sms.handed_over, reached=by_sms.delivered)
     return AlertRollup(
         alert_id=alert_id,
         title=alert.title if alert else None,
@@ -125,5 +165,26 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
         duration_seconds=duration,
         messages_per_second=sent / duration if duration else None,
         updated_at=stats.updated_at,
+        channels=channels,
+        fallback=fallback,
         series=series,
     )
+
+
+# the SMS/LMS fallback's figures: those it reached (the settled SMS batches' 1000 and 3005),
+# the readers whose first tap was on a link it sent, and those KakaoTalk handed to it
+_BY_SMS = text(
+    """
+WITH reached AS (
+    SELECT DISTINCT t.sid FROM batches b
+    CROSS JOIN LATERAL unnest(b.sent_ids, b.result_codes) AS t(sid, code)
+    WHERE b.alert_id = :alert AND b.channel = 'sms' AND b.status = 'done'
+      AND t.code IN (1000, 3005)
+)
+SELECT (SELECT count(*) FROM reached) AS delivered,
+       (SELECT count(*) FROM alert_readers r
+        WHERE r.alert_id = :alert AND r.subscriber_id IN (SELECT sid FROM reached)) AS readers,
+       (SELECT count(DISTINCT sid) FROM batches f, unnest(f.subscriber_ids) AS sid
+        WHERE f.alert_id = :alert AND f.channel = 'sms') AS handed_over
+"""
+)

@@ -86,6 +86,22 @@ def render_report(rollup: AlertRollup, console: Console) -> None:
         ("taps", _number(rollup.taps)),
         ("read rate", percent(rollup.read_rate)),
     ]
+    for channel in rollup.channels:
+        name = "KakaoTalk" if channel.channel == "kakao" else "SMS/LMS"
+        rows.append(
+            (
+                f"  by {name}",
+                f"{channel.delivered:,} delivered, read rate {percent(channel.read_rate)}",
+            )
+        )
+    if rollup.fallback is not None:
+        rows.append(
+            (
+                "SMS/LMS fallback",
+                f"{rollup.fallback.reached:,} of {rollup.fallback.handed_over:,} "
+                "KakaoTalk refused were reached",
+            )
+        )
     for name, value in rows:
         table.add_row(name, value)
     title = f"{rollup.title}  " if rollup.title else ""

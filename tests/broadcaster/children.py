@@ -39,6 +39,19 @@ class Sandbox:
         response = httpx.patch(f"{self.url}/_sandbox/config", json=behaviour, timeout=10)
         response.raise_for_status()
 
+    def sms_ledger(self, alert_id: uuid.UUID) -> dict[str, Any]:
+        """The SMS dealer's ledger of the alert."""
+        response = httpx.get(f"{self.url}/_sandbox/sms/ledger/{alert_id}", timeout=10)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    def sms_numbers(self, alert_id: uuid.UUID) -> list[str]:
+        """Every recipientNo the SMS dealer accepted for the alert."""
+        response = httpx.get(f"{self.url}/_sandbox/sms/ledger/{alert_id}/recipients", timeout=30)
+        response.raise_for_status()
+        return [line for line in response.text.splitlines() if line]
+
 
 class Spawn(Protocol):
     """`spawn(role, name, **env)`: an `allim broadcaster --role ROLE` child process, not started."""

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from tests.broadcaster.children import Sandbox, Spawn
+from tests.broadcaster.children import SANDBOX_SECRET, Sandbox, Spawn
 from tests.broadcaster.kits import Kit
 from tests.waiting import eventually
 
@@ -405,3 +405,39 @@ async def test_faults_throttling_and_failures_still_end_in_exactly_once(
     samples = await _samples(service)
     assert _total(samples, "allim_broadcaster_retries_total", cause="recipient") >= 1
     assert _total(samples, "allim_broadcaster_retries_total", cause="transient") >= 1
+
+
+async def test_those_kakaotalk_refuses_get_one_sms_through_the_real_sandbox(
+    kit: Kit, store: Store, sandbox: Sandbox, spawn: Spawn
+) -> None:
+    people = await kit.seed(1_500)
+    alert_id = await kit.create_alert(people.audience)
+    await store.pool.execute(
+        "UPDATE alerts SET fallback_codes = '{3018,3019,3020}', sms_kind = 'LMS',"
+        " sms_subject = '태풍 대비 안내', sms_text = $2 WHERE id = $1",
+        alert_id,
+        "강풍과 호우에 대비하세요.\n#{link}",
+    )
+    sandbox.configure(inactive_share=0.05, non_kakao_share=0.02)
+    try:
+        service = spawn(
+            "all",
+            ALLIM_BROADCASTER_SMS_BASE_URL=sandbox.url,
+            ALLIM_BROADCASTER_SMS_APPKEY="allim-sandbox",
+            ALLIM_BROADCASTER_SMS_SECRET=SANDBOX_SECRET,
+            ALLIM_BROADCASTER_SMS_SEND_NO="15880000",
+        )
+        service.start()
+        service.wait_ready()
+        await kit.request(alert_id, people.audience, "public")
+        row = await kit.wait_for_status(alert_id, {"completed", "failed"}, within=90)
+    finally:
+        sandbox.configure(inactive_share=0.0, non_kakao_share=0.0)
+
+    kakao = set(sandbox.accepted_numbers(alert_id))
+    sms = sandbox.sms_numbers(alert_id)
+    refused = set(people.numbers) - kakao
+    assert 30 < len(refused) < 200  # about 7% of 1,500
+    assert sorted(sms) == sorted(refused)  # each refused recipient once by SMS, nobody else
+    assert sandbox.sms_ledger(alert_id)["duplicates"] == 0
+    assert (row["status"], row["delivered"], row["failed"]) == ("completed", 1_500, 0)
