@@ -174,6 +174,13 @@ class BroadcasterSettings(SendingSettings):
         ge=0,
         description="SMS dealer requests/s all sender processes together may make (0: unlimited).",
     )
+    broadcaster_fallback_unreachable_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="KakaoTalk unreachable (5xx, timeouts, resets) this many seconds: the "
+        "batches that wait for it go by SMS/LMS to alerts that fall back (0: never). A batch "
+        "KakaoTalk took but could not answer for then reaches its recipients twice.",
+    )
     broadcaster_webhook_url: str = Field(
         "http://127.0.0.1:8200/allim",
         description="Endpoint the webhook provider posts batches to.",

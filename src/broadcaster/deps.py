@@ -69,6 +69,30 @@ class SendOptions:
     retry_cap: float
     error_threshold: int
     progress_seconds: float
+    # KakaoTalk unreachable this long: its batches go by SMS/LMS instead (0: never)
+    fallback_unreachable_seconds: float = 0.0
+
+
+class Reachability:
+    """How long a dealer has been unreachable: since the first transient failure after its
+    last answer, as every pipe of the process sees it."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._since: float | None = None
+
+    def failed(self) -> None:
+        """A request got no answer (a 5xx, a timeout, a reset)."""
+        if self._since is None:
+            self._since = self._clock.now()
+
+    def answered(self) -> None:
+        """A request got an answer."""
+        self._since = None
+
+    def down_for(self) -> float:
+        """Seconds it has been unreachable (0 while it answers)."""
+        return 0.0 if self._since is None else self._clock.now() - self._since
 
 
 class Slot:
@@ -195,9 +219,11 @@ class SenderDeps:
     sms: SmsChannel | None = None
     alerts: AlertCache = field(init=False)
     progress: ProgressThrottle = field(init=False)
+    kakao_reachability: Reachability = field(init=False)
 
     def __post_init__(self) -> None:
         self.alerts = AlertCache(self.store)
+        self.kakao_reachability = Reachability(self.clock)
         self.progress = ProgressThrottle(
             self.store, self.publisher, self.options.progress_seconds, self.clock
         )

@@ -28,7 +28,7 @@ from broadcaster.batches import PLAN_AHEAD, ShardBatches
 from broadcaster.deps import SenderDeps, Slot
 from broadcaster.errors import PermanentProviderError
 from broadcaster.gates import Gate, Held, Verdict, due_later
-from broadcaster.providers.base import BatchResult, Recipients
+from broadcaster.providers.base import UNREACHABLE, BatchResult, Recipients
 from broadcaster.records import AlertInfo, BatchRow, Counters, ShardRow
 from broadcaster.rendering import Renderer
 from broadcaster.requests import Requests
@@ -141,6 +141,7 @@ class ShardPipe:
             shard.next_seq,
             connection,
         )
+        falls_back = deps.sms is not None and info.sms is not None and bool(info.fallback_codes)
         self._requests = Requests(
             deps.provider,
             deps.limiter,
@@ -148,6 +149,8 @@ class ShardPipe:
             self._gate,
             options.retry_base,
             options.retry_cap,
+            deps.kakao_reachability,
+            options.fallback_unreachable_seconds if falls_back else 0.0,
         )
         # the fallback's requests, when the alert has an SMS text and this process a dealer
         self._sms_requests = (
@@ -162,8 +165,9 @@ class ShardPipe:
             if deps.sms is not None and info.sms is not None
             else None
         )
+        # a batch KakaoTalk could not be reached for (UNREACHABLE) falls back like a refusal
         self._fallback_codes = (
-            info.fallback_codes if self._sms_requests is not None else frozenset()
+            info.fallback_codes | {UNREACHABLE} if self._sms_requests is not None else frozenset()
         )
 
     def _requests_of(self, batch: BatchRow) -> Requests:

@@ -15,16 +15,26 @@ import logging
 import time
 
 from broadcaster.backoff import backoff_delay
+from broadcaster.deps import Reachability
 from broadcaster.errors import AlreadyAcceptedError, RetryableProviderError, ThrottledError
 from broadcaster.gates import Gate
 from broadcaster.limits import RateLimiter
 from broadcaster.metrics import BroadcasterMetrics
-from broadcaster.providers.base import BatchResult, OutgoingBatch, Provider
+from broadcaster.providers.base import UNREACHABLE, BatchResult, OutgoingBatch, Provider
 
 logger = logging.getLogger(__name__)
 
 # how long to wait before sending again a batch the provider accepted but cannot find
 NOT_FOUND_DELAY = 1.0
+
+
+def unreachable(batch: OutgoingBatch, seconds: float) -> BatchResult:
+    """The answer allim gives itself for a batch the dealer could not be reached for."""
+    ids = batch.recipients.subscriber_ids
+    reason = f"KakaoTalk unreachable for {seconds:g} s: sent by the fallback"
+    return BatchResult(
+        batch.batch_id, list(ids), [UNREACHABLE] * len(ids), dict.fromkeys(ids, reason)
+    )
 
 
 class Requests:
@@ -38,6 +48,8 @@ class Requests:
         gate: Gate,
         retry_base: float,
         retry_cap: float,
+        reachability: Reachability | None = None,
+        give_up_after: float = 0.0,
     ) -> None:
         self.provider = provider
         self.limiter = limiter
@@ -45,6 +57,10 @@ class Requests:
         self.gate = gate
         self.retry_base = retry_base
         self.retry_cap = retry_cap
+        # the dealer unreachable for `give_up_after` seconds (0: never): the batch is
+        # answered UNREACHABLE for every recipient, and they go by the fallback
+        self.reachability = reachability
+        self.give_up_after = give_up_after
 
     def backoff(self, attempt: int) -> float:
         """The pause before retry number `attempt`."""
@@ -72,6 +88,8 @@ class Requests:
             started = time.perf_counter()
             try:
                 result = await self.provider.send(batch)
+                if self.reachability is not None:
+                    self.reachability.answered()
                 await self.limiter.succeeded(result.quotas)
                 metrics.sent.labels(batch.category).inc(len(batch.recipients))
                 metrics.window.add(len(batch.recipients))
@@ -88,6 +106,8 @@ class Requests:
                 delay, cause = 0.0, "throttled"
             except RetryableProviderError as exc:
                 await self.limiter.server_error()
+                if self._unreachable_too_long():
+                    return unreachable(batch, self.give_up_after)
                 delay = max(exc.retry_after or 0.0, self.backoff(attempt + 1))
                 cause = "transient"
                 logger.warning("batch %s: %s; retrying", batch.batch_id, exc)
@@ -99,6 +119,12 @@ class Requests:
             await self.gate.sleep(delay)
             if self.gate.halted():
                 return None
+
+    def _unreachable_too_long(self) -> bool:
+        if self.reachability is None:
+            return False
+        self.reachability.failed()
+        return self.give_up_after > 0 and self.reachability.down_for() >= self.give_up_after
 
     async def look_up(self, batch_id: str) -> BatchResult | None:
         """What the provider accepted under `batch_id` (None: nothing, or stopped first)."""

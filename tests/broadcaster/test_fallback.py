@@ -15,7 +15,8 @@ from tests.broadcaster.kits import Kit
 from tests.broadcaster.rigs import OPTIONS, Dealer, Rig, Unlimited, WallClock, events_of, make_rig
 
 from broadcaster.deps import SmsChannel
-from broadcaster.providers.base import BatchResult, OutgoingBatch
+from broadcaster.errors import RetryableProviderError
+from broadcaster.providers.base import UNREACHABLE, BatchResult, OutgoingBatch
 from broadcaster.store import Store
 from common import topics
 from common.messages import DeliveryBatchData
@@ -158,3 +159,49 @@ async def test_a_promotional_text_waits_for_the_advertising_hours(
     clock.now = datetime(2026, 12, 7, 23, 0, 1, tzinfo=UTC)
     assert await rig.run(task) == "done"
     assert rig.sms.recipients() == [people.ids[0]]
+
+
+async def test_kakaotalk_unreachable_beyond_the_set_time_falls_back_for_the_rest(
+    rig: Rig, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(30)
+    rig.deps.options = replace(OPTIONS, batch_size=10, fallback_unreachable_seconds=0.05)
+
+    async def down(batch: OutgoingBatch) -> None:
+        raise RetryableProviderError("503 from KakaoTalk")
+
+    rig.dealer.before_send = down
+    alert_id = await kit.create_alert(people.audience)
+    await _with_fallback(store, alert_id)
+    [task] = await rig.plan(alert_id)
+
+    assert await rig.run(task) == "done"
+
+    assert sorted(rig.sms.recipients()) == people.ids  # everyone, once, by SMS
+    row = await rig.alert(alert_id)
+    assert (row["status"], row["delivered"], row["failed"]) == ("completed", 30, 0)
+    codes = await store.pool.fetch(
+        "SELECT DISTINCT unnest(result_codes) AS code FROM batches"
+        " WHERE alert_id = $1 AND channel = 'kakao'",
+        alert_id,
+    )
+    assert [r["code"] for r in codes] == [UNREACHABLE]
+
+
+async def test_without_the_setting_kakaotalk_is_waited_for(
+    rig: Rig, kit: Kit, store: Store
+) -> None:
+    people = await kit.seed(5)
+    failures = iter(range(3))
+
+    async def down_three_times(batch: OutgoingBatch) -> None:
+        if next(failures, None) is not None:
+            raise RetryableProviderError("503 from KakaoTalk")
+
+    rig.dealer.before_send = down_three_times
+    alert_id = await kit.create_alert(people.audience)
+    await _with_fallback(store, alert_id)
+    [task] = await rig.plan(alert_id)
+    assert await rig.run(task) == "done"
+    assert rig.sms.sends == []
+    assert sorted(rig.dealer.recipients()) == people.ids

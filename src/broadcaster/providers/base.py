@@ -19,6 +19,8 @@ NOT_KAKAO_USER = 3019
 UNCONFIRMED = 3005  # sent, receipt not confirmed: counted delivered, never sent again
 BLOCKED = 3020  # the user blocked the channel's notifications
 BRAND_QUIET_HOURS = 3022
+# allim's own code: the dealer could not be reached for as long as the fallback waits
+UNREACHABLE = 9001
 TEMPORARY_FAILURE = 5000
 PERMANENT_CODES = frozenset({INACTIVE, NOT_KAKAO_USER})
 
