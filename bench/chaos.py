@@ -356,6 +356,8 @@ class Scenario:
     # the sandbox refuses some recipients for good: the failures route must list exactly
     # those the ledger never accepted
     lists_failures: bool = False
+    # KakaoTalk refuses some recipients and the SMS dealer takes them: both ledgers counted
+    falls_back: bool = False
 
 
 async def _kill_senders(system: System, run: Broadcast, rng: random.Random, times: int) -> None:
@@ -456,6 +458,23 @@ async def pause_kill_resume(system: System, run: Broadcast, rng: random.Random) 
     run.notes.append(f"resumed at {run.since_post():.1f} s")
 
 
+async def fallback_faults_and_sigkill(system: System, run: Broadcast, rng: random.Random) -> None:
+    """KakaoTalk refuses 5% for good (so they go by SMS) and fails 20% of requests with 5xx;
+    the SMS dealer fails 20% with 5xx and resets 5%; a sender is SIGKILLed meanwhile."""
+    provider = system.provider
+    await provider.configure(inactive_share=0.03, non_kakao_share=0.02, server_error_share=0.2)
+    await provider.configure_sms(server_error_share=0.2, reset_share=0.05)
+    try:
+        await run.at(rng.uniform(0.3, 0.6))
+        await run.kill_and_restart(system, rng.choice(system.sender_services))
+        await run.at(0.9)
+    finally:
+        # who went by SMS was settled when their batch went: later ones are accepted
+        await provider.configure(inactive_share=0.0, non_kakao_share=0.0, server_error_share=0.0)
+        await provider.configure_sms(server_error_share=0.0, reset_share=0.0)
+    run.notes.append("5% refused by KakaoTalk, 5xx on both channels, a sender SIGKILLed")
+
+
 async def cancel_midway(system: System, run: Broadcast, rng: random.Random) -> None:
     """Cancel through the gateway at a random moment mid-broadcast."""
     await run.at(rng.uniform(0.3, 0.6))
@@ -496,6 +515,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "route lists exactly the recipients the ledger never accepted",
         provider_errors_then_429,
         lists_failures=True,
+    ),
+    Scenario(
+        "fallback_faults_sigkill",
+        "KakaoTalk refuses 5% (sent by SMS), 5xx on both channels, a sender SIGKILLed: "
+        "0 duplicates on each channel's ledger, and everyone reached once by one of them",
+        fallback_faults_and_sigkill,
+        falls_back=True,
     ),
     Scenario(
         "pause_sigkill_resume",
@@ -619,6 +645,17 @@ async def run_scenario(
                 problems.append(f"accepted a batch {after:.2f} s after the cancel returned")
         else:
             never = await system.never_accepted(alert_id)
+            if scenario.falls_back:
+                by_sms = await system.provider.sms_ledger_recipients(alert_id)
+                sms = await system.provider.sms_ledger(alert_id)
+                outcome.duplicates += int(sms["duplicates"])
+                both = by_sms - never  # accepted by KakaoTalk too: reached twice
+                run.notes.append(f"{len(by_sms)} reached by SMS/LMS")
+                if both:
+                    problems.append(f"{len(both)} reached by both channels")
+                if not by_sms:
+                    problems.append("nobody went by SMS: the fallback was not exercised")
+                never -= by_sms
             if scenario.lists_failures:
                 listed = await system.failures_listed(alert_id)
                 run.notes.append(f"{len(listed)} refused for good, listed as failures")
