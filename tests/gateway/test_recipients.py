@@ -117,6 +117,22 @@ async def test_the_csv_holds_every_row(
         (scene.numbers["delivered"], "delivered", "1000"),
         (scene.numbers["retried"], "delivered", "1000"),
     ]
+    # a link cannot set Accept: format=csv answers the same CSV, format=json a page
+    linked = await client.get(
+        path, params={"outcome": "delivered", "format": "csv"}, headers=viewer
+    )
+    assert linked.headers["content-type"].startswith("text/csv")
+    assert linked.headers["content-disposition"].startswith("attachment")
+    assert linked.text == answer.text
+    paged = await client.get(
+        path,
+        params={"outcome": "delivered", "format": "json"},
+        headers=viewer | {"Accept": "text/csv"},
+    )
+    assert [r["recipient_no"] for r in paged.json()["items"]] == [
+        scene.numbers["delivered"],
+        scene.numbers["retried"],
+    ]
 
 
 async def test_bad_list_queries_are_422(
@@ -129,6 +145,7 @@ async def test_bad_list_queries_are_422(
         {"code": "x"},
         {"outcome": "delivered", "code": 3018},
         {"limit": 0},
+        {"format": "xml"},
     ):
         answer = await client.get(path, params=params, headers=viewer)
         assert answer.status_code == 422, (params, answer.text)

@@ -1,5 +1,5 @@
 """`/v1/alerts/{id}/recipients`: who got an alert, one recipient at a time, as pages, or as
-one streamed CSV (`Accept: text/csv`)."""
+one streamed CSV (`Accept: text/csv`, or `format=csv` for a link, which sets no header)."""
 
 from __future__ import annotations
 
@@ -125,8 +125,8 @@ DealerCode = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
     response_model=RecipientPage,
     responses={
         200: {
-            "description": "A page as JSON, or with `Accept: text/csv` every matching recipient "
-            f"as one streamed CSV (columns {', '.join(CSV_COLUMNS)}).",
+            "description": "A page as JSON, or with `Accept: text/csv` (or `format=csv`) every "
+            f"matching recipient as one streamed CSV (columns {', '.join(CSV_COLUMNS)}).",
             "content": {CSV: {"schema": {"type": "string"}}},
         },
         **AUTH_ERRORS,
@@ -152,13 +152,21 @@ async def recipient_list(
     limit: Annotated[
         int | None, Query(ge=1, le=PAGE_LIMIT, description="Recipients per page.")
     ] = None,
+    as_format: Annotated[
+        Literal["json", "csv"] | None,
+        Query(
+            alias="format",
+            description="`csv` answers the CSV as `Accept: text/csv` does (a link sets no "
+            "header); `json` a page whatever `Accept` says.",
+        ),
+    ] = None,
 ) -> RecipientPage | Response:
-    """Keyset pages by subscriber, or (Accept: text/csv) one CSV of any size."""
+    """Keyset pages by subscriber, or (Accept: text/csv, format=csv) one CSV of any size."""
     await _alert(session, alert_id)
     if code and outcome != "failed":
         detail = "`code` filters failures: use it with outcome=failed."
         raise Problem(422, "Invalid request", detail, errors=[{"field": "code", "message": detail}])
-    if CSV in request.headers.get("accept", ""):
+    if as_format == "csv" or (as_format is None and CSV in request.headers.get("accept", "")):
         filename = f"{alert_id}-{outcome}.csv"
         return StreamingResponse(
             _csv(state.sessions, alert_id, outcome, code),
