@@ -25,8 +25,9 @@ from playwright.async_api import (
     async_playwright,
     expect,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.scenes import Scene, build_scene
 from tests.serving import served
 
 from common.db import session_factory
@@ -375,4 +376,151 @@ async def test_an_admin_adds_a_person_and_a_key_and_revokes_it(
         await page.locator("dialog").get_by_role("button", name="폐기").click()
         await expect(row.locator(".state")).to_contain_text("폐기")
         assert (await http.get("/v1/alerts", headers={"X-API-Key": key})).status_code == 401
+    assert errors == [], errors
+
+
+async def _ended(engine: AsyncEngine, scene: Scene) -> None:
+    """The broadcaster's last transition for the scene's alert, a minute after its start and
+    past its one-second deadline."""
+    async with session_factory(engine)() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE alerts SET status = 'completed', targeted = 6, deliver_within = 1,"
+                " started_at = now() - interval '1 minute', completed_at = now() WHERE id = :id"
+            ),
+            {"id": scene.alert_id},
+        )
+
+
+def _dashed(number: str) -> str:
+    """A number as people type it: 010-1234-5678."""
+    return f"{number[:3]}-{number[3:7]}-{number[7:]}"
+
+
+async def test_a_recipient_looked_up_and_a_failure_listed_and_resent(
+    console: Console, context: BrowserContext, engine: AsyncEngine
+) -> None:
+    scene = await build_scene(engine)
+    await _ended(engine, scene)
+    page = await context.new_page()
+    errors = _watch_errors(page)
+    await _sign_in(page, console, console.operator)
+    await page.goto(f"{console.url}/console/#/alerts/{scene.alert_id}")
+    await expect(page.locator("#late-badge")).to_contain_text("기한 초과")
+    await expect(page.locator('#channels-table tr[data-channel="kakao"]')).to_be_visible()
+
+    # the look-up: delivered, failed with the dealer's code and message, and a stranger
+    lookup = page.get_by_label("수신자 번호")
+    await lookup.fill(_dashed(scene.numbers["delivered"]))
+    await page.get_by_role("button", name="조회").click()
+    await expect(page.locator("#lookup-outcome")).to_have_text("전달됨")
+    await expect(page.locator("#lookup-channel")).to_have_text("카카오톡")
+    await lookup.fill(scene.numbers["failed"])
+    await lookup.press("Enter")
+    await expect(page.locator("#lookup-outcome")).to_have_text("실패")
+    await expect(page.locator("#lookup-detail")).to_contain_text("3018")
+    await expect(page.locator("#lookup-detail")).to_contain_text("no such KakaoTalk user")
+    await lookup.fill(scene.numbers["elsewhere"])
+    await lookup.press("Enter")
+    await expect(page.locator("#lookup-outcome")).to_have_text("이 알림의 수신 대상이 아닙니다")
+
+    # the failures table, filtered by code, and its CSV link
+    failed = page.locator(f'#failures-table tr[data-number="{scene.numbers["failed"]}"]')
+    await expect(failed.locator(".code")).to_have_text("3018")
+    await page.get_by_label("사업자 코드").fill("5000")
+    await page.get_by_role("button", name="적용").click()
+    await expect(page.locator("#failures-state")).to_have_text("실패한 수신자가 없습니다.")
+    await page.get_by_label("사업자 코드").fill("3018")
+    await page.get_by_role("button", name="적용").click()
+    await expect(page.locator("#failures-table tbody tr")).to_have_count(1)
+    href = await page.locator("#failures-csv").get_attribute("href")
+    assert href is not None and "format=csv" in href and "code=3018" in href
+    exported = await page.request.get(f"{console.url}{href}")
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = (await exported.text()).splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"{scene.numbers['failed']},failed,3018,")
+
+    # resend behind its confirmation: a child alert to exactly the one failure, waiting
+    await page.get_by_role("button", name="실패한 수신자에게 재발송").click()
+    await expect(page.locator("dialog")).to_contain_text("3018")
+    await page.locator("dialog").get_by_role("button", name="재발송").click()
+    await expect(page.locator("#resend-recipients")).to_have_text("1명")
+    await expect(page.locator("#resend-status")).to_have_text("승인 대기")
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        listed = await http.get(
+            "/v1/alerts",
+            params={"parent_id": str(scene.alert_id)},
+            headers={"X-API-Key": console.operator.key},
+        )
+    [child] = listed.json()["items"]
+    assert child["relation"] == "resend" and child["author"] == console.operator.name
+    await expect(page.locator(f'#children-list li[data-id="{child["id"]}"]')).to_contain_text(
+        "재발송"
+    )
+    assert errors == [], errors
+
+
+async def test_a_correction_shows_its_field_error_and_is_listed(
+    console: Console, context: BrowserContext, engine: AsyncEngine
+) -> None:
+    scene = await build_scene(engine)
+    page = await context.new_page()
+    errors = _watch_errors(page)
+    await _sign_in(page, console, console.operator)
+    await page.goto(f"{console.url}/console/#/alerts/{scene.alert_id}")
+    # while it is sent, who it reached is not final: no form yet
+    await expect(page.locator("#followup-later")).to_be_visible()
+    await expect(page.locator("#followup-form")).to_have_count(0)
+    await _ended(engine, scene)
+    await page.reload()
+
+    # the mark makes a 48-character title too long: said under the title
+    await page.get_by_label("본문", exact=True).fill("임시 노선은 12번이 아니라 21번입니다.")
+    await page.locator("#followup-title").fill("가" * 48)
+    await expect(page.locator("#followup-title-count")).to_contain_text("53 / 50자")
+    await page.get_by_role("button", name="후속 알림 승인 요청").click()
+    await expect(page.locator("#err-title")).to_contain_text("50")
+    await expect(page.locator("#followup-title")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#followup-made")).to_have_count(0)
+
+    await page.locator("#followup-title").fill("임시 노선 안내")
+    await page.get_by_role("button", name="후속 알림 승인 요청").click()
+    await expect(page.locator("#err-title")).to_be_hidden()
+    # to those the parent reached: the delivered one and the one a retry reached
+    await expect(page.locator("#followup-made")).to_contain_text("수신자 2명")
+    await expect(page.locator("#children-list li")).to_contain_text(["[정정] 임시 노선 안내"])
+    await page.locator("#children-list li a").click()
+    await expect(page.locator("#alert-title")).to_have_text("[정정] 임시 노선 안내")
+    await expect(page.locator("#parent-link")).to_contain_text("정정")
+    assert errors == [], errors
+
+
+async def test_compose_previews_the_sms_and_lms_and_their_switches(
+    console: Console, context: BrowserContext
+) -> None:
+    page = await context.new_page()
+    errors = _watch_errors(page)
+    await _sign_in(page, console, console.operator)
+    await page.goto(f"{console.url}/console/#/alerts/new")
+    # title, body and the tracked link within 90 bytes: an SMS
+    await page.locator("#title").fill("단수")
+    await page.locator("#body").fill("내일")
+    await expect(page.locator("#sms-kind")).to_have_text("SMS")
+    await expect(page.locator("#sms-bytes")).to_contain_text("/ 90바이트")
+    await expect(page.locator("#fallback-enabled")).to_be_checked()
+    # past 90 bytes it is an LMS, with a subject
+    await page.locator("#body").fill(
+        "내일 오전 9시부터 오후 6시까지 장안구 전역에 단수가 예정되어 있습니다. " * 3
+    )
+    await expect(page.locator("#sms-kind")).to_have_text("LMS")
+    await expect(page.locator("#sms-subject")).to_have_text("단수")
+    # an emoji is refused for SMS next to the switches, unless replaced
+    await page.locator("#body").fill("내일 🚰")
+    await expect(page.locator("#err-fallback")).to_be_visible()
+    await page.get_by_label("이모지 등 바꾸기").check()
+    await expect(page.locator("#err-fallback")).to_be_hidden()
+    await expect(page.locator("#sms-text")).to_contain_text("내일 ?")
+    # switched off, there is no SMS/LMS
+    await page.get_by_label("카카오톡으로 받지 못한 사람에게 문자로 보내기").uncheck()
+    await expect(page.locator("#sms-none")).to_be_visible()
     assert errors == [], errors

@@ -1,12 +1,17 @@
 // One alert: live progress from the server-sent events (GET /v1/alerts/{id}/events) with a
-// bar and the send rate over time, delivery and reading from GET /v1/alerts/{id}/stats as
-// charts, test sends, cancel behind a confirmation, and the alert's audit trail.
+// bar and the send rate over time, its estimated end and deadline, delivery by channel and
+// reading from GET /v1/alerts/{id}/stats as charts, the recipient look-up, the failures
+// with their CSV and resend, follow-ups, test sends, pause, resume and cancel behind
+// confirmations, and the alert's audit trail.
 
 import { api, query } from "./api.js";
 import { h, fill, confirmDialog } from "./dom.js";
-import { ACTION, APPROVAL, TERMINAL, may, number, percent, when, clock, progress } from "./labels.js";
+import { ACTION, APPROVAL, RELATION, TERMINAL, may, number, percent, when, clock, progress } from "./labels.js";
 import { statusBadge, categoryBadge, progressBar } from "./widgets.js";
 import { lineChart } from "./chart.js";
+import { paceFacts, channelFacts } from "./delivery.js";
+import { recipientLookup, failuresPanel } from "./recipients.js";
+import { FOLLOWABLE, childrenList, followUpForm } from "./followups.js";
 
 const STATS_MS = 5000;
 const RATE_POINTS = 120;
@@ -26,21 +31,22 @@ export async function renderAlert(main, ctx, id) {
   const statsBox = h("div", { id: "stats" });
   const tests = h("div", { id: "tests" });
   const trail = h("div", { id: "trail" });
+  const pace = h("div");
+  const channelsBox = h("div");
+  const children = childrenList(id);
+  const failures = failuresPanel(ctx, id, { canResend: operator && !alert.test_of, onResent: () => children.reload() });
+  const followBox = h("div");
+  let followForm = null;
 
   fill(
     main,
     head,
     h("section", { class: "card" }, h("h2", {}, "발송 진행"), figures, stream, rateBox, actions),
-    h(
-      "section",
-      { class: "card pending-api" },
-      h("h2", {}, "전달 제어"),
-      // issue 16 (delivery control): the estimated end and deadline, the recipient look-up,
-      // failures with CSV export and resend, and follow-ups are drawn here once the gateway
-      // answers them; nothing here acts until then (pause and resume are in the actions)
-      h("p", { class: "muted" }, "예상 완료 시각, 수신자 조회, 실패 목록과 재발송, 후속·정정 알림은 전달 제어 기능이 준비되면 이곳에 표시됩니다."),
-    ),
+    h("section", { class: "card", id: "delivery" }, h("h2", {}, "예상 완료와 기한"), pace, h("h3", {}, "채널별 전달"), channelsBox),
     h("section", { class: "card" }, h("h2", {}, "전달과 열람"), statsBox),
+    h("section", { class: "card", id: "lookup" }, h("h2", {}, "수신자 조회"), recipientLookup(id)),
+    h("section", { class: "card", id: "failures" }, h("h2", {}, "실패 목록과 재발송"), failures.element),
+    h("section", { class: "card", id: "followups" }, h("h2", {}, "후속 알림 (정정·추가 안내·재발송)"), children.element, followBox),
     h("section", { class: "card" }, h("h2", {}, "시험 발송"), tests),
     may(ctx.me.role, "audit") ? h("section", { class: "card" }, h("h2", {}, "감사 기록"), trail) : null,
   );
@@ -59,6 +65,9 @@ export async function renderAlert(main, ctx, id) {
         ` 작성 ${alert.author || "–"} · ${when(alert.created_at)} · ${APPROVAL[alert.approval] || alert.approval}`,
         alert.decided_by ? ` · 결정 ${alert.decided_by} (${when(alert.decided_at)})` : "",
       ),
+      alert.parent_id
+        ? h("p", { id: "parent-link" }, `${RELATION[alert.relation] || "후속"} 알림 · `, h("a", { href: `#/alerts/${alert.parent_id}` }, "원래 알림 보기"))
+        : null,
       alert.status_reason ? h("p", { class: "notice" }, alert.status_reason) : null,
       alert.status === "pending_approval" && approver && alert.author !== ctx.me.name
         ? h("p", {}, h("a", { href: `#/alerts/${id}/review`, class: "button primary", id: "review-link" }, "승인 검토하기"))
@@ -83,6 +92,7 @@ export async function renderAlert(main, ctx, id) {
         h("dt", {}, "끝"), h("dd", {}, when(alert.completed_at || alert.cancelled_at)),
       ),
     );
+    fill(pace, paceFacts(alert));
     const current = rates.length ? rates[rates.length - 1].y : null;
     fill(
       rateBox,
@@ -118,9 +128,23 @@ export async function renderAlert(main, ctx, id) {
     }
     last = { at: now, done };
     const changed = next.status !== alert.status;
-    alert = next;
+    alert = { ...next, channels: next.channels || alert.channels };
     draw();
-    if (changed) loadTrail();
+    if (changed) {
+      loadTrail();
+      drawFollowUp();
+    }
+  }
+
+  function drawFollowUp() {
+    if (!operator || alert.test_of) {
+      fill(followBox);
+    } else if (FOLLOWABLE.has(alert.status)) {
+      followForm = followForm || followUpForm(ctx, id, () => children.reload());
+      fill(followBox, h("h3", {}, "정정·추가 안내 보내기"), followForm);
+    } else {
+      fill(followBox, h("p", { class: "muted", id: "followup-later" }, "발송이 끝나면(완료·취소·실패) 받은 사람이나 열어 본 사람에게 정정·추가 안내를 보낼 수 있습니다."));
+    }
   }
 
   async function testSend() {
@@ -161,11 +185,15 @@ export async function renderAlert(main, ctx, id) {
   async function loadStats() {
     let stats;
     try {
-      stats = await api("GET", `/v1/alerts/${id}/stats`);
+      // the stats for reads by channel and the fallback, the alert for what each channel settled
+      const [read, fresh] = await Promise.all([api("GET", `/v1/alerts/${id}/stats`), api("GET", `/v1/alerts/${id}`)]);
+      stats = read;
+      if (fresh.channels) alert = { ...alert, channels: fresh.channels };
     } catch (error) {
       fill(statsBox, h("p", { class: "muted" }, "통계를 불러오지 못했습니다: ", error.message));
       return;
     }
+    fill(channelsBox, channelFacts(alert.channels, stats));
     let readers = 0;
     const cumulative = stats.series.map((point) => {
       readers += point.new_readers;
@@ -228,9 +256,12 @@ export async function renderAlert(main, ctx, id) {
   }
 
   draw();
+  drawFollowUp();
   loadStats();
   loadTests();
   loadTrail();
+  failures.reload();
+  children.reload();
 
   let source = null;
   let statsTimer = null;
@@ -246,6 +277,7 @@ export async function renderAlert(main, ctx, id) {
       fill(stream, "발송이 끝났습니다.");
       loadStats();
       loadTrail();
+      failures.reload();
     });
     source.addEventListener("error", () => {
       if (source.readyState !== EventSource.CLOSED) fill(stream, "연결이 끊겼습니다. 다시 연결하는 중…");

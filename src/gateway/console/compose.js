@@ -1,12 +1,13 @@
 // Compose: the alert's fields with the dealer's counts, the audience with its reach kept
-// current by POST /v1/alerts:preview, the message as recipients will see it, and submit
+// current by POST /v1/alerts:preview, the message as recipients will see it (and the SMS/LMS
+// those KakaoTalk refuses get, with its fallback switch), and submit
 // (POST /v1/alerts), after which it waits for an approver. A refusal's `errors` are shown
 // next to the fields they name.
 
 import { api, idempotencyKey } from "./api.js";
 import { h, fill, chars } from "./dom.js";
 import { CATEGORY, WARNING, number, when, duration } from "./labels.js";
-import { kakaoMessage, showFieldErrors, clearFieldErrors, errorSlot, errorId } from "./widgets.js";
+import { kakaoMessage, smsMessage, showFieldErrors, clearFieldErrors, errorSlot, errorId } from "./widgets.js";
 
 // the dealer's limits (src/common/kakao_limits.py); allim adds its own fifth button
 const MAX_TITLE = 50;
@@ -44,6 +45,14 @@ export async function renderCompose(main, ctx) {
   const reach = h("p", { id: "reach", class: "reach", "aria-live": "polite" }, "수신자 수를 계산하는 중…");
   const reachTable = h("div", { id: "reach-districts" });
   const messageBox = h("div", { id: "message-preview" });
+  const smsBox = h("div", { id: "sms-box" });
+  // until the operator touches it, the deployment decides by category (and the box shows it)
+  const fallbackOn = h("input", { type: "checkbox", id: "fallback-enabled", name: "fallback_enabled", "aria-describedby": errorId("fallback") });
+  const fallbackReplace = h("input", { type: "checkbox", id: "fallback-replace", name: "fallback_replace", "aria-describedby": `fallback-replace-hint ${errorId("fallback")}` });
+  let fallbackTouched = false;
+  fallbackOn.addEventListener("change", () => {
+    fallbackTouched = true;
+  });
   const warnings = h("ul", { id: "warnings", class: "warnings" });
   const estimate = h("p", { id: "estimate", class: "muted" });
 
@@ -108,6 +117,17 @@ export async function renderCompose(main, ctx) {
       { class: "card" },
       h("h2", {}, "미리 보기"),
       messageBox,
+      h("h3", {}, "카카오톡으로 받지 못한 사람에게 (문자)"),
+      h(
+        "fieldset",
+        { id: "fallback" },
+        h("legend", {}, "문자(SMS·LMS) 대체 발송"),
+        h("label", { class: "check" }, fallbackOn, "카카오톡으로 받지 못한 사람에게 문자로 보내기"),
+        h("label", { class: "check" }, fallbackReplace, "이모지 등 바꾸기"),
+        h("p", { class: "muted", id: "fallback-replace-hint" }, "문자로 보낼 수 없는 글자(이모지 등)가 있으면 거절하는 대신 ?로 바꿔 보냅니다."),
+        errorSlot("fallback"),
+      ),
+      smsBox,
       warnings,
       h("p", { class: "muted" }, "시험 발송은 승인 요청 후 알림 화면에서 할 수 있습니다 (tester 태그 구독자에게)."),
     ),
@@ -160,6 +180,10 @@ export async function renderCompose(main, ctx) {
     const result = { title: title.value, body: body.value, category: category.value, buttons, audience };
     if (sendAt.value) result.send_at = new Date(sendAt.value).toISOString();
     if (expiresAt.value) result.expires_at = new Date(expiresAt.value).toISOString();
+    const fallback = {};
+    if (fallbackTouched) fallback.enabled = fallbackOn.checked;
+    if (fallbackReplace.checked) fallback.unencodable = "replace";
+    if (Object.keys(fallback).length) result.fallback = fallback;
     return result;
   }
 
@@ -218,6 +242,9 @@ export async function renderCompose(main, ctx) {
     titleCount.classList.toggle("over", message.title_chars.length > message.title_chars.limit);
     bodyCount.classList.toggle("over", message.body_chars.length > message.body_chars.limit);
     fill(messageBox, kakaoMessage({ ...message, title: request.title || "(제목)", body: request.body || "(본문)" }));
+    fill(smsBox, smsMessage(answer.sms));
+    if (!fallbackTouched) fallbackOn.checked = answer.sms !== null && answer.sms !== undefined;
+    fallbackReplace.disabled = !fallbackOn.checked;
     fill(warnings, answer.warnings.map((w) => h("li", { class: "warning" }, h("strong", {}, WARNING[w.code] || w.code), ": ", w.message)));
     const est = answer.estimate;
     fill(

@@ -57,6 +57,20 @@ export const WARNING = {
   not_broadcast: "발송되지 않음",
 };
 
+export const CHANNEL = { kakao: "카카오톡", sms: "문자(SMS·LMS)" };
+
+export const OUTCOME = { delivered: "전달됨", failed: "실패", pending: "대기 중", not_sent: "보내지 않음" };
+
+export const RELATION = { resend: "재발송", correction: "정정", update: "추가 안내" };
+
+// why a recipient was not sent to, as src/gateway/recipients.py words it (the rest as given)
+export const NOT_SENT = {
+  "opted out or left the audience before their batch was sent": "차례가 오기 전에 수신 거부했거나 대상에서 빠졌습니다",
+  "the alert was cancelled before their batch": "차례가 오기 전에 발송이 취소되었습니다",
+  "joined after the alert was planned": "발송 계획 뒤에 구독했습니다",
+  "not in the audience when the alert was planned": "발송 계획 때 대상이 아니었습니다",
+};
+
 export const TERMINAL = new Set(["completed", "cancelled", "failed", "not_broadcast", "rejected", "expired"]);
 
 const PERMISSIONS = {

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h, fill } from "./dom.js";
 import { APPROVAL, may, number, when, duration } from "./labels.js";
-import { statusBadge, categoryBadge, kakaoMessage, showFieldErrors, errorSlot, errorId } from "./widgets.js";
+import { statusBadge, categoryBadge, kakaoMessage, smsMessage, showFieldErrors, errorSlot, errorId } from "./widgets.js";
 
 export async function renderReview(main, ctx, id) {
   const [alert, preview] = await Promise.all([api("GET", `/v1/alerts/${id}`), api("GET", `/v1/alerts/${id}/preview`)]);
@@ -64,6 +64,8 @@ export async function renderReview(main, ctx, id) {
         { class: "card" },
         h("h2", {}, "수신자가 보게 될 메시지"),
         kakaoMessage(preview.message),
+        h("h3", {}, "카카오톡으로 받지 못한 사람에게 (문자)"),
+        smsMessage(preview.sms),
       ),
       h(
         "section",

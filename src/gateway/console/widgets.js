@@ -68,6 +68,31 @@ export function kakaoMessage(message) {
   );
 }
 
+/**
+ * The SMS or LMS those KakaoTalk refuses get: a preview's `sms` (kind, subject, text,
+ * bytes{length, limit}, fallback_codes), or a note that the alert has no fallback.
+ */
+export function smsMessage(sms) {
+  if (!sms) {
+    return h("p", { class: "muted", id: "sms-none" }, "문자(SMS·LMS) 대체 발송 없음: 카카오톡으로 받지 못한 사람에게는 보내지 않습니다.");
+  }
+  const over = sms.bytes.length > sms.bytes.limit;
+  return h(
+    "figure",
+    { class: "sms", id: "sms-preview", "aria-label": "카카오톡으로 받지 못한 사람이 받는 문자" },
+    h(
+      "p",
+      { class: "sms-head" },
+      h("span", { class: "badge", id: "sms-kind" }, sms.kind),
+      " ",
+      h("span", { id: "sms-bytes", class: over ? "counter over" : "counter" }, `${sms.bytes.length} / ${sms.bytes.limit}바이트`),
+    ),
+    sms.subject ? h("p", { class: "sms-subject", id: "sms-subject" }, sms.subject) : null,
+    h("p", { class: "sms-text", id: "sms-text" }, sms.text),
+    h("figcaption", { class: "muted" }, `카카오톡 코드 ${sms.fallback_codes.join(", ")}로 받지 못한 사람에게 보냅니다. #{link}는 수신자별 추적 링크입니다.`),
+  );
+}
+
 /** Show each of `errors` next to the element of the form whose data-field names it; the
  * rest, and the problem's detail, in `general`. Returns the first field shown, to focus. */
 export function showFieldErrors(form, general, error) {
