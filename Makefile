@@ -6,7 +6,7 @@ PYTHON ?= python3
 STACK := .local/dev
 PYTEST_ARGS ?=
 
-.PHONY: install lint format test test-fast up down clean demo bench chaos docs
+.PHONY: install lint format test test-fast up down clean demo console bench chaos docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ demo: up
 	set -a && . $(STACK)/stack.env && set +a && \
 	ALLIM_TRACKING_SECRET=$${ALLIM_TRACKING_SECRET:-local-demo-tracking-secret} \
 	ALLIM_DEMO_LOGS=$(STACK)/logs $(BIN)/allim demo $(DEMO_ARGS)
+
+# The operator console on the demo's stack: a gateway in the foreground until Ctrl-C.
+STACK_ENV := set -a && . $(STACK)/stack.env && set +a
+console: up
+	@echo "Console: http://127.0.0.1:$${ALLIM_GATEWAY_PORT:-8000}/console/ (Ctrl-C stops it)"
+	@echo "A person to sign in as: $(STACK_ENV) && $(BIN)/allim users create --name NAME --role operator"
+	@echo "The demo's people have no password until $(BIN)/allim users password --name NAME (same environment) gives one."
+	$(STACK_ENV) && ALLIM_TRACKING_SECRET=$${ALLIM_TRACKING_SECRET:-local-demo-tracking-secret} \
+	$(BIN)/allim gateway
 
 clean:
 	deploy/local/stack.sh drop $(STACK)

@@ -276,6 +276,16 @@ def follow_reads(console: Console, gateway: str, sandbox: str, key: str, alert_i
             time.sleep(0.5)
 
 
+def console_hint(people: DemoPeople) -> str:
+    """How to open the operator console on this run's data as its two people."""
+    stack = "set -a; . .local/dev/stack.env; set +a; .venv/bin/allim users password --name"
+    return (
+        "The operator console on this data: `make console`, then open the URL it prints and "
+        f"sign in as {people.operator} (operator) or {people.approver} (approver). They have "
+        f"no password yet: `{stack} {people.operator}` gives one (likewise the approver)."
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     console = Console()
     settings = CommonSettings()
@@ -319,6 +329,7 @@ def _demo(args: argparse.Namespace) -> int:
         follow_reads(console, urls["gateway"], urls["sandbox"], key, alert_id)
         render_report(fetch_rollup(urls["gateway"], key, uuid.UUID(alert_id)), console)
     console.print("Kafka and PostgreSQL keep running: `make down` stops them.")
+    console.print(console_hint(people))
     return 0
 
 
