@@ -12,6 +12,7 @@ preview shows the text; the broadcaster sends what the gateway composed.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Literal
@@ -75,6 +76,19 @@ def replaced(text: str) -> str:
     return "".join(c if not unencodable(c) else REPLACEMENT for c in text)
 
 
+def carried(text: str) -> str:
+    """`text` as an SMS carries it: format characters (zero-width spaces, joiners, the byte
+    order mark) dropped, every other blank (a no-break or ideographic space, the blank
+    Braille pattern) an ordinary space; they show nothing, and CP949 has none of them."""
+    kept = []
+    for character in text:
+        category = unicodedata.category(character)
+        if category == "Cf":
+            continue
+        kept.append(" " if category == "Zs" or character == "\u2800" else character)
+    return "".join(kept)
+
+
 def compose(
     title: str,
     body: str,
@@ -92,6 +106,7 @@ def compose(
     at its length with a token of `TOKEN_LENGTH`. `only_sms`: an SMS or nothing (an LMS
     costs more): a text over 90 bytes is an `SmsTextError`.
     """
+    title, body = carried(title), carried(body)
     if on_unencodable == "replace":
         title, body = replaced(title), replaced(body)
     else:

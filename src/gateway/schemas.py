@@ -186,7 +186,7 @@ Body = Annotated[
 class FallbackIn(Strict):
     """Whether those KakaoTalk refuses get the alert by SMS/LMS, and how."""
 
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         None,
         description="On or off for this alert; absent: as the deployment sets it for the "
         "category (ALLIM_GATEWAY_FALLBACK_CATEGORIES: emergency and public by default).",
@@ -197,7 +197,7 @@ class FallbackIn(Strict):
         description="The KakaoTalk codes that send it again (default "
         "ALLIM_GATEWAY_FALLBACK_CODES: 3018, 3019, 3020).",
     )
-    only_sms: bool = Field(
+    only_sms: StrictBool = Field(
         False, description="An SMS (90 bytes) or nothing: a longer text is refused, not an LMS."
     )
     unencodable: Literal["refuse", "replace"] = Field(

@@ -119,3 +119,15 @@ def test_a_stored_text_is_measured_as_it_was_composed() -> None:
 )
 def test_advertising_texts_wait_for_eight_to_nine(utc: datetime, held: datetime | None) -> None:
     assert ad_held_until(utc) == held
+
+
+def test_invisible_and_blank_characters_are_carried_as_nothing_or_a_space() -> None:
+    message = compose(
+        "대피\u200b안내",
+        "지금\u00a0대피\u3000하세요\u2800",
+        link_base=BASE,
+        promotional=False,
+        opt_out_number="080",
+    )
+    assert (message.kind, message.subject) == ("LMS", "대피안내")
+    assert message.text.startswith("지금 대피 하세요 \n")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Response
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from common.problems import Problem
 from gateway import approvals, audit, followups, intake
@@ -63,7 +63,7 @@ class FollowUpCreate(Strict):
         "delivered",
         description="`delivered`: everyone the parent reached; `readers`: those who opened it.",
     )
-    mark: bool = Field(
+    mark: StrictBool = Field(
         True, description="Start a correction's title with `[정정]` (an update's `[추가 안내]`)."
     )
 
