@@ -3,6 +3,7 @@ subscribers and alerts, the sandbox provider and `allim broadcaster` child proce
 
 from __future__ import annotations
 
-from tests.broadcaster.conftest import broadcaster_env, kit, producer, sandbox, spawn, store
+from tests.broadcaster.conftest import kit, producer, store
+from tests.system import broadcaster_env, sandbox, spawn
 
 __all__ = ["broadcaster_env", "kit", "producer", "sandbox", "spawn", "store"]
