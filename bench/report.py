@@ -19,7 +19,9 @@ against the provider limit; `series_learned_rate` (the same, with `throttled_per
 shared bucket's `rate_t_s` / `rate_per_s`) gives the learned rate against the dealer's limit,
 429s marked; `series_read_rate` `{"t_s": [...], "read_rate": [...]}` gives the read rate over
 time; the `taps` benchmark's `taps_per_s` and `healthz_per_s` (and their `baseline_` twins)
-give taps/s against `/healthz`.
+give taps/s against `/healthz`; `<series>_seconds_<size>` with `<series>_peak_rss_mb_<size>`
+give seconds and MB against audience size, and with the `scale_*` figures per size, the
+table of a national audience.
 """
 
 from __future__ import annotations
@@ -61,6 +63,35 @@ REQUIRED_FIGURES: tuple[str, ...] = (
 )
 _SIZE = re.compile(r"^(?P<series>.+)_seconds_(?P<size>\d+(?:\.\d+)?)(?P<unit>[km]?)$")
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
+_PER_SIZE = re.compile(r"^(?P<name>.+)_(?P<size>\d+(?:\.\d+)?[km]?)$")
+# per audience size: (figure name without its size suffix, column heading)
+AUDIENCE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("fanout_seconds", "fan-out s (gateway, `--role all`)"),
+    ("scale_seconds", "s (planner + 1 sender)"),
+    ("scale_first_batch_s", "s to first batch"),
+    ("scale_cpu_s_per_100k", "broadcaster CPU s / 100k"),
+    ("scale_pg_cpu_s_per_100k", "PostgreSQL CPU s / 100k"),
+    ("sender_peak_rss_mb", "sender peak MB (sender_memory)"),
+    ("scale_sender_peak_rss_mb", "sender peak MB (scale)"),
+    ("import_rows_per_s", "`allim import` rows/s"),
+)
+# issue 20: a sender's memory stays under this, flat from 1M to 10M subscribers
+SENDER_RSS_GOAL_MB = 150
+# figures of the national audience that are not per size
+AUDIENCE_TOTALS: tuple[str, ...] = (
+    "pg_subscribers_mb_per_1m",
+    "pg_imported_subscribers_mb_per_1m",
+    "pg_subscribers_table_mb",
+    "pg_subscribers_indexes_mb",
+    "pg_subscribers_rows",
+    "pg_recipients_sent",
+    "pg_batches_rows",
+    "pg_batches_mb",
+    "pg_batches_mb_per_1m_sent",
+    "pg_shards_rows",
+    "pg_shards_mb",
+    "pg_shards_mb_per_1m_sent",
+)
 
 
 def utc_now() -> str:
@@ -169,6 +200,22 @@ def _sizes(figures: dict[str, float]) -> dict[str, list[tuple[int, float]]]:
     return {name: sorted(points) for name, points in series.items() if points}
 
 
+def size_of(suffix: str) -> int:
+    """`100k` -> 100000, `2.5m` -> 2500000: an audience size from a figure's suffix."""
+    unit = suffix[-1] if suffix[-1] in "km" else ""
+    return int(float(suffix.removesuffix(unit)) * _UNITS[unit])
+
+
+def per_size(figures: dict[str, float], name: str) -> list[tuple[int, float]]:
+    """The points (audience size, value) of the figures `<name>_<size>`, by size."""
+    points = []
+    for figure, value in figures.items():
+        match = _PER_SIZE.match(figure)
+        if match is not None and match["name"] == name:
+            points.append((size_of(match["size"]), value))
+    return sorted(points)
+
+
 def _find_series(results: dict[str, Any], key: str) -> tuple[str, dict[str, Any]] | None:
     """The first benchmark that printed the series `key`."""
     for name, bench in results.get("benchmarks", {}).items():
@@ -213,6 +260,48 @@ def write_charts(results: dict[str, Any], doc: Path = DOC) -> dict[str, str]:
         ax.set_ylabel("recipients accepted per second")
         ax.set_title("Throughput against audience size")
         save(fig, ax, "throughput.png", "Throughput against audience size")
+
+    figures = results.get("figures", {})
+    timings = {n: per_size(figures, n) for n in ("fanout_seconds", "scale_seconds")}
+    megabytes = {
+        n: per_size(figures, n) for n in ("sender_peak_rss_mb", "scale_sender_peak_rss_mb")
+    }
+    if any(timings.values()) and any(megabytes.values()):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels = {
+            "fanout_seconds": "s, fan-out (gateway, --role all)",
+            "scale_seconds": "s, planner + 1 sender (scale)",
+            "sender_peak_rss_mb": "sender peak MB (sender_memory)",
+            "scale_sender_peak_rss_mb": "sender peak MB (scale)",
+        }
+        for name, points in timings.items():
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=labels[name])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("subscribers in the audience")
+        ax.set_ylabel("seconds to the last accepted batch")
+        right = ax.twinx()
+        for name, points in megabytes.items():
+            if points:
+                right.plot(
+                    *zip(*points, strict=True),
+                    marker="s",
+                    linestyle="--",
+                    label=labels[name],
+                    color="tab:red" if name == "sender_peak_rss_mb" else "tab:purple",
+                )
+        right.axhline(
+            SENDER_RSS_GOAL_MB, color="tab:red", linestyle=":", label="goal for the sender's peak"
+        )
+        right.set_ylabel("sender's peak resident set (MiB)")
+        highest = max(v for points in megabytes.values() for _, v in points)
+        right.set_ylim(0, max(highest, SENDER_RSS_GOAL_MB) * 1.3)
+        handles, names = ax.get_legend_handles_labels()
+        more, more_names = right.get_legend_handles_labels()
+        ax.legend(handles + more, names + more_names, fontsize="small", loc="upper left")
+        ax.set_title("Seconds and MB against audience size")
+        save(fig, ax, "audience_size.png", "Seconds and MB against audience size", legend=False)
 
     found = _find_series(results, "series_send_rate")
     if found:
@@ -358,6 +447,44 @@ def _ratios(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _audience(results: dict[str, Any]) -> list[str]:
+    """The cost of each audience size, side by side, and what the database holds for it."""
+    figures = results.get("figures", {})
+    columns = [(name, title, dict(per_size(figures, name))) for name, title in AUDIENCE_COLUMNS]
+    sizes = sorted({size for _, _, values in columns for size in values})
+    if len(sizes) < 2:
+        return []
+    columns = [column for column in columns if column[2]]
+    lines = [
+        "## Audience size",
+        "",
+        "How cost grows with the audience, from the `fanout`, `scale` and `sender_memory` "
+        "benchmarks (each its own run and database, so a row mixes measurements made "
+        "minutes apart on the same machine). CPU seconds are user + system time from /proc "
+        "per 100,000 recipients; the sender's peak is its `VmHWM`, the most it held so far "
+        "in that run; MB are MiB.",
+        "",
+        "| subscribers | " + " | ".join(title for _, title, _ in columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for size in sizes:
+        cells = [_number(values[size]) if size in values else "" for _, _, values in columns]
+        lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
+    totals = [name for name in AUDIENCE_TOTALS if name in figures]
+    if totals:
+        lines += [
+            "",
+            "PostgreSQL on disk (`pg_total_relation_size`, MiB; `scale`'s database after its "
+            "largest send, subscribers loaded by COPY without district or tags; "
+            "`pg_imported_subscribers_mb_per_1m` from the `allim import` of a CSV with them):",
+            "",
+            "| figure | value |",
+            "| --- | --- |",
+            *(f"| `{name}` | {_number(figures[name])} |" for name in totals),
+        ]
+    return [*lines, ""]
+
+
 def _why_missing(results: dict[str, Any], figure: str) -> str:
     """Why a named figure is missing: its benchmark failed, did not run, or left it out."""
     stem = figure.split("_")[0]
@@ -491,6 +618,7 @@ def write_report(results: dict[str, Any], path: Path = DOC) -> None:
         lines += ["No benchmark printed the figures or series the charts need yet.", ""]
     missing = {
         "Throughput against audience size",
+        "Seconds and MB against audience size",
         "Send rate against the provider limit",
         "Learned rate against the dealer's limit",
         "Read rate over time",
@@ -499,6 +627,7 @@ def write_report(results: dict[str, Any], path: Path = DOC) -> None:
     for title in sorted(missing):
         lines += [f"- {title}: not drawn, no benchmark printed its data in this run.", ""]
     lines += _ratios(results)
+    lines += _audience(results)
     lines += _bench_sections(results)
     lines += _chaos_section(results)
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -7,21 +7,36 @@
    other on the same stack and the same sandbox, no rate limit. `senders_<n>_vs_1` is the
    speed-up over one sender measured side by side in this run; on a 2-core machine the
    extra processes share the same two cores.
-2. Audience: with one sender, broadcasts to 100,000 up to 5,000,000 subscribers (quick:
+2. Audience: with one sender, broadcasts to 100,000 up to 10,000,000 subscribers (quick:
    100,000 and 200,000), the audience grown by COPY between them. Per size: seconds from
-   handing the alert over to the sandbox accepting its last batch, recipients/s, and the CPU
-   seconds the broadcaster processes spent per 100,000 recipients (user + system time from
-   /proc), which is what the broadcast costs whatever the machine's speed.
-
-3. Read rate over time: an alert to 100,000 subscribers, sampled for 60 s (quick: 20,000 for
+   handing the alert over to the sandbox accepting its last batch, recipients/s, the seconds
+   to its first accepted batch (the planner's walk of the audience is in it), the CPU
+   seconds the broadcaster processes and the PostgreSQL server spent per 100,000 recipients
+   (user + system time from /proc; the server's include its backends that exited), which
+   is what the broadcast costs whatever the machine's speed, and the sender's peak
+   resident set so far (`VmHWM`). After the largest send, the size on disk of
+   `subscribers` (table and indexes) per million subscribers, and of `batches` and `shards`
+   per million recipients sent in that database.
+3. Import: a CSV of 10,000,000 subscribers (quick 100,000), written line by line to disk,
+   through `allim import` against `allim gateway` on an empty database: rows/s over the
+   command's wall time (upload, COPY and upsert), the gateway's peak resident set, and the
+   size of the imported `subscribers` (with district and tags, as an operator's file has
+   them) per million.
+4. Read rate over time: an alert to 100,000 subscribers, sampled for 60 s (quick: 20,000 for
    30 s), through the whole system (gateway, broadcaster, analytics) with the sandbox's
    recipient simulator on, profile `typical`, its clock 360 (quick 720) times faster than real
    time; analytics' readers / delivered every 0.5 s from the first delivery it counted
    (`series_read_rate`, `read_rate_final`).
 
 Figures: senders_<n>_seconds, senders_<n>_recipients_per_s, senders_2_vs_1, senders_3_vs_1,
-scale_seconds_<size>, scale_recipients_per_s_<size>, scale_cpu_s_per_100k_<size>,
-scale_duplicates, read_rate_final, series_read_rate.
+scale_seconds_<size>, scale_recipients_per_s_<size>, scale_first_batch_s_<size>,
+scale_cpu_s_per_100k_<size>, scale_pg_cpu_s_per_100k_<size>,
+scale_sender_peak_rss_mb_<size>, scale_cpu_<largest>_vs_1m (CPU per 100k at the largest size
+over that at 1M), pg_subscribers_mb_per_1m, pg_subscribers_table_mb, pg_subscribers_indexes_mb,
+pg_batches_mb, pg_batches_rows, pg_batches_mb_per_1m_sent, pg_shards_mb, pg_shards_rows,
+pg_shards_mb_per_1m_sent, import_rows_per_s_<size>, import_wall_s_<size>,
+import_gateway_peak_rss_mib_<size>, pg_imported_subscribers_mb_per_1m, scale_duplicates,
+read_rate_final, series_read_rate. MB are MiB (2^20 bytes).
 """
 
 from __future__ import annotations
@@ -31,6 +46,8 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from _stack import (
     WARMUP_TAG,
@@ -44,6 +61,7 @@ from _stack import (
     report,
     sandbox_client,
     stack,
+    vm_kib,
     warm_up,
 )
 from chaos import System, running_system
@@ -51,8 +69,18 @@ from cli.processes import Service
 from common.messages import Audience
 from raw_limit import size_name
 from reports.figures import read_rate
+from taps import run_import, tree_cpu_seconds, tree_rss_mib, write_csv
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MIB = 2**20
+# the tables whose size the audience and the sends decide
+SIZED_TABLES = ("subscribers", "batches", "shards")
+TABLE_SIZES = """
+SELECT c.relname AS name, pg_table_size(c.oid) AS table_bytes,
+       pg_indexes_size(c.oid) AS index_bytes, pg_total_relation_size(c.oid) AS total_bytes
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY($1::text[])
+"""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -65,18 +93,147 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def reaped_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the children `pid` has waited for (cutime + cstime; 0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+
+
+async def postmaster_pid(dsn: str) -> int | None:
+    """The PostgreSQL server's process id, read from its data directory (None when the server
+    is not on this machine or the role may not read `data_directory`)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        directory = await connection.fetchval(
+            "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
+        )
+    finally:
+        await connection.close()
+    return pid_in(Path(directory or "") / "postmaster.pid")
+
+
+def pid_in(pid_file: Path) -> int | None:
+    """The live process whose id is the first line of `pid_file`, or None."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def postgres_cpu_seconds(postmaster: int | None) -> float:
+    """CPU seconds of the PostgreSQL server so far: the postmaster, its live backends and
+    workers, and those that exited (0 when the server is not on this machine)."""
+    if postmaster is None:
+        return 0.0
+    return tree_cpu_seconds(postmaster) + reaped_cpu_seconds(postmaster)
+
+
+async def table_sizes(dsn: str) -> dict[str, dict[str, int]]:
+    """Bytes on disk of each of `SIZED_TABLES`: table (with TOAST), indexes, total; and rows."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        # the sizes of the visible state: dead rows of earlier sends are not the audience's
+        for name in SIZED_TABLES:
+            await connection.execute(f"VACUUM {name}")
+        sizes: dict[str, dict[str, int]] = {}
+        for row in await connection.fetch(TABLE_SIZES, list(SIZED_TABLES)):
+            rows = await connection.fetchval(f"SELECT count(*) FROM {row['name']}")
+            sizes[row["name"]] = {
+                "table": row["table_bytes"],
+                "indexes": row["index_bytes"],
+                "total": row["total_bytes"],
+                "rows": int(rows),
+            }
+    finally:
+        await connection.close()
+    missing = set(SIZED_TABLES) - set(sizes)
+    if missing:
+        raise RuntimeError(f"Tables {', '.join(sorted(missing))} are not in the database.")
+    return sizes
+
+
+def size_figures(sizes: dict[str, dict[str, int]], recipients_sent: int) -> dict[str, float]:
+    """`pg_*` figures: subscribers per million of them, batches and shards per million sent."""
+    subscribers = sizes["subscribers"]
+    figures: dict[str, float] = {
+        "pg_subscribers_mb_per_1m": round(
+            subscribers["total"] / MIB / subscribers["rows"] * 1e6, 1
+        ),
+        "pg_subscribers_table_mb": round(subscribers["table"] / MIB, 1),
+        "pg_subscribers_indexes_mb": round(subscribers["indexes"] / MIB, 1),
+        "pg_subscribers_rows": subscribers["rows"],
+        "pg_recipients_sent": recipients_sent,
+    }
+    for name in ("batches", "shards"):
+        figures[f"pg_{name}_mb"] = round(sizes[name]["total"] / MIB, 2)
+        figures[f"pg_{name}_rows"] = sizes[name]["rows"]
+        figures[f"pg_{name}_mb_per_1m_sent"] = round(
+            sizes[name]["total"] / MIB / recipients_sent * 1e6, 3
+        )
+    return figures
+
+
 async def timed_broadcast(
-    bench: Stack, posting: Alerts, sandbox: Sandbox, services: tuple[Service, ...]
-) -> tuple[float, float, int]:
-    """One alert to everyone: (seconds to the last accepted batch, CPU seconds, duplicates)."""
+    bench: Stack,
+    posting: Alerts,
+    sandbox: Sandbox,
+    services: tuple[Service, ...],
+    postmaster: int | None = None,
+) -> dict[str, float]:
+    """One alert to everyone: seconds to the last and to the first accepted batch, CPU
+    seconds of `services` and of the PostgreSQL server, and duplicates at the sandbox."""
     await sandbox.reset()
     cpu_before = sum(cpu_seconds(s.pid) for s in services)
+    pg_before = postgres_cpu_seconds(postmaster)
     alert_id, handed_over = await posting.post(Audience(all=True))
     ledger = await sandbox.wait_for(alert_id, bench.subscribers, 1800.0, services)
-    cpu = sum(cpu_seconds(s.pid) for s in services) - cpu_before
-    seconds = float(ledger["last_accepted_at"]) - handed_over
+    outcome = {
+        "seconds": float(ledger["last_accepted_at"]) - handed_over,
+        "first_batch_s": float(ledger["first_accepted_at"]) - handed_over,
+        "cpu": sum(cpu_seconds(s.pid) for s in services) - cpu_before,
+        "pg_cpu": postgres_cpu_seconds(postmaster) - pg_before,
+        "duplicates": int(ledger["duplicates"]),
+    }
     await sandbox.reset()
-    return seconds, cpu, int(ledger["duplicates"])
+    return outcome
+
+
+async def import_audience(rows: int) -> dict[str, Any]:
+    """`allim import` of a `rows`-line CSV into an empty database: its figures."""
+    name = size_name(rows)
+    async with stack("import") as bench:
+        gateway = bench.start_gateway(log_level="WARNING")
+        key = await bench.operator_key()
+        path = bench.workdir / "subscribers.csv"
+        started = time.perf_counter()
+        await asyncio.to_thread(write_csv, path, rows)
+        log(
+            "wrote %d rows (%.0f MiB) in %.1f s",
+            rows,
+            path.stat().st_size / MIB,
+            time.perf_counter() - started,
+        )
+        try:
+            imported, took = await asyncio.to_thread(run_import, path, bench.gateway_url, key)
+        finally:
+            path.unlink()  # hundreds of MB at the full size
+        if imported["accepted"] != rows or imported["created"] != rows:
+            raise RuntimeError(f"Import accepted {imported['accepted']} of {rows}: {imported}")
+        log("imported %d rows in %.1f s", rows, took)
+        sizes = await table_sizes(bench.dsn)
+        subscribers = sizes["subscribers"]
+        return {
+            f"import_rows_per_s_{name}": round(rows / took),
+            f"import_wall_s_{name}": round(took, 1),
+            f"import_gateway_peak_rss_mib_{name}": round(tree_rss_mib(gateway.pid, "VmHWM"), 1),
+            "pg_imported_subscribers_mb_per_1m": round(
+                subscribers["total"] / MIB / subscribers["rows"] * 1e6, 1
+            ),
+        }
 
 
 async def read_rate_series(audience: int, seconds: float, time_scale: float) -> dict[str, Any]:
@@ -112,12 +269,17 @@ async def main() -> None:
     args = parse_args("How cost grows with the audience; 1, 2 and 3 sender processes.")
     senders_size = 100_000 if args.quick else 1_000_000
     sizes = (
-        [100_000, 200_000] if args.quick else [100_000, 450_000, 1_000_000, 2_500_000, 5_000_000]
+        [100_000, 200_000]
+        if args.quick
+        else [100_000, 450_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000]
     )
     figures: dict[str, Any] = {"scale_sizes": ",".join(map(str, sizes))}
     duplicates = 0
+    sent = 0  # recipients sent in this database, warm-ups aside
     async with stack("scale") as bench:
         await load_subscribers(bench, 10, (WARMUP_TAG,))
+        postmaster = await postmaster_pid(bench.dsn)
+        figures["scale_pg_cpu_measured"] = postmaster is not None
         bench.start_sandbox()
         planner = bench.start_broadcaster("planner", 0)
         senders = [bench.start_broadcaster("sender", 1)]
@@ -125,15 +287,32 @@ async def main() -> None:
             await warm_up(bench, posting, sandbox, (planner, *senders))
             for size in sizes:
                 await load_subscribers(bench, size - bench.subscribers)
-                seconds, cpu, dups = await timed_broadcast(
-                    bench, posting, sandbox, (planner, *senders)
+                outcome = await timed_broadcast(
+                    bench, posting, sandbox, (planner, *senders), postmaster
                 )
-                duplicates += dups
+                duplicates += int(outcome["duplicates"])
+                sent += size
+                seconds = outcome["seconds"]
                 name = size_name(size)
                 figures[f"scale_seconds_{name}"] = round(seconds, 3)
                 figures[f"scale_recipients_per_s_{name}"] = round(size / seconds)
-                figures[f"scale_cpu_s_per_100k_{name}"] = round(cpu * 100_000 / size, 3)
-                log("%d recipients: %.2f s, %.1f CPU s", size, seconds, cpu)
+                figures[f"scale_first_batch_s_{name}"] = round(outcome["first_batch_s"], 3)
+                figures[f"scale_cpu_s_per_100k_{name}"] = round(outcome["cpu"] * 100_000 / size, 3)
+                if postmaster is not None:
+                    figures[f"scale_pg_cpu_s_per_100k_{name}"] = round(
+                        outcome["pg_cpu"] * 100_000 / size, 3
+                    )
+                figures[f"scale_sender_peak_rss_mb_{name}"] = round(
+                    vm_kib(senders[0].pid, "VmHWM") / 1024, 1
+                )
+                log(
+                    "%d recipients: %.2f s (first batch %.2f s), %.1f CPU s, PostgreSQL %.1f",
+                    size,
+                    seconds,
+                    outcome["first_batch_s"],
+                    outcome["cpu"],
+                    outcome["pg_cpu"],
+                )
                 if size != senders_size:
                     continue
                 # the same broadcast with 2 and 3 sender processes, beside the one above
@@ -144,19 +323,25 @@ async def main() -> None:
                     # the group rebalances as the new member joins: let it settle first
                     await warm_up(bench, posting, sandbox, (planner, *senders))
                     await asyncio.sleep(3)
-                    more, _, dups = await timed_broadcast(
-                        bench, posting, sandbox, (planner, *senders)
-                    )
-                    duplicates += dups
-                    figures[f"senders_{count}_seconds"] = round(more, 3)
-                    figures[f"senders_{count}_recipients_per_s"] = round(size / more)
-                    figures[f"senders_{count}_vs_1"] = round(seconds / more, 3)
-                    log("%d senders: %d recipients in %.2f s", count, size, more)
+                    more = await timed_broadcast(bench, posting, sandbox, (planner, *senders))
+                    duplicates += int(more["duplicates"])
+                    sent += size
+                    figures[f"senders_{count}_seconds"] = round(more["seconds"], 3)
+                    figures[f"senders_{count}_recipients_per_s"] = round(size / more["seconds"])
+                    figures[f"senders_{count}_vs_1"] = round(seconds / more["seconds"], 3)
+                    log("%d senders: %d recipients in %.2f s", count, size, more["seconds"])
                 while len(senders) > 1:
                     await asyncio.to_thread(senders.pop().stop)
                 await warm_up(bench, posting, sandbox, (planner, *senders))
                 await asyncio.sleep(3)
+        figures |= size_figures(await table_sizes(bench.dsn), sent)
+    largest = size_name(sizes[-1])
+    if "scale_cpu_s_per_100k_1m" in figures and largest != "1m":
+        figures[f"scale_cpu_{largest}_vs_1m"] = round(
+            figures[f"scale_cpu_s_per_100k_{largest}"] / figures["scale_cpu_s_per_100k_1m"], 3
+        )
     figures["scale_duplicates"] = duplicates
+    figures |= await import_audience(100_000 if args.quick else 10_000_000)
     if args.quick:
         series = await read_rate_series(20_000, 30.0, 720.0)
     else:
