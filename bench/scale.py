@@ -22,7 +22,11 @@
    command's wall time (upload, COPY and upsert), the gateway's peak resident set, and the
    size of the imported `subscribers` (with district and tags, as an operator's file has
    them) per million.
-4. Read rate over time: an alert to 100,000 subscribers, sampled for 60 s (quick: 20,000 for
+4. The shared rate bucket: one `rate_buckets` row leased with the senders' own statement
+   by 1, 10, 50 and 100 concurrent lessees (a connection each, as many sender processes
+   would), each leasing again as soon as its lease returns, for 5 s (quick 2 s): the leases
+   a second the row takes, and the 99th percentile of a lease's round trip.
+5. Read rate over time: an alert to 100,000 subscribers, sampled for 60 s (quick: 20,000 for
    30 s), through the whole system (gateway, broadcaster, analytics) with the sandbox's
    recipient simulator on, profile `typical`, its clock 360 (quick 720) times faster than real
    time; analytics' readers / delivered every 0.5 s from the first delivery it counted
@@ -35,7 +39,8 @@ scale_sender_peak_rss_mb_<size>, scale_cpu_<largest>_vs_1m (CPU per 100k at the 
 over that at 1M), pg_subscribers_mb_per_1m, pg_subscribers_table_mb, pg_subscribers_indexes_mb,
 pg_batches_mb, pg_batches_rows, pg_batches_mb_per_1m_sent, pg_shards_mb, pg_shards_rows,
 pg_shards_mb_per_1m_sent, import_rows_per_s_<size>, import_wall_s_<size>,
-import_gateway_peak_rss_mib_<size>, pg_imported_subscribers_mb_per_1m, scale_duplicates,
+import_gateway_peak_rss_mib_<size>, pg_imported_subscribers_mb_per_1m,
+bucket_leases_per_s_<lessees>, bucket_lease_p99_ms_<lessees>, scale_duplicates,
 read_rate_final, series_read_rate. MB are MiB (2^20 bytes).
 """
 
@@ -58,12 +63,14 @@ from _stack import (
     load_subscribers,
     log,
     parse_args,
+    percentile,
     report,
     sandbox_client,
     stack,
     vm_kib,
     warm_up,
 )
+from broadcaster.store import Store
 from chaos import System, running_system
 from cli.processes import Service
 from common.messages import Audience
@@ -200,6 +207,49 @@ async def timed_broadcast(
     }
     await sandbox.reset()
     return outcome
+
+
+async def bucket_capacity(bench: Stack, lessees: int, seconds: float) -> dict[str, float]:
+    """Leases a second one `rate_buckets` row takes from `lessees` processes' worth of
+    connections, each leasing again as soon as its last lease returned: the row's ceiling.
+
+    The statement is the senders' own (`Store.lease_bucket`); the lessees do not wait out
+    the debt it answers, so the row is leased as fast as PostgreSQL commits it.
+    """
+    rate = 150_000.0  # about what one machine sends (fanout_recipients_per_s_1m)
+    name = f"bench{lessees}:messages"
+    store = await Store.connect(bench.dsn, lessees)
+    try:
+        await store.ensure_bucket(name, rate, rate, rate * 0.1, None)
+        latencies: list[float] = []
+        stop = time.perf_counter() + seconds
+
+        async def lessee() -> None:
+            while (started := time.perf_counter()) < stop:
+                lease = await store.lease_bucket(
+                    name,
+                    rate * 0.1,  # one lease of ALLIM_BROADCASTER_RATE_LEASE_SECONDS (0.1)
+                    ceiling=rate,
+                    step=0.0,
+                    recover=False,
+                    cooldown=1.0,
+                    burst=None,
+                    at=None,
+                )
+                if lease is None:
+                    raise RuntimeError("The benchmark's rate bucket row is gone.")
+                latencies.append(time.perf_counter() - started)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(lessee() for _ in range(lessees)))
+        took = time.perf_counter() - began
+    finally:
+        await store.close()
+    log("rate bucket, %d lessees: %.0f leases/s", lessees, len(latencies) / took)
+    return {
+        f"bucket_leases_per_s_{lessees}": round(len(latencies) / took),
+        f"bucket_lease_p99_ms_{lessees}": round(1000 * percentile(latencies, 0.99), 2),
+    }
 
 
 async def import_audience(rows: int) -> dict[str, Any]:
@@ -342,6 +392,9 @@ async def main() -> None:
         )
     figures["scale_duplicates"] = duplicates
     figures |= await import_audience(100_000 if args.quick else 10_000_000)
+    async with stack("bucket") as bench:
+        for lessees in (1, 10, 50, 100):
+            figures |= await bucket_capacity(bench, lessees, 2.0 if args.quick else 5.0)
     if args.quick:
         series = await read_rate_series(20_000, 30.0, 720.0)
     else:
