@@ -14,7 +14,8 @@
    seconds the broadcaster processes and the PostgreSQL server spent per 100,000 recipients
    (user + system time from /proc; the server's include its backends that exited), which
    is what the broadcast costs whatever the machine's speed, and the sender's peak
-   resident set so far (`VmHWM`). After the largest send, the size on disk of
+   resident set so far (`VmHWM`). After the largest send, the connections the planner and
+   the sender hold in PostgreSQL (`scale_db_connections`) and the size on disk of
    `subscribers` (table and indexes) per million subscribers, and of `batches` and `shards`
    per million recipients sent in that database.
 3. Import: a CSV of 10,000,000 subscribers (quick 100,000), written line by line to disk,
@@ -40,7 +41,8 @@ over that at 1M), pg_subscribers_mb_per_1m, pg_subscribers_table_mb, pg_subscrib
 pg_batches_mb, pg_batches_rows, pg_batches_mb_per_1m_sent, pg_shards_mb, pg_shards_rows,
 pg_shards_mb_per_1m_sent, import_rows_per_s_<size>, import_wall_s_<size>,
 import_gateway_peak_rss_mib_<size>, pg_imported_subscribers_mb_per_1m,
-bucket_leases_per_s_<lessees>, bucket_lease_p99_ms_<lessees>, scale_duplicates,
+bucket_leases_per_s_<lessees>, bucket_lease_p99_ms_<lessees>, scale_db_connections,
+scale_duplicates,
 read_rate_final, series_read_rate. MB are MiB (2^20 bytes).
 """
 
@@ -161,6 +163,20 @@ async def table_sizes(dsn: str) -> dict[str, dict[str, int]]:
     if missing:
         raise RuntimeError(f"Tables {', '.join(sorted(missing))} are not in the database.")
     return sizes
+
+
+async def broadcaster_connections(dsn: str) -> int:
+    """Connections to the benchmark's database other than this script's own two (`alerts`
+    and this one): the planner's and the sender's pools, which keep what they opened for
+    five minutes, so after a send this is what the send needed."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        count = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    finally:
+        await connection.close()
+    return int(count) - 2
 
 
 def size_figures(sizes: dict[str, dict[str, int]], recipients_sent: int) -> dict[str, float]:
@@ -384,6 +400,7 @@ async def main() -> None:
                     await asyncio.to_thread(senders.pop().stop)
                 await warm_up(bench, posting, sandbox, (planner, *senders))
                 await asyncio.sleep(3)
+            figures["scale_db_connections"] = await broadcaster_connections(bench.dsn)
         figures |= size_figures(await table_sizes(bench.dsn), sent)
     largest = size_name(sizes[-1])
     if "scale_cpu_s_per_100k_1m" in figures and largest != "1m":
