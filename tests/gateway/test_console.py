@@ -9,24 +9,21 @@ condition holds or its timeout passes; nothing sleeps.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import (
     Browser,
     BrowserContext,
-    ConsoleMessage,
     Page,
-    async_playwright,
     expect,
 )
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.gateway.browsers import browser, chromium, context, korean_context, watch_errors
 from tests.gateway.scenes import Scene, build_scene
 from tests.serving import served
 
@@ -38,9 +35,8 @@ from gateway.config import GatewaySettings
 from gateway.main import create_app
 
 pytestmark = pytest.mark.integration
+__all__ = ["browser", "chromium", "context"]  # fixtures of tests/gateway/browsers.py
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_SCRIPT = ROOT / "deploy" / "local" / "chromium" / "chromium.sh"
 PASSWORD = "typhoon shelter 2026"
 # Playwright's own waits: long enough for a loaded 2-core machine, short for a broken page
 expect.set_options(timeout=10_000)
@@ -86,46 +82,6 @@ async def console(
             yield Console(url, *people)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """The path of Debian's Chromium, which deploy/local/chromium/chromium.sh installs when
-    it is missing (Playwright's own browser downloads are not used)."""
-    found = subprocess.run([str(CHROMIUM_SCRIPT)], check=True, capture_output=True, text=True)
-    return found.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    """Chromium, headless, driven by Playwright."""
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A fresh browser profile (no cookies) for one test; console errors fail the test."""
-    ctx = await browser.new_context(locale="ko-KR", timezone_id="Asia/Seoul")
-    yield ctx
-    await ctx.close()
-
-
-def _watch_errors(page: Page) -> list[str]:
-    """What goes wrong in the page's scripts: uncaught errors and logged errors (an answer
-    the console expects, such as a 401 or a 422, is logged by the browser itself as a
-    resource that failed to load, and is left out)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-
-    def logged(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    page.on("console", logged)
-    return errors
-
-
 async def _sign_in(page: Page, console: Console, person: Person) -> None:
     await page.goto(f"{console.url}/console/")
     await page.get_by_label("이름", exact=True).fill(person.name)
@@ -166,7 +122,7 @@ async def test_compose_submit_approve_and_audit(
     console: Console, context: BrowserContext, browser: Browser, engine: AsyncEngine
 ) -> None:
     page = await context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     answer = await page.goto(f"{console.url}/console/")
     assert answer is not None
     policy = answer.headers["content-security-policy"]
@@ -215,7 +171,7 @@ async def test_compose_submit_approve_and_audit(
     await expect(page.locator("#review-link")).to_have_count(0)
 
     # a second session of the operator watches the alert live while it is approved
-    watcher = await browser.new_context(locale="ko-KR", timezone_id="Asia/Seoul")
+    watcher = await korean_context(browser)
     try:
         watching = await watcher.new_page()
         await _sign_in(watching, console, console.operator)
@@ -290,7 +246,7 @@ async def test_an_author_sees_no_approve_button(
     await expect(page.locator("#review-link")).to_have_count(0)
 
     # another approver is offered it, and rejects it with a reason
-    other = await browser.new_context(locale="ko-KR", timezone_id="Asia/Seoul")
+    other = await korean_context(browser)
     try:
         second = await other.new_page()
         await _sign_in(second, console, console.second_approver)
@@ -311,7 +267,7 @@ async def test_typed_markup_is_shown_as_text_and_changes_need_the_csrf_token(
     title = "<img src=x onerror=window.pwned=1><b>태풍</b>"
     alert_id = await _pending_alert(console, console.operator, title)
     page = await context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     await _sign_in(page, console, console.operator)
     await page.goto(f"{console.url}/console/#/alerts/{alert_id}")
     await expect(page.locator("#alert-title")).to_have_text(title)
@@ -346,7 +302,7 @@ async def test_an_admin_adds_a_person_and_a_key_and_revokes_it(
     console: Console, context: BrowserContext
 ) -> None:
     page = await context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     await _sign_in(page, console, console.admin)
     await page.get_by_role("link", name="사용자와 키").click()
     await expect(page.get_by_role("heading", name="사용자와 API 키")).to_be_visible()
@@ -403,7 +359,7 @@ async def test_a_recipient_looked_up_and_a_failure_listed_and_resent(
     scene = await build_scene(engine)
     await _ended(engine, scene)
     page = await context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     await _sign_in(page, console, console.operator)
     await page.goto(f"{console.url}/console/#/alerts/{scene.alert_id}")
     await expect(page.locator("#late-badge")).to_contain_text("기한 초과")
@@ -465,7 +421,7 @@ async def test_a_correction_shows_its_field_error_and_is_listed(
 ) -> None:
     scene = await build_scene(engine)
     page = await context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     await _sign_in(page, console, console.operator)
     await page.goto(f"{console.url}/console/#/alerts/{scene.alert_id}")
     # while it is sent, who it reached is not final: no form yet
@@ -499,7 +455,7 @@ async def test_compose_previews_the_sms_and_lms_and_their_switches(
     console: Console, context: BrowserContext
 ) -> None:
     page = await context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     await _sign_in(page, console, console.operator)
     await page.goto(f"{console.url}/console/#/alerts/new")
     # title, body and the tracked link within 90 bytes: an SMS
