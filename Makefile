@@ -47,14 +47,12 @@ demo: up
 	ALLIM_TRACKING_SECRET=$${ALLIM_TRACKING_SECRET:-local-demo-tracking-secret} \
 	ALLIM_DEMO_LOGS=$(STACK)/logs $(BIN)/allim demo $(DEMO_ARGS)
 
-# The operator console on the demo's stack: a gateway in the foreground until Ctrl-C.
+# The operator console on the demo's stack: the sandbox, gateway, broadcaster and analytics
+# until Ctrl-C, with its address and fresh passwords for the demo's people printed.
 STACK_ENV := set -a && . $(STACK)/stack.env && set +a
 console: up
-	@echo "Console: http://127.0.0.1:$${ALLIM_GATEWAY_PORT:-8000}/console/ (Ctrl-C stops it)"
-	@echo "A person to sign in as: $(STACK_ENV) && $(BIN)/allim users create --name NAME --role operator"
-	@echo "The demo's people have no password until $(BIN)/allim users password --name NAME (same environment) gives one."
 	$(STACK_ENV) && ALLIM_TRACKING_SECRET=$${ALLIM_TRACKING_SECRET:-local-demo-tracking-secret} \
-	$(BIN)/allim gateway
+	ALLIM_DEMO_LOGS=$(STACK)/logs $(BIN)/allim console $(CONSOLE_ARGS)
 
 clean:
 	deploy/local/stack.sh drop $(STACK)

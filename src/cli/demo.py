@@ -117,9 +117,12 @@ def approve(console: Console, gateway: str, people: DemoPeople, alert_id: str) -
     console.print(f"{people.approver} approved it: {approved.json()['status']}")
 
 
-def start_services(group: ServiceGroup, args: argparse.Namespace, logs: Path) -> dict[str, str]:
-    """Start the four services; return their base URLs."""
-    gateway_port, sandbox_port = free_port(), free_port()
+def start_services(
+    group: ServiceGroup, args: argparse.Namespace, logs: Path, gateway_port: int | None = None
+) -> dict[str, str]:
+    """Start the four services (the gateway on `gateway_port`, else a free port like the
+    others); return their base URLs."""
+    gateway_port, sandbox_port = gateway_port or free_port(), free_port()
     gateway = f"http://127.0.0.1:{gateway_port}"
     sandbox = f"http://127.0.0.1:{sandbox_port}"
     shared = {"ALLIM_PUBLIC_BASE_URL": gateway, "ALLIM_LOG_LEVEL": "WARNING"}
@@ -278,11 +281,10 @@ def follow_reads(console: Console, gateway: str, sandbox: str, key: str, alert_i
 
 def console_hint(people: DemoPeople) -> str:
     """How to open the operator console on this run's data as its two people."""
-    stack = "set -a; . .local/dev/stack.env; set +a; .venv/bin/allim users password --name"
     return (
-        "The operator console on this data: `make console`, then open the URL it prints and "
-        f"sign in as {people.operator} (operator) or {people.approver} (approver). They have "
-        f"no password yet: `{stack} {people.operator}` gives one (likewise the approver)."
+        "The operator console on this data: `make console` runs the services until Ctrl-C and "
+        f"prints its address and fresh passwords for {people.operator} (operator) and "
+        f"{people.approver} (approver)."
     )
 
 
@@ -333,23 +335,28 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: SubParsers) -> None:
-    """Add `demo`."""
-    demo = subparsers.add_parser("demo", help="run the whole path on this machine and summarise")
-    demo.add_argument("--subscribers", type=int, default=450_000, help="audience size")
-    demo.add_argument(
+def simulation_flags(parser: argparse.ArgumentParser) -> None:
+    """The sandbox's flags that `start_services` reads: profile, time scale and seed."""
+    parser.add_argument(
         "--profile",
         default="typical",
         choices=["typical", "viral", "quiet"],
         help="how the simulated recipients read and forward",
     )
-    demo.add_argument(
+    parser.add_argument(
         "--time-scale",
         type=float,
         default=3600.0,
         help="how many times faster than real time simulated people read",
     )
-    demo.add_argument("--seed", type=int, default=20261125, help="seed for repeatable runs")
+    parser.add_argument("--seed", type=int, default=20261125, help="seed for repeatable runs")
+
+
+def register(subparsers: SubParsers) -> None:
+    """Add `demo`."""
+    demo = subparsers.add_parser("demo", help="run the whole path on this machine and summarise")
+    demo.add_argument("--subscribers", type=int, default=450_000, help="audience size")
+    simulation_flags(demo)
     demo.add_argument(
         "--logs",
         default=os.environ.get("ALLIM_DEMO_LOGS", ".local/dev/logs"),

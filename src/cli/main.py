@@ -23,6 +23,7 @@ from cli import (
     admin,
     audit,
     broadcaster,
+    console,
     decisions,
     demo,
     followups,
@@ -52,6 +53,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     preview,
     audit,
     demo,
+    console,
 )
 
 Handler = Callable[[argparse.Namespace], int]
