@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Print the path of Debian's Chromium, installing the `chromium` package when it is missing.
+# Print the path of Debian's Chromium, installing the `chromium` package when it is missing,
+# and `fonts-nanum` when no Korean font is installed (the console's labels, and its
+# screenshots, would show empty boxes).
 #
 #   chromium.sh    the console's browser tests run it before they launch the browser
 #
@@ -7,13 +9,16 @@
 # not used), so a fresh machine gets it from Debian's mirrors like postgres.sh gets PostgreSQL.
 set -euo pipefail
 path=/usr/bin/chromium
-if [ ! -x "$path" ]; then
-  echo "chromium: missing, installing Debian's chromium package" >&2
+missing=()
+[ -x "$path" ] || missing+=(chromium)
+[ -n "$(fc-list :lang=ko 2>/dev/null)" ] || missing+=(fonts-nanum)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "chromium: missing ${missing[*]}, installing Debian's packages" >&2
   if [ "$(id -u)" -ne 0 ]; then
-    echo "chromium: run as root, or install the 'chromium' package first" >&2
+    echo "chromium: run as root, or install the packages ${missing[*]} first" >&2
     exit 1
   fi
   apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 echo "$path"
