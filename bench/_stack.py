@@ -382,7 +382,7 @@ class GatewayAlerts:
             "title": title,
             "body": body,
             "category": category,
-            "audience": audience.model_dump(),
+            "audience": audience.model_dump(exclude_none=True),
         }
         posted = time.time()
         answer = await self.client.post(

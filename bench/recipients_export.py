@@ -69,7 +69,7 @@ async def main() -> None:
                 "title": "벤치마크 안내",
                 "body": "allim benchmark alert: please ignore.",
                 "category": "public",
-                "audience": Audience(all=True).model_dump(),
+                "audience": Audience(all=True).model_dump(exclude_none=True),
                 "fallback": {"enabled": False},
             }
             posted = await client.post(f"{bench.gateway_url}/v1/alerts", json=body, timeout=60)

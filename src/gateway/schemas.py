@@ -148,6 +148,11 @@ class AudienceIn(Strict):
     all: StrictBool = Field(False, description='Everyone; the string "all" means the same.')
     districts: list[Name] = Field(default_factory=list, max_length=500)
     tags: list[Name] = Field(default_factory=list, max_length=500)
+    recipients_of: None = Field(
+        None,
+        description="Set by allim on a follow-up's frozen audience; an alert's audience posted "
+        "back as it was shown carries null here, which is taken as absent.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -307,3 +307,18 @@ async def test_list_filters_by_status(
     bad = await client.get("/v1/alerts", params={"status": "lost"}, headers=viewer)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "status"
+
+
+async def test_an_alerts_audience_posted_back_as_shown_is_accepted(
+    client: httpx.AsyncClient, operator: dict[str, str], alert_json: AlertJson
+) -> None:
+    first = (await client.post("/v1/alerts", json=alert_json(), headers=operator)).json()
+    shown = (await client.get(f"/v1/alerts/{first['id']}", headers=operator)).json()
+    assert shown["audience"]["recipients_of"] is None
+    again = await client.post(
+        "/v1/alerts", json=alert_json(audience=shown["audience"]), headers=operator
+    )
+    assert again.status_code == 202, again.text
+    frozen = alert_json(audience={"districts": ["장안구"], "recipients_of": str(first["id"])})
+    refused = await client.post("/v1/alerts", json=frozen, headers=operator)
+    assert refused.status_code == 422

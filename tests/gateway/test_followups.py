@@ -292,7 +292,7 @@ async def test_a_cap_update_of_a_known_alert_follows_it(
     assert running.status_code == 202, running.text
     linked = (await client.get(f"/v1/alerts/{running.json()['id']}", headers=viewer)).json()
     assert (linked["parent_id"], linked["relation"]) == (parent, "update")
-    assert linked["audience"]["recipients_of"] is None
+    assert linked["audience"]["recipients_of"] is None  # its own areas, not a frozen set
 
     # once it has ended, the Update goes to those it reached
     unique = uuid.uuid4().int % 10**6
