@@ -40,10 +40,8 @@ WITH i AS (
                          $7::int[], $8::varchar[], $9::int[], $10::timestamptz[])
         AS i(id, shard_no, last_id, sent, delivered, failed, follow_id, follow_seq, not_before)
 ), r AS (
-    SELECT batch_id, array_agg(sid ORDER BY n) AS sent_ids, array_agg(code ORDER BY n) AS codes
-    FROM unnest($17::varchar[], $18::bigint[], $19::int[]) WITH ORDINALITY
-        AS t(batch_id, sid, code, n)
-    GROUP BY batch_id
+    SELECT * FROM unnest($17::varchar[], $18::bytea[], $19::bytea[])
+        AS r(batch_id, sent_ids, codes)
 ), b AS (
     UPDATE batches SET status = 'done', delivered = i.delivered, failed = i.failed,
         settled_at = now(), sent_ids = r.sent_ids, result_codes = r.codes

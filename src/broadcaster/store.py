@@ -32,6 +32,7 @@ from broadcaster.records import (
     SmsText,
     counters_of,
 )
+from common import packing
 from common.messages import Audience, Button
 
 logger = logging.getLogger(__name__)
@@ -411,15 +412,15 @@ class Store:
         """Settle batches of one alert in one statement; the ids of those not settled before."""
         failures: tuple[list[str], list[int], list[int], list[str]] = ([], [], [], [])
         held: tuple[list[str], list[int]] = ([], [])
-        record: tuple[list[str], list[int], list[int]] = ([], [], [])
+        record: tuple[list[str], list[bytes], list[bytes]] = ([], [], [])
         fallback: tuple[list[str], list[int]] = ([], [])
         for s in group:
             if s.fallback is not None:
                 fallback[0].extend([s.fallback.batch_id] * len(s.fallback.subscriber_ids))
                 fallback[1].extend(s.fallback.subscriber_ids)
-            record[0].extend([s.batch_id] * len(s.sent_ids))
-            record[1].extend(s.sent_ids)
-            record[2].extend(s.codes)
+            record[0].append(s.batch_id)
+            record[1].append(packing.ids(s.sent_ids))
+            record[2].append(packing.codes(s.codes))
             failures[0].extend([s.batch_id] * len(s.failed_ids))
             failures[1].extend(s.failed_ids)
             failures[2].extend(s.failed_codes)

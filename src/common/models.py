@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -219,8 +220,9 @@ class Batch(Base):
     # kakao | sms: the channel the batch goes by (a fallback batch lists its recipients)
     channel: Mapped[str] = mapped_column(String(8), nullable=False, server_default="kakao")
     # once settled: who the request went to, and the dealer's code for each (parallel)
-    sent_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
-    result_codes: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    # packed small (`common.packing`; allim_ids, allim_codes in SQL)
+    sent_ids: Mapped[bytes | None] = mapped_column(LargeBinary)
+    result_codes: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_batches_alert_shard_status", "alert_id", "shard_no", "status"),)
 

@@ -101,7 +101,8 @@ WHERE f.alert_id = :parent
 """
 # the parent's recipients whose last answer was 1000
 _DELIVERED = """
-SELECT t.sid FROM batches b CROSS JOIN LATERAL unnest(b.sent_ids, b.result_codes) AS t(sid, code)
+SELECT t.sid FROM batches b
+CROSS JOIN LATERAL allim_sent(b.sent_ids, b.result_codes) AS t(sid, code)
 WHERE b.alert_id = :parent AND b.status = 'done' AND t.code IN (1000, 3005)
 """
 _READERS = "SELECT subscriber_id FROM token_first_readers WHERE alert_id = :parent"
@@ -125,7 +126,7 @@ def _not_sent(audience: Audience) -> tuple[str, dict[str, object]]:
     sql = (
         f"SELECT m.sid FROM ({members}) m WHERE NOT EXISTS ("
         " SELECT 1 FROM batches b WHERE b.alert_id = :parent AND b.status = 'done'"
-        " AND b.first_id <= m.sid AND b.last_id >= m.sid AND m.sid = ANY(b.sent_ids))"
+        " AND b.first_id <= m.sid AND b.last_id >= m.sid AND m.sid = ANY(allim_ids(b.sent_ids)))"
     )
     return sql, params
 

@@ -1,9 +1,9 @@
 """Who got an alert: each recipient's outcome, from the batches' own record.
 
 A settled batch holds who its request went to (`sent_ids`) and the dealer's code for each
-(`result_codes`), written by the settlement that marked it `done`; a failure also has its
-row in `delivery_failures` with the dealer's message. So the answer is exact and durable,
-whatever the subscribers table says later:
+(`result_codes`), packed (`common.packing`), written by the settlement that marked it
+`done`; a failure also has its row in `delivery_failures` with the dealer's message. So the
+answer is exact and durable, whatever the subscribers table says later:
 
 - `delivered` (and when): the last batch that carried the recipient has code 1000;
 - `failed` (the dealer's code and message): a `delivery_failures` row;
@@ -56,8 +56,9 @@ class RecipientOutcome:
 # their range, follow-ups by their list
 _CARRIERS = text(
     """
-    SELECT id, seq, status, settled_at, sent_ids, result_codes, channel,
-           array_position(sent_ids, :sid) AS at
+    SELECT id, seq, status, settled_at, channel,
+           allim_codes(result_codes, allim_id_count(sent_ids)) AS result_codes,
+           array_position(allim_ids(sent_ids), :sid) AS at
     FROM batches
     WHERE alert_id = :alert AND first_id <= :sid AND last_id >= :sid
       AND (subscriber_ids IS NULL OR :sid = ANY(subscriber_ids))
@@ -164,7 +165,7 @@ _DELIVERED = """
     SELECT t.sid AS subscriber_id, s.recipient_no, t.code, NULL::text AS reason,
            b.settled_at AS at, b.id AS batch_id, b.channel
     FROM batches b
-    CROSS JOIN LATERAL unnest(b.sent_ids, b.result_codes) AS t(sid, code)
+    CROSS JOIN LATERAL allim_sent(b.sent_ids, b.result_codes) AS t(sid, code)
     JOIN subscribers s ON s.id = t.sid
     WHERE b.alert_id = :alert AND b.status = 'done' AND b.last_id > :after
       AND t.code IN (1000, 3005) AND t.sid > :after

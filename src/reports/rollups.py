@@ -177,7 +177,7 @@ _BY_SMS = text(
     """
 WITH reached AS (
     SELECT DISTINCT t.sid FROM batches b
-    CROSS JOIN LATERAL unnest(b.sent_ids, b.result_codes) AS t(sid, code)
+    CROSS JOIN LATERAL allim_sent(b.sent_ids, b.result_codes) AS t(sid, code)
     WHERE b.alert_id = :alert AND b.channel = 'sms' AND b.status = 'done'
       AND t.code IN (1000, 3005)
 )

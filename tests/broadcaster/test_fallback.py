@@ -181,7 +181,7 @@ async def test_kakaotalk_unreachable_beyond_the_set_time_falls_back_for_the_rest
     row = await rig.alert(alert_id)
     assert (row["status"], row["delivered"], row["failed"]) == ("completed", 30, 0)
     codes = await store.pool.fetch(
-        "SELECT DISTINCT unnest(result_codes) AS code FROM batches"
+        "SELECT DISTINCT t.code FROM batches, allim_sent(sent_ids, result_codes) AS t"
         " WHERE alert_id = $1 AND channel = 'kakao'",
         alert_id,
     )

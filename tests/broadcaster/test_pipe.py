@@ -123,7 +123,9 @@ async def test_each_settled_batch_records_who_it_reached_and_how(
     assert await rig.run(task) == "done"
 
     rows = await store.pool.fetch(
-        "SELECT seq, sent_ids, result_codes FROM batches WHERE alert_id = $1 ORDER BY seq",
+        "SELECT seq, allim_ids(sent_ids) AS sent_ids,"
+        " allim_codes(result_codes, allim_id_count(sent_ids)) AS result_codes"
+        " FROM batches WHERE alert_id = $1 ORDER BY seq",
         alert_id,
     )
     record = {r["seq"]: dict(zip(r["sent_ids"], r["result_codes"], strict=True)) for r in rows}

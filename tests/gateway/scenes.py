@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from common import packing
 from common.db import session_factory
 from common.models import Subscriber
 
@@ -36,10 +37,16 @@ async def _batch(session: AsyncSession, alert_id: uuid.UUID, **row: object) -> N
         text(
             "INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size, status,"
             " subscriber_ids, sent_ids, result_codes, settled_at)"
-            " VALUES (:id, :alert, 0, :seq, :first, :last, :size, :status, :list, :sent,"
-            " :codes, :settled)"
+            " VALUES (:id, :alert, 0, :seq, :first, :last, :size, :status, :list,"
+            " CAST(:sent AS bytea), CAST(:codes AS bytea), :settled)"
         ),
-        {"alert": alert_id, "list": None, "sent": None, "codes": None, "settled": None} | row,
+        {"alert": alert_id, "list": None, "settled": None}
+        | row
+        # packed as the settlement packs them (common.packing)
+        | {
+            "sent": packing.ids(row["sent"]) if row.get("sent") is not None else None,  # type: ignore[arg-type]
+            "codes": packing.codes(row["codes"]) if row.get("codes") is not None else None,  # type: ignore[arg-type]
+        },
     )
 
 

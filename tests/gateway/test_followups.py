@@ -19,6 +19,7 @@ from tests.gateway.scenes import Scene, build_scene
 from tests.serving import served
 
 from cli.main import main
+from common import packing
 from common.db import session_factory
 from common.models import Alert, AlertRecipient, AuditEntry, OutboxEntry
 from common.topics import ALERTS_REQUESTED
@@ -304,9 +305,15 @@ async def test_a_cap_update_of_a_known_alert_follows_it(
             text(
                 "INSERT INTO batches (id, alert_id, shard_no, seq, first_id, last_id, size,"
                 " status, sent_ids, result_codes) VALUES (:id, :alert, 0, 0, :sid, :sid, 1,"
-                " 'done', ARRAY[CAST(:sid AS bigint)], ARRAY[1000])"
+                " 'done', :sent, :codes)"
             ),
-            {"id": f"{parent}:0:{unique}", "alert": uuid.UUID(parent), "sid": sid},
+            {
+                "id": f"{parent}:0:{unique}",
+                "alert": uuid.UUID(parent),
+                "sid": sid,
+                "sent": packing.ids([sid]),
+                "codes": packing.codes([1000]),
+            },
         )
         await session.execute(
             text("UPDATE alerts SET status = 'completed' WHERE id = :id"), {"id": uuid.UUID(parent)}
