@@ -58,6 +58,9 @@ def broadcaster_env(
         "ALLIM_KAKAO_SECRET": SANDBOX_SECRET,
         "ALLIM_BROADCASTER_PLANNER_GROUP": f"planner-{suffix}",
         "ALLIM_BROADCASTER_SENDER_GROUP": f"senders-{suffix}",
+        # a rate bucket of its own: a rate learned, or a 429's pause, in another test's
+        # bucket (the row outlives the test) does not hold this one back
+        "ALLIM_BROADCASTER_RATE_BUCKET": f"provider-{suffix}",
         "ALLIM_BROADCASTER_SESSION_TIMEOUT_MS": "6000",
         "ALLIM_BROADCASTER_SHARD_SIZE": "500",
         "ALLIM_BROADCASTER_CONTROL_POLL_SECONDS": "0.2",
