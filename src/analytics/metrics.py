@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from analytics.store import UNKNOWN_CATEGORY, Applied
 from common import topics
 from common.messages import AlertStatsData
-from common.metrics import CATEGORIES, SECONDS_BUCKETS, initialise
+from common.metrics import CATEGORIES, CHANNELS, SECONDS_BUCKETS, initialise
 
 # the label values known in advance, whose series exist from start-up (see common.metrics)
 CONSUMED_TOPICS = (topics.DELIVERIES, topics.ENGAGEMENT, topics.ALERT_EVENTS)
@@ -58,8 +58,8 @@ class AnalyticsMetrics:
         )
         self.deliveries = Counter(
             "allim_analytics_deliveries_total",
-            "Recipients whose delivery was settled, by category and outcome",
-            ["category", "outcome"],
+            "Recipients whose delivery was settled, by category, channel and outcome",
+            ["category", "channel", "outcome"],
             registry=r,
         )
         self.taps = Counter(
@@ -72,6 +72,12 @@ class AnalyticsMetrics:
             "allim_analytics_readers_total",
             "New distinct readers by category and kind (direct or forwarded)",
             ["category", "kind"],
+            registry=r,
+        )
+        self.channel_readers = Counter(
+            "allim_analytics_channel_readers_total",
+            "New distinct readers by category and the channel that sent the link they first tapped",
+            ["category", "channel"],
             registry=r,
         )
         self.batch_seconds = Histogram(
@@ -104,9 +110,17 @@ class AnalyticsMetrics:
             ["alert_id"],
             registry=r,
         )
+        self.channel_read_rate = Gauge(
+            "allim_alert_channel_read_rate",
+            "Readers / delivered of a recent alert by the channel that sent the link; absent"
+            " before the channel's first delivery",
+            ["alert_id", "channel"],
+            registry=r,
+        )
         initialise(self.records, CONSUMED_TOPICS)
         initialise(self.events, EVENT_OUTCOMES)
-        initialise(self.deliveries, COUNTED_CATEGORIES, ("delivered", "failed"))
+        initialise(self.deliveries, COUNTED_CATEGORIES, CHANNELS, ("delivered", "failed"))
+        initialise(self.channel_readers, COUNTED_CATEGORIES, CHANNELS)
         initialise(self.taps, COUNTED_CATEGORIES)
         initialise(self.readers, COUNTED_CATEGORIES, ("direct", "forwarded"))
 
@@ -116,10 +130,13 @@ class AnalyticsMetrics:
             if delta.completed_at is not None and str(alert_id) in self._shown:
                 self._shown[str(alert_id)] = True
             category = delta.category or UNKNOWN_CATEGORY
-            if delta.delivered:
-                self.deliveries.labels(category, "delivered").inc(delta.delivered)
-            if delta.failed:
-                self.deliveries.labels(category, "failed").inc(delta.failed)
+            for channel, part in delta.counts().by_channel().items():
+                if part.delivered:
+                    self.deliveries.labels(category, channel, "delivered").inc(part.delivered)
+                if part.failed:
+                    self.deliveries.labels(category, channel, "failed").inc(part.failed)
+                if part.readers:
+                    self.channel_readers.labels(category, channel).inc(part.readers)
             if delta.taps:
                 self.taps.labels(category).inc(delta.taps)
             direct = delta.readers - delta.forwarded_readers
@@ -140,6 +157,9 @@ class AnalyticsMetrics:
             self.read_rate.labels(alert).set(snapshot.read_rate)
         self.alert_readers.labels(alert).set(snapshot.readers)
         self.alert_delivered.labels(alert).set(snapshot.delivered)
+        for channel, part in snapshot.channels.items():
+            if part.read_rate is not None:
+                self.channel_read_rate.labels(alert, channel).set(part.read_rate)
 
     def _make_room(self) -> None:
         """Remove the gauges of the oldest finished alerts, or else the oldest, beyond the limit."""
@@ -150,6 +170,9 @@ class AnalyticsMetrics:
             for gauge in (self.read_rate, self.alert_readers, self.alert_delivered):
                 with contextlib.suppress(KeyError):  # no read rate before a delivery
                     gauge.remove(old)
+            for channel in CHANNELS:
+                with contextlib.suppress(KeyError):
+                    self.channel_read_rate.remove(old, channel)
             self._retired[old] = None
             while len(self._retired) > self.retired_limit:
                 self._retired.popitem(last=False)

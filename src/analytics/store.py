@@ -7,8 +7,15 @@ new taps count.
 Delivered batches and lifecycle events are deduplicated the same way through a table of ids.
 The new taps are turned into first readers of tokens (`token_first_readers`), distinct
 readers (`alert_readers`) and per-minute reads with INSERT ... ON CONFLICT DO NOTHING
-RETURNING, so a reader is counted only when its row is new. The per-alert rollup
-(`alert_stats`) and the time series (`alert_reads_minute`) are then upserted with the deltas.
+RETURNING, so a reader is counted only when its row is new.
+A delivery event says its channel: the SMS/LMS fallback's deliveries are counted apart, and
+the subscribers it reached are kept (`alert_sms_reached`), so a reader whose first tap was on
+a link SMS sent counts for that channel. Whichever analytics sees first, the tap or the
+delivery, counts them: a new reader of a link already reached, or a link reached whose reader
+came before. A poll holds a lock per alert for this (shared for taps, exclusive for SMS
+deliveries), so two consumers applying both at once cannot each miss the other's rows.
+The per-alert rollup (`alert_stats`) and the time series (`alert_reads_minute`) are then
+upserted with the deltas.
 Kafka offsets are committed by the caller after this transaction, so a crash anywhere
 redelivers events that either were not applied at all or are recognised by their id.
 
@@ -33,8 +40,8 @@ import orjson
 
 from analytics.records import Decoded, Delivery, Lifecycle
 from common import events
-from common.messages import AlertStatsData
-from reports.figures import forward_rate, read_rate
+from common.messages import DELIVERED_CODES, AlertStatsData
+from reports.figures import Counts, forward_rate, read_rate
 
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS analytics_ids (
@@ -95,7 +102,7 @@ WITH firsts AS (
     FROM analytics_taps
     ORDER BY alert_id, reader_id, seq
 ), inserted AS (
-    INSERT INTO alert_readers (alert_id, reader_id, subscriber_id, forwarded, first_read_at)
+    INSERT INTO alert_readers AS r (alert_id, reader_id, subscriber_id, forwarded, first_read_at)
     SELECT f.alert_id, f.reader_id, f.subscriber_id,
            -- one primary-key lookup per reader: a join read all of the alert's tokens
            (SELECT t.reader_id FROM token_first_readers t
@@ -103,11 +110,37 @@ WITH firsts AS (
            f.tapped_at
     FROM firsts f
     ON CONFLICT DO NOTHING
-    RETURNING alert_id, forwarded, first_read_at
+    RETURNING alert_id, forwarded, first_read_at,
+              EXISTS (SELECT 1 FROM alert_sms_reached s
+                      WHERE s.alert_id = r.alert_id AND s.subscriber_id = r.subscriber_id) AS sms
 )
 SELECT alert_id, date_trunc('minute', first_read_at) AS minute,
-       count(*) AS readers, count(*) FILTER (WHERE forwarded) AS forwarded
+       count(*) AS readers, count(*) FILTER (WHERE forwarded) AS forwarded,
+       count(*) FILTER (WHERE sms) AS sms
 FROM inserted GROUP BY 1, 2
+"""
+
+# per alert, one lock that orders applying SMS deliveries against applying taps (the
+# two-key form: its own key space, apart from the broadcaster's shard locks)
+LOCK_ALERT = "SELECT pg_advisory_xact_lock(1, hashtext($1::uuid::text))"
+LOCK_ALERT_SHARED = "SELECT pg_advisory_xact_lock_shared(1, hashtext($1::uuid::text))"
+
+NEW_SMS_REACHED = """
+INSERT INTO alert_sms_reached (alert_id, subscriber_id)
+SELECT * FROM unnest($1::uuid[], $2::bigint[])
+ON CONFLICT DO NOTHING
+RETURNING alert_id, subscriber_id
+"""
+
+# of the subscribers SMS just reached, those whose link was opened already (a key lookup
+# each: usually none, as the delivery comes before its taps)
+TAPPED = """
+SELECT subscriber_id FROM token_first_readers
+WHERE alert_id = $1 AND subscriber_id = ANY($2::bigint[])
+"""
+
+READERS_OF_LINKS = """
+SELECT count(*) FROM alert_readers WHERE alert_id = $1 AND subscriber_id = ANY($2::bigint[])
 """
 
 TAPS_BY_MINUTE = """
@@ -127,12 +160,13 @@ UPSERT_STATS = """
 INSERT INTO alert_stats AS s (
     alert_id, category, targeted, delivered, failed, failed_by_reason, readers,
     first_readers, forwarded_readers, taps, status, started_at, completed_at,
-    first_delivery_at, last_delivery_at, updated_at)
-SELECT a, c, tg, d, f, fr::jsonb, r, fi, fw, tp, st, sa, ca, fd, ld, now()
+    first_delivery_at, last_delivery_at, sms_delivered, sms_failed, sms_readers, updated_at)
+SELECT a, c, tg, d, f, fr::jsonb, r, fi, fw, tp, st, sa, ca, fd, ld, sd, sf, sr, now()
 FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[],
             $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
-            $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[])
-     AS u(a, c, tg, d, f, fr, r, fi, fw, tp, st, sa, ca, fd, ld)
+            $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[],
+            $16::bigint[], $17::bigint[], $18::bigint[])
+     AS u(a, c, tg, d, f, fr, r, fi, fw, tp, st, sa, ca, fd, ld, sd, sf, sr)
 ON CONFLICT (alert_id) DO UPDATE SET
     category = COALESCE(EXCLUDED.category, s.category),
     targeted = GREATEST(s.targeted, EXCLUDED.targeted),
@@ -153,13 +187,16 @@ ON CONFLICT (alert_id) DO UPDATE SET
     completed_at = GREATEST(s.completed_at, EXCLUDED.completed_at),
     first_delivery_at = LEAST(s.first_delivery_at, EXCLUDED.first_delivery_at),
     last_delivery_at = GREATEST(s.last_delivery_at, EXCLUDED.last_delivery_at),
+    sms_delivered = s.sms_delivered + EXCLUDED.sms_delivered,
+    sms_failed = s.sms_failed + EXCLUDED.sms_failed,
+    sms_readers = s.sms_readers + EXCLUDED.sms_readers,
     updated_at = now()
 RETURNING alert_id, category
 """
 
 SNAPSHOT = """
 SELECT alert_id, category, targeted, delivered, failed, failed_by_reason, readers,
-       first_readers, forwarded_readers, taps, updated_at
+       first_readers, forwarded_readers, taps, sms_delivered, sms_failed, sms_readers, updated_at
 FROM alert_stats WHERE alert_id = ANY($1::uuid[])
 """
 
@@ -189,6 +226,21 @@ class AlertDelta:
     completed_at: datetime | None = None
     first_delivery_at: datetime | None = None
     last_delivery_at: datetime | None = None
+    # the SMS/LMS fallback's part of delivered, failed and readers
+    sms_delivered: int = 0
+    sms_failed: int = 0
+    sms_readers: int = 0
+
+    def counts(self) -> Counts:
+        """What this delta adds to delivered, failed and readers, and the SMS/LMS part."""
+        return Counts(
+            self.delivered,
+            self.failed,
+            self.readers,
+            self.sms_delivered,
+            self.sms_failed,
+            self.sms_readers,
+        )
 
 
 @dataclass
@@ -213,7 +265,11 @@ def _latest(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
-def _add_deliveries(deltas: dict[uuid.UUID, AlertDelta], deliveries: Iterable[Delivery]) -> None:
+def _add_deliveries(
+    deltas: dict[uuid.UUID, AlertDelta], deliveries: Iterable[Delivery]
+) -> list[tuple[uuid.UUID, int]]:
+    """Add the deliveries to the deltas; the (alert, subscriber) pairs SMS/LMS reached."""
+    reached: list[tuple[uuid.UUID, int]] = []
     for delivery in deliveries:
         data = delivery.data
         delta = deltas.setdefault(data.alert_id, AlertDelta())
@@ -223,6 +279,15 @@ def _add_deliveries(deltas: dict[uuid.UUID, AlertDelta], deliveries: Iterable[De
         delta.failed_by_reason.update(data.failed_by_reason)
         delta.first_delivery_at = _earliest(delta.first_delivery_at, delivery.time)
         delta.last_delivery_at = _latest(delta.last_delivery_at, delivery.time)
+        if data.channel == "sms":
+            delta.sms_delivered += data.delivered
+            delta.sms_failed += data.failed
+            reached += (
+                (data.alert_id, subscriber_id)
+                for subscriber_id, code in zip(data.subscriber_ids, data.result_codes, strict=True)
+                if code in DELIVERED_CODES
+            )
+    return reached
 
 
 def _add_lifecycle(deltas: dict[uuid.UUID, AlertDelta], changes: Iterable[Lifecycle]) -> None:
@@ -252,6 +317,7 @@ class RollupStore:
             return applied
         deltas: dict[uuid.UUID, AlertDelta] = {}
         async with self._pool.acquire() as connection, connection.transaction():
+            await _lock_alerts(connection, decoded)
             others = [d.event_id for d in decoded.deliveries]
             others += [e.event_id for e in decoded.lifecycle]
             if others:
@@ -262,8 +328,12 @@ class RollupStore:
                 new_ids = {r["event_id"] for r in rows}
                 applied.new_events += len(new_ids)
                 applied.duplicates += len(others) - len(new_ids)
-                _add_deliveries(deltas, (d for d in decoded.deliveries if d.event_id in new_ids))
+                reached = _add_deliveries(
+                    deltas, (d for d in decoded.deliveries if d.event_id in new_ids)
+                )
                 _add_lifecycle(deltas, (e for e in decoded.lifecycle if e.event_id in new_ids))
+                if reached:
+                    await _count_sms_reached(connection, reached, deltas)
             minutes: dict[tuple[uuid.UUID, datetime], list[int]] = {}
             if decoded.taps:
                 await self._apply_taps(connection, decoded, applied, deltas, minutes)
@@ -311,6 +381,7 @@ class RollupStore:
             delta = deltas.setdefault(row["alert_id"], AlertDelta())
             delta.readers += row["readers"]
             delta.forwarded_readers += row["forwarded"]
+            delta.sms_readers += row["sms"]
             minutes.setdefault((row["alert_id"], row["minute"]), [0, 0])[1] += row["readers"]
         for row in await connection.fetch(TAPS_BY_MINUTE):
             deltas.setdefault(row["alert_id"], AlertDelta()).taps += row["taps"]
@@ -340,6 +411,9 @@ class RollupStore:
             [d.completed_at for d in values],
             [d.first_delivery_at for d in values],
             [d.last_delivery_at for d in values],
+            [d.sms_delivered for d in values],
+            [d.sms_failed for d in values],
+            [d.sms_readers for d in values],
         )
         for row in rows:
             deltas[row["alert_id"]].category = row["category"]
@@ -363,6 +437,14 @@ class RollupStore:
                 read_rate=read_rate(r["readers"], r["delivered"]),
                 forward_rate=forward_rate(r["forwarded_readers"], r["readers"]),
                 updated_at=r["updated_at"],
+                channels=Counts(
+                    r["delivered"],
+                    r["failed"],
+                    r["readers"],
+                    r["sms_delivered"],
+                    r["sms_failed"],
+                    r["sms_readers"],
+                ).by_channel(),
             )
             for r in rows
         ]
@@ -378,6 +460,33 @@ class RollupStore:
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(RECENT, limit)
         return [r["alert_id"] for r in rows]
+
+
+async def _lock_alerts(connection: asyncpg.Connection, decoded: Decoded) -> None:
+    """Lock each alert of the poll's SMS deliveries (exclusive) and taps (shared), in one
+    order for every consumer, so no two can deadlock."""
+    exclusive = {d.data.alert_id for d in decoded.deliveries if d.data.channel == "sms"}
+    shared = {t.alert_id for t in decoded.taps} - exclusive
+    for alert_id in sorted(exclusive | shared):
+        statement = LOCK_ALERT if alert_id in exclusive else LOCK_ALERT_SHARED
+        await connection.execute(statement, alert_id)
+
+
+async def _count_sms_reached(
+    connection: asyncpg.Connection,
+    reached: list[tuple[uuid.UUID, int]],
+    deltas: dict[uuid.UUID, AlertDelta],
+) -> None:
+    """Keep the subscribers SMS reached; count the readers their links already had."""
+    rows = await connection.fetch(NEW_SMS_REACHED, [a for a, _ in reached], [s for _, s in reached])
+    by_alert: dict[uuid.UUID, list[int]] = {}
+    for row in rows:
+        by_alert.setdefault(row["alert_id"], []).append(row["subscriber_id"])
+    for alert_id, subscribers in sorted(by_alert.items()):
+        tapped = [r["subscriber_id"] for r in await connection.fetch(TAPPED, alert_id, subscribers)]
+        if tapped:
+            readers: int = await connection.fetchval(READERS_OF_LINKS, alert_id, tapped)
+            deltas[alert_id].sms_readers += readers
 
 
 def _json_counts(counts: Counter[str]) -> str:

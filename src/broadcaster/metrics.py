@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from common import topics
-from common.metrics import CATEGORIES, SECONDS_BUCKETS, initialise
+from common.metrics import CATEGORIES, CHANNELS, SECONDS_BUCKETS, initialise
 
 # the label values known in advance, whose series exist from start-up (see common.metrics)
 RETRY_CAUSES = (
@@ -71,20 +71,21 @@ class BroadcasterMetrics:
         self.window = RateWindow()
         self.sent = Counter(
             "allim_broadcaster_recipients_sent_total",
-            "Recipients posted to the provider, by category",
-            ["category"],
+            "Recipients posted to the provider, by category and channel",
+            ["category", "channel"],
             registry=r,
         )
         self.delivered = Counter(
             "allim_broadcaster_recipients_delivered_total",
-            "Recipients the provider accepted, by category",
-            ["category"],
+            "Recipients the provider accepted, by category and channel",
+            ["category", "channel"],
             registry=r,
         )
         self.failed = Counter(
             "allim_broadcaster_recipients_failed_total",
-            "Recipients that did not get the alert or must be retried, by category and reason",
-            ["category", "reason"],
+            "Recipients that did not get the alert or must be retried, by category, channel and"
+            " reason",
+            ["category", "channel", "reason"],
             registry=r,
         )
         self.batch_latency = Histogram(
@@ -156,8 +157,9 @@ class BroadcasterMetrics:
             ["topic"],
             registry=r,
         )
-        for counter in (self.sent, self.delivered, self.planned):
-            initialise(counter, CATEGORIES)
+        for counter in (self.sent, self.delivered):
+            initialise(counter, CATEGORIES, CHANNELS)
+        initialise(self.planned, CATEGORIES)
         initialise(self.retries, RETRY_CAUSES)
         initialise(self.shards, SHARD_OUTCOMES)
         initialise(self.shard_lag, PRIORITIES)

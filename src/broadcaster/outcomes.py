@@ -20,8 +20,8 @@ from broadcaster.providers.base import (
     UNCONFIRMED,
     BatchResult,
 )
-from broadcaster.records import BatchRow, Channel, FollowUp, Settlement
-from common.messages import Category
+from broadcaster.records import BatchRow, FollowUp, Settlement
+from common.messages import Category, Channel
 
 # a failure's reason is kept to this many characters in the failures table
 REASON_LENGTH = 200

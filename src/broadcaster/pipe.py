@@ -507,9 +507,9 @@ class ShardPipe:
                 self._render.info.test_of,
             ),
         )
-        deps.metrics.delivered.labels(category).inc(verdict.delivered)
+        deps.metrics.delivered.labels(category, batch.channel).inc(verdict.delivered)
         for reason, count in verdict.failed_by_reason.items():
-            deps.metrics.failed.labels(category, reason).inc(count)
+            deps.metrics.failed.labels(category, batch.channel, reason).inc(count)
         if verdict.delivered:
             self._refused = 0
         if self._failure is not None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from common.messages import Audience, Button, Category
+from common.messages import Audience, Button, Category, Channel
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,6 @@ class ShardRow:
     status: str
     next_seq: int
     position: int  # the highest subscriber id already put in a range batch
-
-
-Channel = Literal["kakao", "sms"]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from broadcaster.providers.base import OutgoingBatch, Recipients
-from broadcaster.records import AlertInfo, Channel
+from broadcaster.records import AlertInfo
 from common.kakao_limits import message_type
+from common.messages import Channel
 from common.tokens import TokenSigner
 
 

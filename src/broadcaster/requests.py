@@ -91,7 +91,7 @@ class Requests:
                 if self.reachability is not None:
                     self.reachability.answered()
                 await self.limiter.succeeded(result.quotas)
-                metrics.sent.labels(batch.category).inc(len(batch.recipients))
+                metrics.sent.labels(batch.category, batch.channel).inc(len(batch.recipients))
                 metrics.window.add(len(batch.recipients))
                 return result
             except AlreadyAcceptedError:

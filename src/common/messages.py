@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from common.kakao_limits import MAX_BUTTON_NAME, MAX_LINK
 
 Category = Literal["emergency", "public", "promotional"]
+# the channels a recipient may be reached by: KakaoTalk, or the SMS/LMS fallback
+Channel = Literal["kakao", "sms"]
 
 
 class Message(BaseModel):
@@ -79,6 +81,11 @@ class ShardTask(Message):
     category: Category
 
 
+# the result codes of a delivered recipient: 1000, and 3005 (sent, its receipt not
+# confirmed: counted delivered, never sent again)
+DELIVERED_CODES = frozenset({1000, 3005})
+
+
 class DeliveryBatchData(Message):
     """Data of a `dev.allim.delivery.batch` event: the settled fate of one batch."""
 
@@ -99,7 +106,7 @@ class DeliveryBatchData(Message):
     # a test send's parent alert: set only on a test send's batches
     test_of: uuid.UUID | None = None
     # the channel the batch went by: KakaoTalk, or the SMS/LMS fallback
-    channel: Literal["kakao", "sms"] = "kakao"
+    channel: Channel = "kakao"
 
     @model_validator(mode="after")
     def _outcomes_pair_up(self) -> DeliveryBatchData:
@@ -135,6 +142,16 @@ class TapData(Message):
     tapped_at: datetime
 
 
+class ChannelStatsData(Message):
+    """One channel's part of an alert's rollup; readers are those whose first tap was on a
+    link this channel sent."""
+
+    delivered: int
+    failed: int
+    readers: int
+    read_rate: float | None
+
+
 class AlertStatsData(Message):
     """Data of a `dev.allim.alert.stats` snapshot on the compacted `alerts.stats` topic."""
 
@@ -151,3 +168,6 @@ class AlertStatsData(Message):
     read_rate: float | None  # reports.figures.read_rate: null before any delivery
     forward_rate: float
     updated_at: datetime
+    # KakaoTalk's figures, and the SMS/LMS fallback's once it has sent; they add up to the
+    # totals above (a recipient SMS reached after KakaoTalk refused them is one delivered)
+    channels: dict[Channel, ChannelStatsData] = {}

@@ -19,12 +19,13 @@ from typing import get_args
 
 from prometheus_client import Counter, Gauge
 
-from common.messages import Category
+from common.messages import Category, Channel
 
 # 5 ms to 10 s: a batch applied in the database or a provider request, fast or retried
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 CATEGORIES: tuple[str, ...] = get_args(Category)
+CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
 def initialise(metric: Counter | Gauge, *values: Iterable[str]) -> None:

@@ -338,6 +338,10 @@ class AlertStats(Base):
     first_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     forwarded_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     taps: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # the SMS/LMS fallback's share of the counts above (KakaoTalk's is the rest)
+    sms_delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    sms_failed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    sms_readers: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # the latest `alerts.lifecycle` status, and when the broadcast started and ended
     status: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -380,6 +384,16 @@ class TokenFirstReader(Base):
     alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     reader_id: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class AlertSmsReached(Base):
+    """A subscriber the SMS/LMS fallback delivered an alert to: their link's readers count
+    for that channel."""
+
+    __tablename__ = "alert_sms_reached"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class ProcessedEvent(Base):

@@ -28,13 +28,11 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.messages import Audience
+from common.messages import DELIVERED_CODES, Audience
 from common.models import Alert, Subscriber
 
 Outcome = Literal["delivered", "failed", "pending", "not_sent"]
 Listed = Literal["delivered", "failed"]
-# 1000 delivered; 3005 sent, its receipt not confirmed (counted delivered, never resent)
-DELIVERED_CODES = frozenset({1000, 3005})
 ENDED = frozenset({"completed", "cancelled", "failed", "expired", "rejected", "not_broadcast"})
 
 

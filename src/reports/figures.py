@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from common.messages import Channel, ChannelStatsData
 from common.models import Alert, AlertStats
 
 
@@ -24,6 +25,39 @@ def read_rate(readers: int, delivered: int) -> float | None:
 def forward_rate(forwarded_readers: int, readers: int) -> float:
     """`forwarded_readers / readers`, 0.0 before any reader."""
     return forwarded_readers / readers if readers else 0.0
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Delivered, failed and readers of an alert in total, and the SMS/LMS fallback's part."""
+
+    delivered: int
+    failed: int
+    readers: int
+    sms_delivered: int = 0
+    sms_failed: int = 0
+    sms_readers: int = 0
+
+    def by_channel(self) -> dict[Channel, ChannelStatsData]:
+        """KakaoTalk's part (the totals less SMS/LMS's), and the fallback's once it sent."""
+        parts: dict[Channel, tuple[int, int, int]] = {
+            "kakao": (
+                self.delivered - self.sms_delivered,
+                self.failed - self.sms_failed,
+                self.readers - self.sms_readers,
+            )
+        }
+        if self.sms_delivered or self.sms_failed or self.sms_readers:
+            parts["sms"] = (self.sms_delivered, self.sms_failed, self.sms_readers)
+        return {
+            channel: ChannelStatsData(
+                delivered=delivered,
+                failed=failed,
+                readers=readers,
+                read_rate=read_rate(readers, delivered),
+            )
+            for channel, (delivered, failed, readers) in parts.items()
+        }
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import Alert, AlertReadsMinute, AlertStats
-from reports.figures import forward_rate, progress, read_rate
+from reports.figures import Counts, forward_rate, progress, read_rate
 
 # the series covers the first day of an alert: that is when it is read
 MAX_SERIES_MINUTES = 24 * 60
@@ -119,32 +119,36 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
             first_readers=0,
             forwarded_readers=0,
             taps=0,
+            sms_delivered=0,
+            sms_failed=0,
+            sms_readers=0,
         )
     broadcast = progress(alert, stats)
     started = broadcast.started_at or stats.first_delivery_at
     completed = broadcast.completed_at
     duration = _duration(started, completed or stats.last_delivery_at)
     sent = stats.delivered + stats.failed
-    by_sms = (await session.execute(_BY_SMS, {"alert": alert_id})).one()
+    counts = Counts(
+        stats.delivered,
+        stats.failed,
+        stats.readers,
+        stats.sms_delivered,
+        stats.sms_failed,
+        stats.sms_readers,
+    )
     channels = [
         ChannelReads(
-            channel="kakao",
-            delivered=stats.delivered - by_sms.delivered,
-            readers=stats.readers - by_sms.readers,
-            read_rate=read_rate(stats.readers - by_sms.readers, stats.delivered - by_sms.delivered),
+            channel=channel,
+            delivered=part.delivered,
+            readers=part.readers,
+            read_rate=part.read_rate,
         )
+        for channel, part in counts.by_channel().items()
     ]
-    fallback = None
-    if by_sms.handed_over:
-        channels.append(
-            ChannelReads(
-                channel="sms",
-                delivered=by_sms.delivered,
-                readers=by_sms.readers,
-                read_rate=read_rate(by_sms.readers, by_sms.delivered),
-            )
-        )
-        fallback = Fallback(handed_over=by_sms.handed_over, reached=by_sms.delivered)
+    handed_over = (await session.execute(_HANDED_OVER, {"alert": alert_id})).scalar_one()
+    fallback = (
+        Fallback(handed_over=handed_over, reached=stats.sms_delivered) if handed_over else None
+    )
     return AlertRollup(
         alert_id=alert_id,
         title=alert.title if alert else None,
@@ -171,20 +175,11 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
     )
 
 
-# the SMS/LMS fallback's figures: those it reached (the settled SMS batches' 1000 and 3005),
-# the readers whose first tap was on a link it sent, and those KakaoTalk handed to it
-_BY_SMS = text(
+# the recipients KakaoTalk handed to the SMS/LMS fallback: the distinct recipients of the
+# SMS batches, retries of a fallback counted once
+_HANDED_OVER = text(
     """
-WITH reached AS (
-    SELECT DISTINCT t.sid FROM batches b
-    CROSS JOIN LATERAL allim_sent(b.sent_ids, b.result_codes) AS t(sid, code)
-    WHERE b.alert_id = :alert AND b.channel = 'sms' AND b.status = 'done'
-      AND t.code IN (1000, 3005)
-)
-SELECT (SELECT count(*) FROM reached) AS delivered,
-       (SELECT count(*) FROM alert_readers r
-        WHERE r.alert_id = :alert AND r.subscriber_id IN (SELECT sid FROM reached)) AS readers,
-       (SELECT count(DISTINCT sid) FROM batches f, unnest(f.subscriber_ids) AS sid
-        WHERE f.alert_id = :alert AND f.channel = 'sms') AS handed_over
+SELECT count(DISTINCT sid) FROM batches f, unnest(f.subscriber_ids) AS sid
+WHERE f.alert_id = :alert AND f.channel = 'sms'
 """
 )

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from analytics.records import Decoded, Delivery, Lifecycle, Tap
-from common.messages import AlertLifecycleData, DeliveryBatchData
+from common.messages import DELIVERED_CODES, AlertLifecycleData, DeliveryBatchData
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -49,6 +49,29 @@ class Facts:
             result_codes=[1000],
         )
         return Delivery(data.batch_id, at, data)
+
+    @staticmethod
+    def sms_delivery(alert: uuid.UUID, seq: int, codes: dict[int, int]) -> Delivery:
+        """A settled SMS/LMS fallback batch of `alert`: subscriber id -> the dealer's code."""
+        delivered = sum(code in DELIVERED_CODES for code in codes.values())
+        reasons: dict[str, int] = {}
+        for code in codes.values():
+            if code not in DELIVERED_CODES:
+                reasons[str(code)] = reasons.get(str(code), 0) + 1
+        data = DeliveryBatchData(
+            alert_id=alert,
+            batch_id=f"{alert}:0:{seq}",
+            shard_no=0,
+            seq=seq,
+            category="public",
+            delivered=delivered,
+            failed=len(codes) - delivered,
+            failed_by_reason=reasons,
+            subscriber_ids=list(codes),
+            result_codes=list(codes.values()),
+            channel="sms",
+        )
+        return Delivery(data.batch_id, T0, data)
 
     @staticmethod
     def lifecycle(

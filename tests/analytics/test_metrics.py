@@ -9,7 +9,7 @@ from prometheus_client import generate_latest
 
 from analytics.metrics import AnalyticsMetrics
 from analytics.store import AlertDelta, Applied
-from common.messages import AlertStatsData
+from common.messages import AlertStatsData, ChannelStatsData
 from reports.figures import read_rate
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -102,6 +102,23 @@ def test_a_busy_hour_draws_the_live_alerts_not_every_alert_a_reader_touched() ->
     assert appeared == 40  # once per alert: not again each time a late reader comes
 
 
+def test_each_channel_has_its_read_rate_until_the_alert_gives_its_place_up() -> None:
+    metrics = AnalyticsMetrics(recent_alerts=1)
+    alert, newer = uuid.UUID(int=1), uuid.UUID(int=2)
+    channels = {
+        "kakao": ChannelStatsData(delivered=90, failed=0, readers=99, read_rate=1.1),
+        "sms": ChannelStatsData(delivered=10, failed=0, readers=5, read_rate=0.5),
+    }
+    metrics.show(_snapshot(alert, 104).model_copy(update={"channels": channels}))
+
+    text = generate_latest(metrics.registry).decode()
+    assert f'allim_alert_channel_read_rate{{alert_id="{alert}",channel="kakao"}} 1.1' in text
+    assert f'allim_alert_channel_read_rate{{alert_id="{alert}",channel="sms"}} 0.5' in text
+
+    metrics.show(_snapshot(newer, 1))
+    assert _series(metrics) == {str(newer)}
+
+
 def test_an_alert_without_a_delivery_has_no_read_rate_gauge() -> None:
     metrics = AnalyticsMetrics()
     alert = uuid.UUID(int=1)
@@ -128,6 +145,9 @@ def test_counters_add_deltas_by_category_and_kind() -> None:
                 taps=7,
                 readers=5,
                 forwarded_readers=2,
+                sms_delivered=6,
+                sms_failed=1,
+                sms_readers=2,
             ),
             uuid.UUID(int=2): AlertDelta(taps=1, readers=1),
         },
@@ -135,8 +155,16 @@ def test_counters_add_deltas_by_category_and_kind() -> None:
     metrics.count(applied)
     text = generate_latest(metrics.registry).decode()
     for line in (
-        'allim_analytics_deliveries_total{category="emergency",outcome="delivered"} 90.0',
-        'allim_analytics_deliveries_total{category="emergency",outcome="failed"} 10.0',
+        'allim_analytics_deliveries_total{category="emergency",channel="kakao",outcome="delivered"}'
+        " 84.0",
+        'allim_analytics_deliveries_total{category="emergency",channel="kakao",outcome="failed"}'
+        " 9.0",
+        'allim_analytics_deliveries_total{category="emergency",channel="sms",outcome="delivered"}'
+        " 6.0",
+        'allim_analytics_deliveries_total{category="emergency",channel="sms",outcome="failed"} 1.0',
+        'allim_analytics_channel_readers_total{category="emergency",channel="kakao"} 3.0',
+        'allim_analytics_channel_readers_total{category="emergency",channel="sms"} 2.0',
+        'allim_analytics_channel_readers_total{category="unknown",channel="kakao"} 1.0',
         'allim_analytics_taps_total{category="emergency"} 7.0',
         'allim_analytics_readers_total{category="emergency",kind="direct"} 3.0',
         'allim_analytics_readers_total{category="emergency",kind="forwarded"} 2.0',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -10,6 +11,7 @@ import asyncpg
 import pytest
 from tests.analytics.facts import Facts
 
+from analytics.records import Delivery, Tap
 from analytics.store import RollupStore
 
 pytestmark = pytest.mark.integration
@@ -124,6 +126,59 @@ async def test_deliveries_and_lifecycle_fill_the_rollup(
     (snapshot,) = await store.snapshots([alert])
     assert snapshot.read_rate == pytest.approx(1 / 992)
     assert snapshot.forward_rate == 0.0
+
+
+# KakaoTalk delivered 10 (subscribers 1-10); SMS reached 101 (1000) and 102 (3005, sent,
+# unconfirmed) of those it refused, and failed 103. Readers: a opens 101's link, b opens 102's,
+# c opens 1's, d opens the link a forwarded (101's): a, b and d read what SMS sent.
+def _channel_story(facts: type[Facts], alert: uuid.UUID) -> list[Tap | Delivery]:
+    return [
+        facts.tap(alert, 101, "a"),
+        facts.delivery(alert, 0, 10),
+        facts.tap(alert, 1, "c"),
+        facts.sms_delivery(alert, 1, {101: 1000, 102: 3005, 103: 4000}),
+        facts.tap(alert, 102, "b"),
+        facts.tap(alert, 101, "d"),
+    ]
+
+
+@pytest.mark.parametrize("split", [0, 1, 2, 3, 4, 5, 6])
+async def test_readers_count_for_the_channel_whose_link_they_opened_in_any_order(
+    store: RollupStore, pool: asyncpg.Pool, facts: type[Facts], split: int
+) -> None:
+    alert = uuid.uuid4()
+    story = _channel_story(facts, alert)
+    # the tap and the delivery it follows may be applied in either order, or together
+    for part in (story[split:], story[:split]):
+        if part:
+            await store.apply(facts.decoded(*part))
+
+    row = await _stats(pool, alert)
+    assert (row["delivered"], row["failed"], row["readers"]) == (12, 1, 4)
+    assert (row["sms_delivered"], row["sms_failed"], row["sms_readers"]) == (2, 1, 3)
+    [snapshot] = await store.snapshots([alert])
+    kakao, sms = snapshot.channels["kakao"], snapshot.channels["sms"]
+    assert (kakao.delivered, kakao.failed, kakao.readers, kakao.read_rate) == (10, 0, 1, 0.1)
+    assert (sms.delivered, sms.failed, sms.readers, sms.read_rate) == (2, 1, 3, 1.5)
+
+
+async def test_two_consumers_applying_a_fallback_and_its_taps_at_once_miss_no_reader(
+    pool: asyncpg.Pool, facts: type[Facts]
+) -> None:
+    # the deliveries go to one consumer and the taps to another (their partitions may be
+    # assigned apart): each must see the rows the other commits, whichever commits first
+    alerts = [uuid.uuid4() for _ in range(20)]
+    deliveries, taps = RollupStore(pool, "deliveries"), RollupStore(pool, "taps")
+    for alert in alerts:
+        sms = facts.sms_delivery(alert, 1, dict.fromkeys(range(1, 201), 1000))
+        readers = [facts.tap(alert, n, f"r{n}") for n in range(1, 201)]
+        await asyncio.gather(
+            deliveries.apply(facts.decoded(sms)), taps.apply(facts.decoded(*readers))
+        )
+
+    for alert in alerts:
+        row = await _stats(pool, alert)
+        assert (row["readers"], row["sms_delivered"], row["sms_readers"]) == (200, 200, 200)
 
 
 async def test_a_snapshot_has_no_read_rate_before_any_delivery(

@@ -82,6 +82,15 @@ async def test_those_kakaotalk_refuses_get_exactly_one_sms(
             by_channel.get(event.data["channel"], 0) + batch.delivered
         )
     assert by_channel == {"kakao": 117, "sms": 3}
+    # Prometheus counts each channel on its own: KakaoTalk's refusals as its failures
+    registry = rig.deps.metrics.registry
+    for channel, sent, delivered in (("kakao", 120, 117), ("sms", 3, 3)):
+        labels = {"category": "public", "channel": channel}
+        assert registry.get_sample_value("allim_broadcaster_recipients_sent_total", labels) == sent
+        assert (
+            registry.get_sample_value("allim_broadcaster_recipients_delivered_total", labels)
+            == delivered
+        )
 
 
 async def test_unconfirmed_is_delivered_and_other_codes_fail_without_fallback(

@@ -32,8 +32,12 @@ def expect(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
 
 
 BROADCASTER = [
-    *(expect("allim_broadcaster_recipients_sent_total", category=c) for c in CATEGORIES),
-    *(expect("allim_broadcaster_recipients_delivered_total", category=c) for c in CATEGORIES),
+    *(
+        expect(f"allim_broadcaster_recipients_{kind}_total", category=c, channel=ch)
+        for kind in ("sent", "delivered")
+        for c in CATEGORIES
+        for ch in ("kakao", "sms")
+    ),
     *(expect("allim_broadcaster_alerts_planned_total", category=c) for c in CATEGORIES),
     *(
         expect("allim_broadcaster_dead_letters_total", topic=t)
@@ -59,9 +63,15 @@ ANALYTICS = [
         for o in ("applied", "duplicate", "skipped", "dead_letter")
     ),
     *(
-        expect("allim_analytics_deliveries_total", category=c, outcome=o)
+        expect("allim_analytics_deliveries_total", category=c, channel=ch, outcome=o)
         for c in COUNTED
+        for ch in ("kakao", "sms")
         for o in ("delivered", "failed")
+    ),
+    *(
+        expect("allim_analytics_channel_readers_total", category=c, channel=ch)
+        for c in COUNTED
+        for ch in ("kakao", "sms")
     ),
     *(expect("allim_analytics_taps_total", category=c) for c in COUNTED),
     *(

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from broadcaster.quotas import Quota, advertised
-from common.messages import Button, Category
+from common.messages import Button, Category, Channel
 
 # per-recipient result codes of the provider contract (docs/provider-api.md)
 DELIVERED = 1000
@@ -67,6 +67,11 @@ class OutgoingBatch:
     body: str
     buttons: tuple[Button, ...]
     recipients: Recipients
+
+    @property
+    def channel(self) -> Channel:
+        """`sms` for an SMS or LMS, `kakao` for the KakaoTalk messages."""
+        return "sms" if self.message_type in ("SMS", "LMS") else "kakao"
 
 
 @dataclass(frozen=True)
