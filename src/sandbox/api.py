@@ -8,6 +8,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -160,9 +161,18 @@ def page_param(request: Request, name: str, default: int, highest: int) -> int:
     return int(raw)
 
 
-@router.get("/messages", summary="Look up the results of batches by senderGroupingKey")
-async def look_up_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
-    totals = dealer.stats.totals
+@dataclass(frozen=True)
+class LookupQuery:
+    """What a look-up asks for: the batch's grouping key and a page of its results."""
+
+    grouping_key: str
+    page_num: int
+    page_size: int
+
+
+def lookup_query(request: Request, appkey: str, totals: Totals) -> LookupQuery | Response:
+    """The look-up's grouping key and page, the look-up counted; the refusal to answer when
+    it is not authorised or malformed."""
     totals.lookups += 1
     if (refused := unauthorized(request, appkey, totals)) is not None:
         return refused
@@ -174,7 +184,15 @@ async def look_up_messages(appkey: str, request: Request, dealer: DealerDep) -> 
         page_size = page_param(request, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     except InvalidRequest as exc:
         return bad_request(exc, totals)
-    messages, total = dealer.results.page(grouping_key, page_num, page_size)
+    return LookupQuery(grouping_key, page_num, page_size)
+
+
+@router.get("/messages", summary="Look up the results of batches by senderGroupingKey")
+async def look_up_messages(appkey: str, request: Request, dealer: DealerDep) -> Response:
+    query = lookup_query(request, appkey, dealer.stats.totals)
+    if isinstance(query, Response):
+        return query
+    messages, total = dealer.results.page(query.grouping_key, query.page_num, query.page_size)
     body = {
         "header": header(0, "SUCCESS"),
         "messageSearchResultResponse": {"messages": messages, "totalCount": total},

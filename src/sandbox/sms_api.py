@@ -9,13 +9,11 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from sandbox.api import (
-    DEFAULT_PAGE_SIZE,
     JSON,
-    MAX_PAGE_SIZE,
     answer_send,
     bad_request,
     header,
-    page_param,
+    lookup_query,
     unauthorized,
 )
 from sandbox.dealer import ALREADY_ACCEPTED
@@ -80,24 +78,15 @@ def _already_accepted(dealer: SmsDealer, grouping_key: str) -> Response:
 
 @router.get("/sms", summary="Look up the results of SMS and LMS batches by senderGroupingKey")
 async def look_up(appkey: str, request: Request, dealer: SmsDealerDep) -> Response:
-    totals = dealer.stats.totals
-    totals.lookups += 1
-    if (refused := unauthorized(request, appkey, totals)) is not None:
-        return refused
-    try:
-        grouping_key = request.query_params.get("senderGroupingKey")
-        if not grouping_key:
-            raise InvalidRequest("senderGroupingKey", "is required")
-        page_num = page_param(request, "pageNum", 1, 1_000_000)
-        page_size = page_param(request, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    except InvalidRequest as exc:
-        return bad_request(exc, totals)
-    entries, total = dealer.results.page(grouping_key, page_num, page_size)
+    query = lookup_query(request, appkey, dealer.stats.totals)
+    if isinstance(query, Response):
+        return query
+    entries, total = dealer.results.page(query.grouping_key, query.page_num, query.page_size)
     body = {
         "header": header(0, "SUCCESS"),
         "body": {
-            "pageNum": page_num,
-            "pageSize": page_size,
+            "pageNum": query.page_num,
+            "pageSize": query.page_size,
             "totalCount": total,
             "data": entries,
         },

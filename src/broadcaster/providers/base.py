@@ -18,6 +18,8 @@ INACTIVE = 3018
 NOT_KAKAO_USER = 3019
 UNCONFIRMED = 3005  # sent, receipt not confirmed: counted delivered, never sent again
 BLOCKED = 3020  # the user blocked the channel's notifications
+# where a message's text or button holds each recipient's tracked link
+LINK_VARIABLE = "#{link}"
 BRAND_QUIET_HOURS = 3022
 # allim's own code: the dealer could not be reached for as long as the fallback waits
 UNREACHABLE = 9001

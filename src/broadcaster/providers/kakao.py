@@ -9,15 +9,11 @@ from typing import Any
 import httpx
 import orjson
 
-from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError, RetryableProviderError
-from broadcaster.providers.answers import document, results
-from broadcaster.providers.base import BatchResult, OutgoingBatch, quotas_of, unbound
+from broadcaster.providers.answers import results
+from broadcaster.providers.base import LINK_VARIABLE, BatchResult, OutgoingBatch, quotas_of
+from broadcaster.providers.exchange import JSON_HEADERS, look_up, post_batch, recipient_list
 
 logger = logging.getLogger(__name__)
-
-ALREADY_ACCEPTED = -1005
-LINK_VARIABLE = "#{link}"
-JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -58,14 +54,7 @@ class KakaoProvider:
             "buttons": buttons,
             "isAd": batch.message_type == "BRAND",
             "senderGroupingKey": batch.batch_id,
-            "recipientList": [
-                {
-                    "recipientNo": number,
-                    "recipientGroupingKey": str(subscriber_id),
-                    "templateParameter": {"link": link},
-                }
-                for subscriber_id, number, link in batch.recipients
-            ],
+            "recipientList": recipient_list(batch),
         }
         if batch.message_type == "ALIMTALK":
             payload["templateCode"] = self._options.template_code
@@ -74,38 +63,16 @@ class KakaoProvider:
     async def send(self, batch: OutgoingBatch) -> BatchResult:
         """Post one batch; per-recipient codes in the result, request-level answers raised."""
         headers = {**JSON_HEADERS, **self._auth, "X-Idempotency-Key": batch.batch_id}
-        try:
-            response = unbound(
-                await self._client.post(self._send_url, content=self.body(batch), headers=headers)
-            )
-        except httpx.TransportError as exc:
-            raise RetryableProviderError(
-                f"Batch '{batch.batch_id}' request failed: {exc!r}"
-            ) from exc
-        answer = document(response, batch.batch_id)
-        header = answer.get("header") or {}
-        code = header.get("resultCode")
-        if code == ALREADY_ACCEPTED:
-            raise AlreadyAcceptedError(f"Batch '{batch.batch_id}' was already accepted.")
-        if code != 0:
-            raise PermanentProviderError(
-                f"Batch '{batch.batch_id}' refused: {code} {header.get('resultMessage')}",
-                response.status_code,
-            )
+        answer, response = await post_batch(
+            self._client, self._send_url, self.body(batch), headers, batch.batch_id
+        )
         message = answer.get("message") or {}
         return results(batch.batch_id, message.get("sendResults") or [], quotas_of(response))
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
         """The results of `batch_id`, or None when the dealer has no request with that key."""
-        params = {"senderGroupingKey": batch_id, "pageNum": "1", "pageSize": "1000"}
-        try:
-            response = unbound(
-                await self._client.get(self._lookup_url, params=params, headers=self._auth)
-            )
-        except httpx.TransportError as exc:
-            raise RetryableProviderError(f"Look-up of '{batch_id}' failed: {exc!r}") from exc
-        found = document(response, batch_id).get("messageSearchResultResponse") or {}
-        messages = found.get("messages") or []
+        found = await look_up(self._client, self._lookup_url, self._auth, batch_id)
+        messages = (found.get("messageSearchResultResponse") or {}).get("messages") or []
         if not messages:
             return None
         return results(batch_id, messages)

@@ -15,17 +15,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from broadcaster.errors import AlreadyAcceptedError, PermanentProviderError, RetryableProviderError
-from broadcaster.providers.answers import document, results
+from broadcaster.providers.answers import results
 from broadcaster.providers.base import (
     DELIVERED,
+    LINK_VARIABLE,
     TEMPORARY_FAILURE,
     BatchResult,
     OutgoingBatch,
     quotas_of,
-    unbound,
 )
-from broadcaster.providers.kakao import ALREADY_ACCEPTED, JSON_HEADERS, LINK_VARIABLE
+from broadcaster.providers.exchange import JSON_HEADERS, look_up, post_batch, recipient_list
 
 if TYPE_CHECKING:
     from broadcaster.config import BroadcasterSettings
@@ -83,14 +82,7 @@ class SmsProvider:
             "sendNo": self._options.send_no,
             "body": batch.body.replace(LINK_VARIABLE, DEALER_LINK),
             "senderGroupingKey": batch.batch_id,
-            "recipientList": [
-                {
-                    "recipientNo": number,
-                    "recipientGroupingKey": str(subscriber_id),
-                    "templateParameter": {"link": link},
-                }
-                for subscriber_id, number, link in batch.recipients
-            ],
+            "recipientList": recipient_list(batch),
         }
         if batch.message_type == "LMS":
             payload["title"] = batch.title
@@ -98,26 +90,10 @@ class SmsProvider:
 
     async def send(self, batch: OutgoingBatch) -> BatchResult:
         """Post one batch; per-recipient codes in the result, request-level answers raised."""
-        url = self.url(batch)
         headers = {**JSON_HEADERS, **self._auth}
-        try:
-            response = unbound(
-                await self._client.post(url, content=self.body(batch), headers=headers)
-            )
-        except httpx.TransportError as exc:
-            raise RetryableProviderError(
-                f"Batch '{batch.batch_id}' request failed: {exc!r}"
-            ) from exc
-        answer = document(response, batch.batch_id)
-        header = answer.get("header") or {}
-        code = header.get("resultCode")
-        if code == ALREADY_ACCEPTED:
-            raise AlreadyAcceptedError(f"Batch '{batch.batch_id}' was already accepted.")
-        if code != 0:
-            raise PermanentProviderError(
-                f"Batch '{batch.batch_id}' refused: {code} {header.get('resultMessage')}",
-                response.status_code,
-            )
+        answer, response = await post_batch(
+            self._client, self.url(batch), self.body(batch), headers, batch.batch_id
+        )
         data = (answer.get("body") or {}).get("data") or {}
         return results(
             batch.batch_id, data.get("sendResultList") or [], quotas_of(response), allim_code
@@ -125,15 +101,8 @@ class SmsProvider:
 
     async def lookup(self, batch_id: str) -> BatchResult | None:
         """The results of `batch_id`, or None when the dealer has no request with that key."""
-        params = {"senderGroupingKey": batch_id, "pageNum": "1", "pageSize": "1000"}
-        try:
-            response = unbound(
-                await self._client.get(self._lookup_url, params=params, headers=self._auth)
-            )
-        except httpx.TransportError as exc:
-            raise RetryableProviderError(f"Look-up of '{batch_id}' failed: {exc!r}") from exc
-        found = document(response, batch_id).get("body") or {}
-        entries = found.get("data") or []
+        found = await look_up(self._client, self._lookup_url, self._auth, batch_id)
+        entries = (found.get("body") or {}).get("data") or []
         if not entries:
             return None
         return results(batch_id, entries, code=allim_code)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import cast
 
@@ -43,6 +45,21 @@ class Rejection(BaseModel):
     )
 
 
+@contextmanager
+def _decision_problems() -> Iterator[None]:
+    """A decision that cannot be taken, as the problem the API answers (DECISION_ERRORS)."""
+    try:
+        yield
+    except approvals.ExpiredWaiting as exc:
+        raise Problem(409, "Conflict", str(exc), alert_status="expired") from exc
+    except approvals.NotPending as exc:
+        raise Problem(409, "Conflict", str(exc), alert_status=exc.status) from exc
+    except approvals.OwnAlert as exc:
+        raise Problem(403, "Forbidden", str(exc)) from exc
+    except intake.AlertNotFound as exc:
+        raise Problem(404, "Not Found", str(exc)) from exc
+
+
 @router.post(
     "/{alert_id}/approve",
     summary="Approve an alert someone else wrote: it is sent (or scheduled)",
@@ -53,16 +70,8 @@ async def approve_alert(
     alert_id: uuid.UUID, principal: ApproverDep, state: StateDep, session: SessionDep
 ) -> AlertPublic:
     """`queued` or `scheduled`, with its broadcast handed to the outbox in the same step."""
-    try:
+    with _decision_problems():
         await approvals.approve(session, alert_id, principal, datetime.now(UTC))
-    except approvals.ExpiredWaiting as exc:
-        raise Problem(409, "Conflict", str(exc), alert_status="expired") from exc
-    except approvals.NotPending as exc:
-        raise Problem(409, "Conflict", str(exc), alert_status=exc.status) from exc
-    except approvals.OwnAlert as exc:
-        raise Problem(403, "Forbidden", str(exc)) from exc
-    except intake.AlertNotFound as exc:
-        raise Problem(404, "Not Found", str(exc)) from exc
     state.wake_outbox()
     return await alert_views.load(session, alert_id)
 
@@ -83,14 +92,8 @@ async def reject_alert(
         raise Problem(
             422, "Invalid rejection", str(exc), errors=[{"field": "reason", "message": str(exc)}]
         ) from exc
-    try:
+    with _decision_problems():
         await approvals.reject(session, alert_id, principal, reason, datetime.now(UTC))
-    except approvals.NotPending as exc:
-        raise Problem(409, "Conflict", str(exc), alert_status=exc.status) from exc
-    except approvals.OwnAlert as exc:
-        raise Problem(403, "Forbidden", str(exc)) from exc
-    except intake.AlertNotFound as exc:
-        raise Problem(404, "Not Found", str(exc)) from exc
     return await alert_views.load(session, alert_id)
 
 
