@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from analytics.records import Decoded, Delivery, Lifecycle, Tap
-from common.messages import DELIVERED_CODES, AlertLifecycleData, DeliveryBatchData
+from common.messages import DELIVERED_CODES, AlertLifecycleData, Channel, DeliveryBatchData
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -36,18 +36,7 @@ class Facts:
     ) -> Delivery:
         """A settled batch of `alert` with these counts; analytics sums counts, not outcomes."""
         reasons = failed_by_reason or {}
-        data = DeliveryBatchData(
-            alert_id=alert,
-            batch_id=f"{alert}:0:{seq}",
-            shard_no=0,
-            seq=seq,
-            category="public",
-            delivered=delivered,
-            failed=sum(reasons.values()),
-            failed_by_reason=reasons,
-            subscriber_ids=[1],
-            result_codes=[1000],
-        )
+        data = Facts._batch(alert, seq, delivered, reasons, {1: 1000}, "kakao")
         return Delivery(data.batch_id, at, data)
 
     @staticmethod
@@ -58,20 +47,31 @@ class Facts:
         for code in codes.values():
             if code not in DELIVERED_CODES:
                 reasons[str(code)] = reasons.get(str(code), 0) + 1
-        data = DeliveryBatchData(
+        data = Facts._batch(alert, seq, delivered, reasons, codes, "sms")
+        return Delivery(data.batch_id, T0, data)
+
+    @staticmethod
+    def _batch(
+        alert: uuid.UUID,
+        seq: int,
+        delivered: int,
+        reasons: dict[str, int],
+        codes: dict[int, int],
+        channel: Channel,
+    ) -> DeliveryBatchData:
+        return DeliveryBatchData(
             alert_id=alert,
             batch_id=f"{alert}:0:{seq}",
             shard_no=0,
             seq=seq,
             category="public",
             delivered=delivered,
-            failed=len(codes) - delivered,
+            failed=sum(reasons.values()),
             failed_by_reason=reasons,
             subscriber_ids=list(codes),
             result_codes=list(codes.values()),
-            channel="sms",
+            channel=channel,
         )
-        return Delivery(data.batch_id, T0, data)
 
     @staticmethod
     def lifecycle(
