@@ -40,6 +40,10 @@ def _unpacked(typecode: str, data: bytes) -> list[int]:
 
 def ids(values: Sequence[int]) -> bytes:
     """`values` (in their order) as runs of consecutive ids."""
+    count = len(values)
+    # the usual batch, one run, is told in C: its settlement packs it for every batch
+    if count and list(values) == list(range(values[0], values[0] + count)):
+        return _packed("q", (values[0], count))
     runs: list[int] = []
     for value in values:
         if runs and value == runs[-2] + runs[-1]:
@@ -61,10 +65,14 @@ def from_ids(data: bytes) -> list[int]:
 
 def codes(values: Sequence[int]) -> bytes:
     """`values` as their exceptions to `USUAL`: (position, code) pairs, positions from 1."""
-    exceptions: list[int] = []
-    for position, value in enumerate(values, 1):
-        if value != USUAL:
-            exceptions += (position, value)
+    if values.count(USUAL) == len(values):  # the usual batch, delivered to everyone
+        return b""
+    exceptions = [
+        number
+        for position, value in enumerate(values, 1)
+        if value != USUAL
+        for number in (position, value)
+    ]
     return _packed("i", exceptions)
 
 
