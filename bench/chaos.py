@@ -170,14 +170,17 @@ class System:
 
     # the gateway
 
-    async def post_alert(self, title: str) -> str:
-        """POST a public alert to everyone through the gateway; its id."""
-        body = {
+    async def post_alert(self, title: str, fallback: bool = True) -> str:
+        """POST a public alert to everyone through the gateway; its id. Without `fallback`,
+        those KakaoTalk refuses are failures rather than sent by SMS/LMS."""
+        body: dict[str, Any] = {
             "title": title,
             "body": f"{title}: allim chaos run. 이 메시지는 시험용입니다.",
             "category": "public",
             "audience": "all",
         }
+        if not fallback:
+            body["fallback"] = {"enabled": False}
         answer = await self._client.post(
             f"{self.gateway_url}/v1/alerts", json=body, headers={"X-API-Key": self.api_key}
         )
@@ -353,8 +356,8 @@ class Scenario:
     needs_state: bool = False
     checks_analytics: bool = False
     cancels: bool = False
-    # the sandbox refuses some recipients for good: the failures route must list exactly
-    # those the ledger never accepted
+    # the sandbox refuses some recipients for good and the alert does not fall back: the
+    # failures route must list exactly those the ledger never accepted
     lists_failures: bool = False
     # KakaoTalk refuses some recipients and the SMS dealer takes them: both ledgers counted
     falls_back: bool = False
@@ -607,7 +610,9 @@ async def run_scenario(
     try:
         system.check_alive()
         started = time.monotonic()
-        alert_id = await system.post_alert(f"chaos {scenario.name}")
+        alert_id = await system.post_alert(
+            f"chaos {scenario.name}", fallback=not scenario.lists_failures
+        )
         run = Broadcast(alert_id, time.monotonic(), expected_seconds)
         disruption: asyncio.Task[None] | None = None
         if scenario.disrupt is not None:
@@ -645,17 +650,18 @@ async def run_scenario(
                 problems.append(f"accepted a batch {after:.2f} s after the cancel returned")
         else:
             never = await system.never_accepted(alert_id)
-            if scenario.falls_back:
-                by_sms = await system.provider.sms_ledger_recipients(alert_id)
-                sms = await system.provider.sms_ledger(alert_id)
-                outcome.duplicates += int(sms["duplicates"])
-                both = by_sms - never  # accepted by KakaoTalk too: reached twice
+            # any alert may fall back (public alerts do by default): both ledgers count
+            by_sms = await system.provider.sms_ledger_recipients(alert_id)
+            sms = await system.provider.sms_ledger(alert_id)
+            outcome.duplicates += int(sms["duplicates"])
+            both = by_sms - never  # accepted by KakaoTalk too: reached twice
+            if by_sms or scenario.falls_back:
                 run.notes.append(f"{len(by_sms)} reached by SMS/LMS")
-                if both:
-                    problems.append(f"{len(both)} reached by both channels")
-                if not by_sms:
-                    problems.append("nobody went by SMS: the fallback was not exercised")
-                never -= by_sms
+            if both:
+                problems.append(f"{len(both)} reached by both channels")
+            if scenario.falls_back and not by_sms:
+                problems.append("nobody went by SMS: the fallback was not exercised")
+            never -= by_sms
             if scenario.lists_failures:
                 listed = await system.failures_listed(alert_id)
                 run.notes.append(f"{len(listed)} refused for good, listed as failures")
