@@ -22,6 +22,7 @@ from analytics.store import UNKNOWN_CATEGORY, Applied
 from common import topics
 from common.messages import AlertStatsData
 from common.metrics import CATEGORIES, CHANNELS, SECONDS_BUCKETS, initialise
+from reports.figures import Counts
 
 # the label values known in advance, whose series exist from start-up (see common.metrics)
 CONSUMED_TOPICS = (topics.DELIVERIES, topics.ENGAGEMENT, topics.ALERT_EVENTS)
@@ -130,7 +131,7 @@ class AnalyticsMetrics:
             if delta.completed_at is not None and str(alert_id) in self._shown:
                 self._shown[str(alert_id)] = True
             category = delta.category or UNKNOWN_CATEGORY
-            for channel, part in delta.counts().by_channel().items():
+            for channel, part in Counts.of(delta).by_channel().items():
                 if part.delivered:
                     self.deliveries.labels(category, channel, "delivered").inc(part.delivered)
                 if part.failed:

@@ -231,17 +231,6 @@ class AlertDelta:
     sms_failed: int = 0
     sms_readers: int = 0
 
-    def counts(self) -> Counts:
-        """What this delta adds to delivered, failed and readers, and the SMS/LMS part."""
-        return Counts(
-            self.delivered,
-            self.failed,
-            self.readers,
-            self.sms_delivered,
-            self.sms_failed,
-            self.sms_readers,
-        )
-
 
 @dataclass
 class Applied:
@@ -437,14 +426,7 @@ class RollupStore:
                 read_rate=read_rate(r["readers"], r["delivered"]),
                 forward_rate=forward_rate(r["forwarded_readers"], r["readers"]),
                 updated_at=r["updated_at"],
-                channels=Counts(
-                    r["delivered"],
-                    r["failed"],
-                    r["readers"],
-                    r["sms_delivered"],
-                    r["sms_failed"],
-                    r["sms_readers"],
-                ).by_channel(),
+                channels=Counts.of_row(r).by_channel(),
             )
             for r in rows
         ]

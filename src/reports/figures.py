@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from common.messages import Channel, ChannelStatsData
 from common.models import Alert, AlertStats
@@ -27,9 +28,18 @@ def forward_rate(forwarded_readers: int, readers: int) -> float:
     return forwarded_readers / readers if readers else 0.0
 
 
+class Row(Protocol):
+    """A database row read by column name (an asyncpg record)."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Counts:
     """Delivered, failed and readers of an alert in total, and the SMS/LMS fallback's part."""
+
+    # the `alert_stats` columns it is made of, in its order (analytics' deltas name them alike)
+    FIELDS = ("delivered", "failed", "readers", "sms_delivered", "sms_failed", "sms_readers")
 
     delivered: int
     failed: int
@@ -37,6 +47,16 @@ class Counts:
     sms_delivered: int = 0
     sms_failed: int = 0
     sms_readers: int = 0
+
+    @classmethod
+    def of(cls, source: object) -> Counts:
+        """The counts of an `alert_stats` model or an analytics delta (attributes by column)."""
+        return cls(*(getattr(source, name) for name in cls.FIELDS))
+
+    @classmethod
+    def of_row(cls, row: Row) -> Counts:
+        """The counts of an `alert_stats` row read with its columns."""
+        return cls(*(row[name] for name in cls.FIELDS))
 
     def by_channel(self) -> dict[Channel, ChannelStatsData]:
         """KakaoTalk's part (the totals less SMS/LMS's), and the fallback's once it sent."""

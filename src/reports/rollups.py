@@ -128,14 +128,7 @@ async def load_rollup(session: AsyncSession, alert_id: uuid.UUID) -> AlertRollup
     completed = broadcast.completed_at
     duration = _duration(started, completed or stats.last_delivery_at)
     sent = stats.delivered + stats.failed
-    counts = Counts(
-        stats.delivered,
-        stats.failed,
-        stats.readers,
-        stats.sms_delivered,
-        stats.sms_failed,
-        stats.sms_readers,
-    )
+    counts = Counts.of(stats)
     channels = [
         ChannelReads(
             channel=channel,
