@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from itertools import compress
 
 import orjson
 
@@ -63,6 +64,19 @@ class Dealer(BaseDealer[Behaviour]):
         super().reset()
         self.simulator.clear()
 
+    def _code(self, number: str, inactive_below: int, non_kakao_below: int) -> int:
+        """A recipient's code under the behaviour's shares of refusals and failures."""
+        # stable per recipient: the same number always falls in the same share
+        spot = zlib.crc32(number.encode())
+        if spot < inactive_below:
+            return INACTIVE
+        if spot < non_kakao_below:
+            return NOT_KAKAO_USER
+        temporary = self.behaviour.temporary_failure_share
+        if temporary and self.rng.random() < temporary:
+            return TEMPORARY_FAILURE
+        return DELIVERED
+
     def accept(self, batch: SendRequest, idempotency_key: str | None) -> bytes:
         """Accept `batch`: decide each recipient's code, record it all; the 200 response body."""
         b = self.behaviour
@@ -71,40 +85,36 @@ class Dealer(BaseDealer[Behaviour]):
         inactive_below = int(b.inactive_share * HASH_SPACE)
         non_kakao_below = inactive_below + int(b.non_kakao_share * HASH_SPACE)
         temporary = b.temporary_failure_share
-        draw = self.rng.random
-        crc32 = zlib.crc32
+        recipients = batch.recipients
+        everyone = [recipient["recipientNo"] for recipient in recipients]
+        if quiet:
+            codes = [BRAND_QUIET_HOURS] * len(everyone)
+        elif non_kakao_below or temporary:
+            codes = [self._code(number, inactive_below, non_kakao_below) for number in everyone]
+        else:
+            # no share of refusals or failures is asked for: every recipient is delivered
+            codes = [DELIVERED] * len(everyone)
         messages = RESULT_MESSAGES
-        results = []
-        numbers = []
-        links = []
-        for seq, recipient in enumerate(batch.recipients, 1):
-            number: str = recipient["recipientNo"]
-            if quiet:
-                code = BRAND_QUIET_HOURS
-            else:
-                # stable per recipient: the same number always falls in the same share
-                spot = crc32(number.encode())
-                if spot < inactive_below:
-                    code = INACTIVE
-                elif spot < non_kakao_below:
-                    code = NOT_KAKAO_USER
-                elif temporary and draw() < temporary:
-                    code = TEMPORARY_FAILURE
-                else:
-                    code = DELIVERED
-                    numbers.append(number)
-                    parameters = recipient.get("templateParameter")
-                    if parameters and (link := parameters.get("link")):
-                        links.append(link)
-            results.append(
-                {
-                    "recipientSeq": seq,
-                    "recipientNo": number,
-                    "recipientGroupingKey": recipient.get("recipientGroupingKey"),
-                    "resultCode": code,
-                    "resultMessage": messages[code],
-                }
+        results = [
+            {
+                "recipientSeq": seq,
+                "recipientNo": number,
+                "recipientGroupingKey": recipient.get("recipientGroupingKey"),
+                "resultCode": code,
+                "resultMessage": messages[code],
+            }
+            for seq, (number, recipient, code) in enumerate(
+                zip(everyone, recipients, codes, strict=True), 1
             )
+        ]
+        delivered = [code == DELIVERED for code in codes]
+        numbers = everyone if all(delivered) else list(compress(everyone, delivered))
+        links = [
+            link
+            for recipient in compress(recipients, delivered)
+            if (parameters := recipient.get("templateParameter"))
+            and (link := parameters.get("link"))
+        ]
         send_results = orjson.dumps(results)
         request_id = self.request_id()
         self.results.add(
