@@ -64,7 +64,9 @@ class Dealer(BaseDealer[Behaviour]):
         super().reset()
         self.simulator.clear()
 
-    def _code(self, number: str, inactive_below: int, non_kakao_below: int) -> int:
+    def _code(
+        self, number: str, inactive_below: int, non_kakao_below: int, temporary: float
+    ) -> int:
         """A recipient's code under the behaviour's shares of refusals and failures."""
         # stable per recipient: the same number always falls in the same share
         spot = zlib.crc32(number.encode())
@@ -72,7 +74,6 @@ class Dealer(BaseDealer[Behaviour]):
             return INACTIVE
         if spot < non_kakao_below:
             return NOT_KAKAO_USER
-        temporary = self.behaviour.temporary_failure_share
         if temporary and self.rng.random() < temporary:
             return TEMPORARY_FAILURE
         return DELIVERED
@@ -90,7 +91,10 @@ class Dealer(BaseDealer[Behaviour]):
         if quiet:
             codes = [BRAND_QUIET_HOURS] * len(everyone)
         elif non_kakao_below or temporary:
-            codes = [self._code(number, inactive_below, non_kakao_below) for number in everyone]
+            codes = [
+                self._code(number, inactive_below, non_kakao_below, temporary)
+                for number in everyone
+            ]
         else:
             # no share of refusals or failures is asked for: every recipient is delivered
             codes = [DELIVERED] * len(everyone)
