@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -19,12 +20,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from common.kakao_limits import MAX_BUTTON_NAME, MAX_BUTTONS, MAX_CONTENT, MAX_LINK, MAX_TITLE
 from common.messages import Audience, Button, Category
@@ -54,6 +59,10 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(
 Approval = Literal["required", "off", "exempt", "machine_feed", "test"]
 
 
+# a JSON Schema pattern: no NUL (a lone surrogate cannot be written in a schema's pattern)
+STORABLE_PATTERN = "^[^\\x00]*$"
+
+
 def _storable(value: str) -> str:
     reason = unstorable(value)
     if reason is not None:
@@ -61,7 +70,26 @@ def _storable(value: str) -> str:
     return value
 
 
-Storable = AfterValidator(_storable)
+@dataclass(frozen=True)
+class _StorableText:
+    """Text PostgreSQL can store, checked on input and stated in the OpenAPI document, so a
+    client generated from it refuses what the gateway would."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_storable, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        # a pattern of its own (a link's) already leaves NUL out
+        json_schema.setdefault("pattern", STORABLE_PATTERN)
+        return json_schema
+
+
+Storable = _StorableText()
 
 # letters that render as nothing: Hangul fillers (a Korean keyboard types them) and the
 # blank Braille pattern; the format (Cf), separator (Z*) and control (Cc) characters are

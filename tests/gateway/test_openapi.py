@@ -7,7 +7,7 @@ against a live gateway.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from gateway.config import GatewaySettings
 from gateway.main import create_app
-from gateway.schemas import AudienceIn
+from gateway.schemas import AudienceIn, Storable
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,32 @@ def test_the_audience_schema_accepts_what_the_gateway_accepts(spec: dict[str, An
 
     agree()
     assert not schema.is_valid({"all": False})  # the case: an audience of nobody
+
+
+def _query_schema(spec: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    parameters = spec["paths"][path]["get"]["parameters"]
+    return next(p["schema"] for p in parameters if p["in"] == "query" and p["name"] == name)
+
+
+@pytest.mark.parametrize("name", ["actor", "action"])
+def test_a_text_filter_states_the_nul_the_gateway_refuses(spec: dict[str, Any], name: str) -> None:
+    # schemathesis sent `action=...%00...`: a value the document allowed, refused with 422
+    schema = Draft202012Validator(_query_schema(spec, "/v1/audit", name))
+    text = TypeAdapter(Annotated[str, Storable])
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20))
+    def agree(value: str) -> None:
+        try:
+            text.validate_python(value)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = True
+        assert schema.is_valid(value) == accepted, value
+
+    agree()
+    assert not schema.is_valid("alert.\x00cancel")
 
 
 def test_the_answers_schemathesis_found_undocumented_are_documented(

@@ -26,6 +26,7 @@ from gateway.importer import (
     import_subscribers,
 )
 from gateway.routes.responses import Responses, problem_doc
+from gateway.schemas import STORABLE_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,6 @@ Recipient = Annotated[
 ]
 
 
-STORABLE = "^[^\\x00]*$"  # a JSON Schema pattern: no NUL
-
-
 class SubscriberUpsert(BaseModel):
     """The body of a PUT: where the subscriber lives and what they asked to hear about."""
 
@@ -65,13 +63,17 @@ class SubscriberUpsert(BaseModel):
     district: str | None = Field(
         None,
         description="District name (at most 64 characters); blank means none.",
-        json_schema_extra={"maxLength": subscribers.DISTRICT_MAX, "pattern": STORABLE},
+        json_schema_extra={"maxLength": subscribers.DISTRICT_MAX, "pattern": STORABLE_PATTERN},
     )
     tags: list[str] = Field(
         default_factory=list,
         description="Interests, at most 32 of 64 characters each.",
         json_schema_extra={
-            "items": {"type": "string", "maxLength": subscribers.TAG_MAX, "pattern": STORABLE}
+            "items": {
+                "type": "string",
+                "maxLength": subscribers.TAG_MAX,
+                "pattern": STORABLE_PATTERN,
+            }
         },
     )
 
