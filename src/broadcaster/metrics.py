@@ -40,24 +40,36 @@ DEAD_LETTER_SOURCES = (
 
 
 class RateWindow:
-    """Recipients sent in the last `window` seconds, as a per-second rate."""
+    """Recipients sent in the last `window` seconds, as a per-second rate.
+
+    It holds the sends of the last window only, whether or not anyone reads the rate: a
+    sender nobody scrapes does not keep a record of every request of its life.
+    """
 
     def __init__(self, window: float = 5.0) -> None:
         self._window = window
         self._events: deque[tuple[float, int]] = deque()
         self._total = 0
 
+    def __len__(self) -> int:
+        """How many sends it holds."""
+        return len(self._events)
+
     def add(self, count: int, now: float | None = None) -> None:
         """Count `count` recipients sent at `now`."""
-        self._events.append((time.monotonic() if now is None else now, count))
+        now = time.monotonic() if now is None else now
+        self._events.append((now, count))
         self._total += count
+        self._forget(now)
 
     def rate(self, now: float | None = None) -> float:
         """Recipients per second over the window ending at `now`."""
-        now = time.monotonic() if now is None else now
+        self._forget(time.monotonic() if now is None else now)
+        return self._total / self._window
+
+    def _forget(self, now: float) -> None:
         while self._events and self._events[0][0] < now - self._window:
             self._total -= self._events.popleft()[1]
-        return self._total / self._window
 
 
 @dataclass
