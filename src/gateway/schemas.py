@@ -61,6 +61,11 @@ Approval = Literal["required", "off", "exempt", "machine_feed", "test"]
 
 # a JSON Schema pattern: no NUL (a lone surrogate cannot be written in a schema's pattern)
 STORABLE_PATTERN = "^[^\\x00]*$"
+# the white space `str.strip()` removes (none lies above U+3000), written as themselves: no
+# escape to read differently in ECMA-262, Rust and Python regular expressions
+_SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+# no NUL, and something besides white space
+FILLED_PATTERN = f"^[^\\x00]*[^{_SPACES}\\x00][^\\x00]*$"
 
 
 def _storable(value: str) -> str:
@@ -70,26 +75,38 @@ def _storable(value: str) -> str:
     return value
 
 
+def _filled(value: str) -> str:
+    if not value.strip():
+        raise ValueError("Must not be blank: only white space was given.")
+    return _storable(value)
+
+
 @dataclass(frozen=True)
-class _StorableText:
-    """Text PostgreSQL can store, checked on input and stated in the OpenAPI document, so a
-    client generated from it refuses what the gateway would."""
+class _Text:
+    """Text PostgreSQL can store, and when `filled` not only white space: checked on input and
+    stated in the OpenAPI document, so a client generated from it refuses what the gateway
+    would."""
+
+    filled: bool = False
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(_storable, handler(source))
+        check = _filled if self.filled else _storable
+        return core_schema.no_info_after_validator_function(check, handler(source))
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
         # a pattern of its own (a link's) already leaves NUL out
-        json_schema.setdefault("pattern", STORABLE_PATTERN)
+        json_schema.setdefault("pattern", FILLED_PATTERN if self.filled else STORABLE_PATTERN)
         return json_schema
 
 
-Storable = _StorableText()
+Storable = _Text()
+# what a person names or explains: a name, a label, a reason
+Filled = _Text(filled=True)
 
 # letters that render as nothing: Hangul fillers (a Korean keyboard types them) and the
 # blank Braille pattern; the format (Cf), separator (Z*) and control (Cc) characters are
@@ -109,9 +126,7 @@ Visible = AfterValidator(_visible)
 # the validation context key of the earliest accepted send_at (the API sets it, CAP does not:
 # a CAP `effective` in the past means the alert is in effect now)
 SEND_AT_FLOOR = "send_at_floor"
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
-]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Filled]
 
 
 class Strict(BaseModel):

@@ -72,9 +72,18 @@ async def test_a_user_is_refused_with_its_field(
     )
     assert short.status_code == 422
     assert short.json()["errors"][0]["field"] == "password"
-    blank = await client.post("/v1/users", headers=admin, json={"name": "   ", "role": "viewer"})
-    assert blank.status_code == 422
-    assert blank.json()["errors"][0]["field"] == "name"
+    # blank, or NUL, which PostgreSQL cannot store (it was a 500)
+    for bad in ("   ", "\x1c", "nul\x00name"):
+        blank = await client.post("/v1/users", headers=admin, json={"name": bad, "role": "viewer"})
+        assert blank.status_code == 422, (bad, blank.text)
+        assert blank.json()["errors"][0]["field"] == "name"
+    spaces = await client.post(
+        "/v1/users",
+        headers=admin,
+        json={"name": _name("sp"), "role": "viewer", "password": " " * 12},
+    )
+    assert spaces.status_code == 422
+    assert spaces.json()["errors"][0]["field"] == "password"
     role = await client.post("/v1/users", headers=admin, json={"name": _name("r"), "role": "root"})
     assert role.status_code == 422
     assert role.json()["errors"][0]["field"] == "role"
@@ -102,6 +111,12 @@ async def test_a_key_works_at_once_and_stops_when_revoked(
     )
     assert (await client.get("/v1/alerts", headers={"X-API-Key": key["key"]})).status_code == 200
     listed = (await client.get("/v1/keys", headers=admin)).json()
+    for label in ("\x1c ", "feed\x00"):  # blank, and NUL (it was a 500): no key is made
+        bad = {"user_id": user.json()["id"], "label": label}
+        refused = await client.post("/v1/keys", headers=admin, json=bad)
+        assert refused.status_code == 422, (label, refused.text)
+        assert refused.json()["errors"][0]["field"] == "label"
+    assert len((await client.get("/v1/keys", headers=admin)).json()) == len(listed)
     [shown] = [k for k in listed if k["prefix"] == key["prefix"]]
     assert "key" not in shown
 

@@ -222,7 +222,16 @@ async def test_a_rejection_needs_a_reason_and_ends_the_alert(
     alert_id = await _create(client, people, "author", alert_json())
     path = f"/v1/alerts/{alert_id}/reject"
     headers = people.headers("approver")
-    for body in ({}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 501}):
+    # white space as `str.strip()` sees it (a form feed, an information separator), and NUL,
+    # which PostgreSQL cannot store (it was a 500)
+    blanks = ("   ", "\f", "\x1c\u3000")
+    for body in (
+        {},
+        {"reason": ""},
+        *({"reason": blank} for blank in blanks),
+        {"reason": "wrong\x00district"},
+        {"reason": "x" * 501},
+    ):
         refused = await client.post(path, json=body, headers=headers)
         assert refused.status_code == 422, (body, refused.text)
         assert refused.json()["errors"][0]["field"] == "reason"

@@ -7,6 +7,7 @@ against a live gateway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
@@ -16,10 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
-from pydantic import SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from gateway.config import GatewaySettings
 from gateway.main import create_app
+from gateway.routes.accounts import KeyCreate, UserCreate
+from gateway.routes.decisions import Rejection
+from gateway.routes.session import Credentials
 from gateway.schemas import AudienceIn, Storable
 
 
@@ -101,15 +105,18 @@ AUDIENCES = st.one_of(
 
 
 def _agree(
-    schema: Draft202012Validator, model: TypeAdapter[Any], values: st.SearchStrategy[Any]
+    schema: Draft202012Validator,
+    validate: Callable[[Any], object],
+    values: st.SearchStrategy[Any],
 ) -> None:
-    """The schema accepts every one of `values` the gateway's model accepts, and no other."""
+    """The schema accepts every one of `values` the gateway's `validate` accepts (raising
+    `ValidationError` for the others), and no other."""
 
     @settings(max_examples=300, deadline=None, database=None)
     @given(values)
     def agree(value: object) -> None:
         try:
-            model.validate_python(value)
+            validate(value)
         except ValidationError:
             accepted = False
         else:
@@ -121,7 +128,7 @@ def _agree(
 
 def test_the_audience_schema_accepts_what_the_gateway_accepts(spec: dict[str, Any]) -> None:
     schema = Draft202012Validator(spec["components"]["schemas"]["AudienceIn"])
-    _agree(schema, TypeAdapter(AudienceIn), AUDIENCES)
+    _agree(schema, AudienceIn.model_validate, AUDIENCES)
     assert not schema.is_valid({"all": False})  # the issue's case: an audience of nobody
 
 
@@ -130,13 +137,49 @@ def _query_schema(spec: dict[str, Any], path: str, name: str) -> dict[str, Any]:
     return next(p["schema"] for p in parameters if p["in"] == "query" and p["name"] == name)
 
 
+# text of any letters, and the white space and NUL the gateway's checks are about
+TEXTS = st.one_of(
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20),
+    st.sampled_from(["\f", "\x1c", "\u3000 ", "\x00", "a\x00", " ok ", "\x85x"]),
+)
+
+
 @pytest.mark.parametrize("name", ["actor", "action"])
 def test_a_text_filter_states_the_nul_the_gateway_refuses(spec: dict[str, Any], name: str) -> None:
     # schemathesis sent `action=...%00...`: a value the document allowed, refused with 422
     schema = Draft202012Validator(_query_schema(spec, "/v1/audit", name))
-    texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20)
-    _agree(schema, TypeAdapter(Annotated[str, Storable]), texts)
+    _agree(schema, TypeAdapter(Annotated[str, Storable]).validate_python, TEXTS)
     assert not schema.is_valid("alert.\x00cancel")
+
+
+# what the routes refused after their models had taken it
+BLANK_OR_NUL = ("\f", "\x1c\u3000", "a\x00b")
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "rest", "refused"),
+    [
+        (Rejection, "reason", {}, BLANK_OR_NUL),
+        (UserCreate, "name", {"role": "viewer"}, BLANK_OR_NUL),
+        (KeyCreate, "label", {"user_id": 1}, BLANK_OR_NUL),
+        # a blank name is a wrong name (401), as any unknown name is
+        (Credentials, "name", {"password": "x"}, ("a\x00b",)),
+    ],
+)
+def test_a_text_field_states_the_blanks_and_nul_the_gateway_refuses(
+    spec: dict[str, Any],
+    model: type[BaseModel],
+    field: str,
+    rest: dict[str, object],
+    refused: tuple[str, ...],
+) -> None:
+    # schemathesis sent a rejection whose reason was a form feed: allowed by the document,
+    # refused with 422; a NUL in any of these was a 500
+    properties = spec["components"]["schemas"][model.__name__]["properties"]
+    schema = Draft202012Validator(properties[field])
+    _agree(schema, lambda value: model.model_validate(rest | {field: value}), TEXTS)
+    for value in refused:
+        assert not schema.is_valid(value), value
 
 
 def test_the_answers_schemathesis_found_undocumented_are_documented(

@@ -632,6 +632,9 @@ async def test_missing_fields_are_422_naming_them(
     assert _fields(await client.post("/v1/session", data={"password": PASSWORD})) == {"name"}
     empty = await client.post("/v1/session", json={"name": name, "password": ""})
     assert _fields(empty) == {"password"}
+    # NUL, which PostgreSQL cannot store or compare (it was a 500)
+    nul = await client.post("/v1/session", json={"name": name + "\x00", "password": PASSWORD})
+    assert _fields(nul) == {"name"}
     await _nothing_stored(engine, name)
 
 

@@ -21,7 +21,8 @@ from gateway import audit, users
 from gateway.auth import create_key
 from gateway.deps import AdminDep, SessionDep
 from gateway.routes.responses import AUTH_ERRORS, problem_doc
-from gateway.users import MAX_NAME, MAX_PASSWORD, Role
+from gateway.schemas import Filled
+from gateway.users import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, Role
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -32,9 +33,11 @@ PREFIX_PATTERN = r"^[0-9a-f]{1,16}$"
 class UserCreate(BaseModel):
     """A new person: a unique name, a role, and a password (none: API keys only)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME), Filled]
     role: Role
-    password: Annotated[str | None, Field(max_length=MAX_PASSWORD)] = None
+    password: Annotated[
+        str | None, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD), Filled
+    ] = None
 
 
 class UserPublic(BaseModel):
@@ -55,7 +58,7 @@ class KeyCreate(BaseModel):
     """A new key of a user; its label says who or what uses it (the user's name if none)."""
 
     user_id: int
-    label: Annotated[str | None, Field(max_length=MAX_NAME)] = None
+    label: Annotated[str | None, Field(max_length=MAX_NAME), Filled] = None
     machine_feed: bool = False
 
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import cast
+from typing import Annotated, cast
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -19,7 +19,7 @@ from gateway import alert_views, approvals, audiences, intake, preview, testsend
 from gateway.deps import ApproverDep, OperatorDep, SessionDep, StateDep, ViewerDep
 from gateway.preview import AlertPreview
 from gateway.routes.responses import AUTH_ERRORS, INVALID, NOT_FOUND, problem_doc
-from gateway.schemas import AlertPublic, AlertStatus
+from gateway.schemas import AlertPublic, AlertStatus, Filled
 
 router = APIRouter(prefix="/v1/alerts", tags=["approval"])
 
@@ -40,9 +40,11 @@ DECISION_ERRORS = {
 class Rejection(BaseModel):
     """Why an alert is rejected: the author reads it."""
 
-    reason: str = Field(
-        min_length=1, max_length=approvals.MAX_REASON, description="What to change."
-    )
+    reason: Annotated[
+        str,
+        Field(min_length=1, max_length=approvals.MAX_REASON, description="What to change."),
+        Filled,
+    ]
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from common.problems import Problem
 from gateway import signin
 from gateway.deps import FORM_TYPES, IdentityDep, SessionDep, StateDep
 from gateway.routes.responses import SESSION_ONLY, problem_doc
+from gateway.schemas import Storable
 from gateway.users import MAX_NAME, MAX_PASSWORD, Role
 
 router = APIRouter(prefix="/v1/session", tags=["session"])
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/v1/session", tags=["session"])
 class Credentials(BaseModel):
     """A person's name and password."""
 
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME), Storable]
     password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]
 
 
