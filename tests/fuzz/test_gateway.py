@@ -57,21 +57,23 @@ SEEDED_TAGS = ["bus", "tester"]
 
 @dataclass(frozen=True)
 class Gateway:
-    """A running gateway: where it listens, its database, an operator's and an approver's
-    keys, its token signer."""
+    """A running gateway: where it listens, its database, an operator's, an approver's and
+    an admin's keys, its token signer."""
 
     url: str
     database_url: str
     api_key: str
     approver_key: str
+    admin_key: str
     signer: TokenSigner
 
 
-async def _approver_key(database_url: str) -> str:
+async def _key(database_url: str, role: str) -> str:
+    """The key of a new user with `role`."""
     engine = create_engine(database_url, pool_size=1)
     try:
         async with session_factory(engine)() as session, session.begin():
-            _, key = await enrol(session, f"fuzz approver {uuid.uuid4().hex[:8]}", "approver")
+            _, key = await enrol(session, f"fuzz {role} {uuid.uuid4().hex[:8]}", role)
             return key
     finally:
         await engine.dispose()
@@ -83,7 +85,8 @@ async def gateway(kafka_topics: str) -> AsyncIterator[Gateway]:
     approval on, as deployed, so an operator's alert waits for the approver."""
     async with _stack.stack("fuzz") as bench:
         api_key = await bench.operator_key()
-        approver_key = await _approver_key(bench.database_url)
+        approver_key = await _key(bench.database_url, "approver")
+        admin_key = await _key(bench.database_url, "admin")
         await asyncio.to_thread(bench.start_gateway, gateway_approval_required="true")
         url = bench.gateway_url
         async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": api_key}) as client:
@@ -92,7 +95,7 @@ async def gateway(kafka_topics: str) -> AsyncIterator[Gateway]:
                 answer = await client.put(f"/v1/subscribers/{number}", json=body)
                 assert answer.status_code == 201, answer.text
         signer = TokenSigner(bench.tracking_secret.encode())
-        yield Gateway(url, bench.database_url, api_key, approver_key, signer)
+        yield Gateway(url, bench.database_url, api_key, approver_key, admin_key, signer)
 
 
 def _schemathesis(gateway: Gateway) -> subprocess.CompletedProcess[str]:
@@ -114,7 +117,11 @@ def _schemathesis(gateway: Gateway) -> subprocess.CompletedProcess[str]:
         "--workers",
         "1",
     ]
-    keys = {"ALLIM_OPERATOR_KEY": gateway.api_key, "ALLIM_APPROVER_KEY": gateway.approver_key}
+    keys = {
+        "ALLIM_OPERATOR_KEY": gateway.api_key,
+        "ALLIM_APPROVER_KEY": gateway.approver_key,
+        "ALLIM_ADMIN_KEY": gateway.admin_key,
+    }
     return subprocess.run(
         command,
         env=os.environ | keys,

@@ -116,6 +116,12 @@ async def test_a_key_works_at_once_and_stops_when_revoked(
         refused = await client.post("/v1/keys", headers=admin, json=bad)
         assert refused.status_code == 422, (label, refused.text)
         assert refused.json()["errors"][0]["field"] == "label"
+    # a user id past PostgreSQL's integer (it was a 500)
+    huge = {"user_id": 2**40, "label": "feed"}
+    assert (await client.post("/v1/keys", headers=admin, json=huge)).status_code == 422
+    for verb in ("disable", "unlock"):
+        answer = await client.post(f"/v1/users/{2**40}/{verb}", headers=admin)
+        assert answer.status_code == 422, answer.text
     assert len((await client.get("/v1/keys", headers=admin)).json()) == len(listed)
     [shown] = [k for k in listed if k["prefix"] == key["prefix"]]
     assert "key" not in shown

@@ -25,6 +25,8 @@ from gateway.schemas import Filled
 from gateway.users import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, Role
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
+# a user id is a PostgreSQL integer: a larger one was a 500, not the 404 or 422 it is
+MAX_USER_ID = 2**31 - 1
 
 UNKNOWN_USER: dict[int | str, dict[str, Any]] = {404: problem_doc("No user has that id.")}
 PREFIX_PATTERN = r"^[0-9a-f]{1,16}$"
@@ -36,7 +38,7 @@ class UserCreate(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME), Filled]
     role: Role
     password: Annotated[
-        str | None, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD), Filled
+        Annotated[str, Filled] | None, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
     ] = None
 
 
@@ -57,8 +59,8 @@ class UserPublic(BaseModel):
 class KeyCreate(BaseModel):
     """A new key of a user; its label says who or what uses it (the user's name if none)."""
 
-    user_id: int
-    label: Annotated[str | None, Field(max_length=MAX_NAME), Filled] = None
+    user_id: Annotated[int, Field(ge=1, le=MAX_USER_ID)]
+    label: Annotated[Annotated[str, Filled] | None, Field(max_length=MAX_NAME)] = None
     machine_feed: bool = False
 
 
@@ -172,7 +174,7 @@ async def create_user(body: UserCreate, admin: AdminDep, session: SessionDep) ->
     responses={**AUTH_ERRORS, **UNKNOWN_USER, 409: problem_doc("An admin disabling themself.")},
 )
 async def disable_user(
-    user_id: Annotated[int, Path(ge=1)], admin: AdminDep, session: SessionDep
+    user_id: Annotated[int, Path(ge=1, le=MAX_USER_ID)], admin: AdminDep, session: SessionDep
 ) -> UserPublic:
     """Disable the user; disabling a disabled user changes and records nothing."""
     if user_id == admin.user_id:
@@ -190,7 +192,7 @@ async def disable_user(
     responses={**AUTH_ERRORS, **UNKNOWN_USER},
 )
 async def unlock_user(
-    user_id: Annotated[int, Path(ge=1)], admin: AdminDep, session: SessionDep
+    user_id: Annotated[int, Path(ge=1, le=MAX_USER_ID)], admin: AdminDep, session: SessionDep
 ) -> UserPublic:
     """Forget the wrong passwords in a row and end a lock."""
     user = await _locked_user(session, user_id)
