@@ -239,7 +239,7 @@ class FallbackIn(Strict):
         description="On or off for this alert; absent: as the deployment sets it for the "
         "category (ALLIM_GATEWAY_FALLBACK_CATEGORIES: emergency and public by default).",
     )
-    codes: list[Annotated[int, Field(ge=1000, le=9999)]] | None = Field(
+    codes: list[Annotated[int, Field(ge=1000, le=9999, strict=True)]] | None = Field(
         None,
         max_length=20,
         description="The KakaoTalk codes that send it again (default "
@@ -278,6 +278,7 @@ class AlertCreate(Strict):
     )
     deliver_within: int | None = Field(
         None,
+        strict=True,
         ge=1,
         le=7 * 24 * 3600,
         description=(

@@ -149,6 +149,9 @@ async def test_send_at_in_the_future_is_scheduled(
         ({"body": "lone \ud800 surrogate"}, "body"),
         ({"audience": {"districts": ["a\x00b"]}}, "audience.districts[0]"),
         ({"buttons": [{"name": "b", "link": "http://\x17"}]}, "buttons[0].link"),
+        # a number as text is not the integer the document asks for
+        ({"deliver_within": "600"}, "deliver_within"),
+        ({"fallback": {"codes": ["3018"]}}, "fallback.codes[0]"),
     ],
 )
 async def test_invalid_field_is_a_422_naming_it(

@@ -75,6 +75,9 @@ async def test_a_resend_of_failures_is_a_linked_alert_to_exactly_them(
     nothing = await client.post(path, headers=operator)
     assert nothing.status_code == 422
     assert "Nothing to resend" in nothing.json()["detail"]
+    # a code as text is not the integer the document asks for
+    loose = await client.post(path, json={"codes": ["3018"]}, headers=operator)
+    assert loose.status_code == 422, loose.text
     assert await _counts(engine) == before
 
     made = await client.post(path, json={"codes": [3018]}, headers=operator)

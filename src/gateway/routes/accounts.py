@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,9 +59,10 @@ class UserPublic(BaseModel):
 class KeyCreate(BaseModel):
     """A new key of a user; its label says who or what uses it (the user's name if none)."""
 
-    user_id: Annotated[int, Field(ge=1, le=MAX_USER_ID)]
+    # strict: `"1"` or `0` is not the integer or the boolean the document asks for
+    user_id: Annotated[int, Field(ge=1, le=MAX_USER_ID, strict=True)]
     label: Annotated[Annotated[str, Filled] | None, Field(max_length=MAX_NAME)] = None
-    machine_feed: bool = False
+    machine_feed: StrictBool = False
 
 
 class KeyPublic(BaseModel):

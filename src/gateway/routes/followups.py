@@ -42,7 +42,7 @@ class ResendCreate(Strict):
         description="`failed` (with `codes`), and/or `not_sent` (the audience no batch "
         "carried: a cancel or an expiry stopped it first; the parent must have ended).",
     )
-    codes: list[Annotated[int, Field(ge=0, le=99_999)]] | None = Field(
+    codes: list[Annotated[int, Field(ge=0, le=99_999, strict=True)]] | None = Field(
         None,
         max_length=100,
         description="The dealer codes of the failures to resend; by default every code but "
