@@ -18,6 +18,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -107,6 +108,18 @@ class _Text:
 Storable = _Text()
 # what a person names or explains: a name, a label, a reason
 Filled = _Text(filled=True)
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's integer is a number without a fraction, `5.0` too, which lax parsing
+    # takes as it should; it also takes `"5"` and `true`, which the document refuses
+    if isinstance(value, str | bytes | bool):
+        raise ValueError("Must be a number, not text or a boolean.")
+    return value
+
+
+# an integer as the document's `integer` means it
+JsonInteger = BeforeValidator(_json_integer)
 
 # letters that render as nothing: Hangul fillers (a Korean keyboard types them) and the
 # blank Braille pattern; the format (Cf), separator (Z*) and control (Cc) characters are
@@ -239,7 +252,7 @@ class FallbackIn(Strict):
         description="On or off for this alert; absent: as the deployment sets it for the "
         "category (ALLIM_GATEWAY_FALLBACK_CATEGORIES: emergency and public by default).",
     )
-    codes: list[Annotated[int, Field(ge=1000, le=9999, strict=True)]] | None = Field(
+    codes: list[Annotated[int, Field(ge=1000, le=9999), JsonInteger]] | None = Field(
         None,
         max_length=20,
         description="The KakaoTalk codes that send it again (default "
@@ -276,11 +289,8 @@ class AlertCreate(Strict):
     fallback: FallbackIn | None = Field(
         None, description="SMS/LMS for those KakaoTalk refuses; absent: the deployment's."
     )
-    deliver_within: int | None = Field(
+    deliver_within: Annotated[int, Field(ge=1, le=7 * 24 * 3600), JsonInteger] | None = Field(
         None,
-        strict=True,
-        ge=1,
-        le=7 * 24 * 3600,
         description=(
             "Seconds from the start of sending within which every recipient should have it; "
             "the status says `late` when the estimate misses it, and the broadcaster's "

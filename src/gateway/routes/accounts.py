@@ -21,7 +21,7 @@ from gateway import audit, users
 from gateway.auth import create_key
 from gateway.deps import AdminDep, SessionDep
 from gateway.routes.responses import AUTH_ERRORS, problem_doc
-from gateway.schemas import Filled
+from gateway.schemas import Filled, JsonInteger
 from gateway.users import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, Role
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
@@ -59,8 +59,8 @@ class UserPublic(BaseModel):
 class KeyCreate(BaseModel):
     """A new key of a user; its label says who or what uses it (the user's name if none)."""
 
-    # strict: `"1"` or `0` is not the integer or the boolean the document asks for
-    user_id: Annotated[int, Field(ge=1, le=MAX_USER_ID, strict=True)]
+    # `"1"` or `0` is not the integer or the boolean the document asks for
+    user_id: Annotated[int, Field(ge=1, le=MAX_USER_ID), JsonInteger]
     label: Annotated[Annotated[str, Filled] | None, Field(max_length=MAX_NAME)] = None
     machine_feed: StrictBool = False
 

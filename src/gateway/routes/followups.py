@@ -15,7 +15,7 @@ from gateway import approvals, audit, followups, intake
 from gateway.deps import OperatorDep, SessionDep, StateDep
 from gateway.followups import FollowUpAudience, ResendOutcome
 from gateway.routes.responses import AUTH_ERRORS, INVALID, NOT_FOUND, problem_doc
-from gateway.schemas import AlertStatus, Strict, Title
+from gateway.schemas import AlertStatus, JsonInteger, Strict, Title
 from gateway.schemas import Body as BodyText
 
 router = APIRouter(prefix="/v1/alerts", tags=["follow-ups"])
@@ -42,7 +42,7 @@ class ResendCreate(Strict):
         description="`failed` (with `codes`), and/or `not_sent` (the audience no batch "
         "carried: a cancel or an expiry stopped it first; the parent must have ended).",
     )
-    codes: list[Annotated[int, Field(ge=0, le=99_999, strict=True)]] | None = Field(
+    codes: list[Annotated[int, Field(ge=0, le=99_999), JsonInteger]] | None = Field(
         None,
         max_length=100,
         description="The dealer codes of the failures to resend; by default every code but "
