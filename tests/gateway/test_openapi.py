@@ -7,6 +7,7 @@ against a live gateway.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ from gateway.main import create_app
 from gateway.routes.accounts import KeyCreate, UserCreate
 from gateway.routes.decisions import Rejection
 from gateway.routes.session import Credentials
-from gateway.schemas import AudienceIn, Storable
+from gateway.schemas import FILLED_PATTERN, AudienceIn, Storable
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,15 @@ def test_a_text_filter_states_the_nul_the_gateway_refuses(spec: dict[str, Any], 
     schema = Draft202012Validator(_query_schema(spec, "/v1/audit", name))
     _agree(schema, TypeAdapter(Annotated[str, Storable]).validate_python, TEXTS)
     assert not schema.is_valid("alert.\x00cancel")
+
+
+def test_the_filled_pattern_is_pythons_white_space_and_nul() -> None:
+    # every code point (but the surrogates, which no valid text holds) on its own: the
+    # pattern finds nothing in exactly the white space `str.strip()` removes, and NUL
+    filled = re.compile(FILLED_PATTERN)
+    for point in (*range(0xD800), *range(0xE000, 0x110000)):
+        char = chr(point)
+        assert (filled.search(char) is None) == (char.isspace() or char == "\x00"), hex(point)
 
 
 # what the routes refused after their models had taken it
