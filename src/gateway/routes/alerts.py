@@ -1,72 +1,45 @@
-"""`/v1/alerts`: intake (JSON or CAP 1.2), preview, status, list, cancel, progress stream."""
+"""`/v1/alerts`: intake (JSON or CAP 1.2), preview, status, list, cancel, progress stream.
+
+A create's or a preview's body is read and parsed at the edge by `routes.alert_intake`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, cast
+from datetime import UTC, datetime
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import ValidationError
 from sqlalchemy import tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.kakao_limits import MAX_TITLE
 from common.models import Alert
 from common.problems import Problem
-from common.sms_text import SmsTextError
 from gateway import (
     alert_views,
     approvals,
     audiences,
     audit,
-    cap,
     cursors,
-    fallback,
-    followups,
     intake,
     pausing,
     preview,
 )
-from gateway.auth import Principal
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
-from gateway.jsonkeys import repeated_keys
 from gateway.preview import AlertPreview
+from gateway.routes import alert_intake
 from gateway.routes.responses import AUTH_ERRORS, INVALID, NOT_FOUND, problem_doc
 from gateway.schemas import (
-    SEND_AT_FLOOR,
     TERMINAL_STATUSES,
     AlertAccepted,
-    AlertCreate,
     AlertPage,
     AlertPublic,
     AlertStatus,
 )
-from gateway.state import GatewayState
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
-
-MAX_BODY_BYTES = 256 * 1024
-JSON_TYPES = frozenset({"application/json"})
-CAP_TYPES = frozenset({"application/cap+xml", "application/xml", "text/xml"})
-
-
-INTAKE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/AlertCreate"}},
-            "application/cap+xml": {
-                "schema": {"type": "string", "description": "An OASIS CAP 1.2 <alert>."}
-            },
-        },
-    }
-}
 
 
 @router.post(
@@ -81,7 +54,7 @@ INTAKE_BODY: dict[str, Any] = {
         **AUTH_ERRORS,
         404: problem_doc("A CAP Cancel references no known alert."),
         409: problem_doc("Idempotency-Key reused with another request, or not cancellable."),
-        413: problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+        413: problem_doc(f"The body is larger than {alert_intake.MAX_BODY_BYTES} bytes."),
         415: problem_doc("Neither application/json nor application/cap+xml."),
         422: problem_doc(
             "Refused, nothing stored; `errors` names each field: an invalid field, a JSON key "
@@ -91,7 +64,7 @@ INTAKE_BODY: dict[str, Any] = {
             "subscriber."
         ),
     },
-    openapi_extra=INTAKE_BODY,
+    openapi_extra=alert_intake.INTAKE_BODY,
 )
 async def create_alert(
     request: Request,
@@ -110,22 +83,24 @@ async def create_alert(
     ] = None,
 ) -> AlertAccepted:
     """202 with the new alert's id and status URL; 200 with the same id for a repeat."""
-    media_type = _media_type(request)
-    body = await _read_body(request)
+    media_type = alert_intake.media_type(request)
+    body = await alert_intake.read_body(request)
     try:
-        if media_type in JSON_TYPES:
-            alert_create = _parse_json(body, state)
+        if media_type in alert_intake.JSON_TYPES:
+            alert_create = alert_intake.parse_json(body, state)
             submitted = await intake.submit(
                 session,
                 alert_create,
                 actor=audit.Actor.of(principal),
                 approval=approvals.needed(principal, alert_create.category, state.settings),
                 idempotency_key=idempotency_key,
-                fallback=_fallback(alert_create, state),
+                fallback=alert_intake.fallback_plan(alert_create, state),
             )
             source = "json"
         else:
-            submitted = await _submit_cap(session, state, body, principal, idempotency_key)
+            submitted = await alert_intake.submit_cap(
+                session, state, body, principal, idempotency_key
+            )
             source = "cap"
     except intake.IdempotencyConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from exc
@@ -134,7 +109,7 @@ async def create_alert(
     except intake.AlertNotFound as exc:
         raise Problem(404, "Not Found", str(exc)) from exc
     except audiences.AudienceRefused as exc:
-        raise _refused(exc) from exc
+        raise alert_intake.refused(exc) from exc
     alert = submitted.alert
     # a new alert, or a CAP Cancel's control record, waits in the outbox
     state.wake_outbox()
@@ -158,7 +133,7 @@ async def create_alert(
     responses={
         400: problem_doc("Malformed XML, or XML with DTDs or entities."),
         **AUTH_ERRORS,
-        413: problem_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+        413: problem_doc(f"The body is larger than {alert_intake.MAX_BODY_BYTES} bytes."),
         415: problem_doc("Neither application/json nor application/cap+xml."),
         422: problem_doc(
             "The same refusals as a create (an invalid field, a JSON key given twice, a "
@@ -167,19 +142,19 @@ async def create_alert(
             "no message to preview."
         ),
     },
-    openapi_extra=INTAKE_BODY,
+    openapi_extra=alert_intake.INTAKE_BODY,
 )
 async def preview_alert(
     request: Request, principal: OperatorDep, state: StateDep, session: SessionDep
 ) -> AlertPreview:
     """The body of a create, checked as a create checks it, answered with its preview."""
-    media_type = _media_type(request)
-    body = await _read_body(request)
+    media_type = alert_intake.media_type(request)
+    body = await alert_intake.read_body(request)
     hold: str | None = None
-    if media_type in JSON_TYPES:
-        alert = _parse_json(body, state)
+    if media_type in alert_intake.JSON_TYPES:
+        alert = alert_intake.parse_json(body, state)
     else:
-        parsed = _parse_cap(body, state)
+        parsed = alert_intake.parse_cap(body, state)
         if parsed.request is None:
             detail = "A CAP Cancel has no message to preview."
             errors = [{"field": "msgType", "message": detail}]
@@ -191,8 +166,8 @@ async def preview_alert(
             await audiences.check(session, audience)
             reach = await audiences.reach(session, audience)
     except audiences.AudienceRefused as exc:
-        raise _refused(exc) from exc
-    planned = _fallback(alert, state)
+        raise alert_intake.refused(exc) from exc
+    planned = alert_intake.fallback_plan(alert, state)
     sms = preview.shown_sms(planned.message, planned.codes) if planned else None
     return preview.build(alert, reach, state.settings, datetime.now(UTC), hold=hold, sms=sms)
 
@@ -354,159 +329,3 @@ async def alert_events(
                 return
             async with state.sessions() as session:
                 current = window.paced(await alert_views.load(session, alert_id))
-
-
-def _media_type(request: Request) -> str:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in JSON_TYPES | CAP_TYPES:
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            f"Content-Type '{media_type}' is not application/json or application/cap+xml.",
-        )
-    return media_type
-
-
-def _refused(exc: audiences.AudienceRefused) -> Problem:
-    extra: dict[str, Any] = {"known": exc.known} if exc.known else {}
-    return Problem(422, "Invalid audience", exc.detail, errors=exc.errors, **extra)
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > MAX_BODY_BYTES:
-            raise _too_large()
-    return bytes(chunks)
-
-
-def _too_large() -> Problem:
-    return Problem(413, "Content Too Large", f"The body is larger than {MAX_BODY_BYTES} bytes.")
-
-
-def _parse_json(body: bytes, state: GatewayState) -> AlertCreate:
-    repeated = repeated_keys(body)
-    if repeated:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", *where),
-                    "msg": f"The key '{where[-1]}' is given more than once.",
-                    "input": None,
-                }
-                for where in repeated
-            ]
-        )
-    max_past = timedelta(minutes=state.settings.gateway_send_at_max_past_minutes)
-    try:
-        return AlertCreate.model_validate_json(
-            body, context={SEND_AT_FLOOR: datetime.now(UTC) - max_past}
-        )
-    except ValidationError as exc:
-        # the same 422 problem as FastAPI's own body validation, naming each field
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from exc
-
-
-async def _submit_cap(
-    session: AsyncSession,
-    state: GatewayState,
-    body: bytes,
-    principal: Principal,
-    idempotency_key: str | None,
-) -> intake.Submitted:
-    parsed = _parse_cap(body, state)
-    actor = audit.Actor.of(principal)
-    if parsed.request is None:
-        cancelled = await intake.cancel_cap(session, parsed.references, actor=actor)
-        return intake.Submitted(cancelled[0], created=False)
-    follows: tuple[uuid.UUID, str] | None = None
-    if parsed.msg_type == "Update" and parsed.hold is None:
-        # an Update of a known alert is its follow-up: to those it reached once it has
-        # ended, or linked to it as an update while it is still under way
-        parent = await _referenced(session, parsed.references)
-        if parent is not None and parent[1] in followups.ENDED:
-            return await _cap_follow_up(
-                session, state, parsed, parent[0], principal, idempotency_key
-            )
-        follows = (parent[0], "update") if parent is not None else None
-    return await intake.submit(
-        session,
-        parsed.request,
-        actor=actor,
-        approval=approvals.needed(principal, parsed.request.category, state.settings),
-        idempotency_key=idempotency_key,
-        origin=parsed.origin,
-        hold=parsed.hold,
-        follows=follows,
-        fallback=_fallback(parsed.request, state),
-    )
-
-
-def _fallback(alert: AlertCreate, state: GatewayState) -> fallback.FallbackPlan | None:
-    """The alert's SMS/LMS fallback; a 422 when its text cannot go as it asks."""
-    try:
-        return fallback.plan(alert, state.settings)
-    except SmsTextError as exc:
-        raise Problem(422, "Invalid SMS text", str(exc), errors=fallback.refusal(exc)) from exc
-
-
-async def _referenced(
-    session: AsyncSession, references: tuple[intake.CapOrigin, ...]
-) -> tuple[uuid.UUID, str] | None:
-    """(id, status) of the first referenced alert allim holds, if any."""
-    async with session.begin():
-        for origin in references:
-            alert = await intake.find_cap(session, origin)
-            if alert is not None:
-                return alert.id, alert.status
-    return None
-
-
-async def _cap_follow_up(
-    session: AsyncSession,
-    state: GatewayState,
-    parsed: cap.CapAlert,
-    parent_id: uuid.UUID,
-    principal: Principal,
-    idempotency_key: str | None,
-) -> intake.Submitted:
-    request = parsed.request
-    assert request is not None
-    marked = followups.titled("update", request.title, True)
-    origin = parsed.origin
-    made = await followups.create(
-        session,
-        parent_id,
-        followups.Draft(
-            "update",
-            title=marked if len(marked) <= MAX_TITLE else request.title,
-            body=request.body,
-            audience="delivered",
-        ),
-        actor=audit.Actor.of(principal),
-        approval=lambda category: approvals.needed(principal, category, state.settings),
-        now=datetime.now(UTC),
-        # a relayed copy of the same CAP Update is the same follow-up
-        idempotency_key=idempotency_key
-        or "cap:"
-        + hashlib.sha256(
-            f"{origin.sender}\0{origin.identifier}\0{origin.sent}".encode()
-        ).hexdigest(),
-    )
-    return intake.Submitted(made.alert, made.created)
-
-
-def _parse_cap(body: bytes, state: GatewayState) -> cap.CapAlert:
-    try:
-        return cap.parse(body, state.cap_areas, datetime.now(UTC))
-    except cap.CapUnsafe as exc:
-        raise Problem(400, "Bad Request", str(exc)) from exc
-    except cap.CapInvalid as exc:
-        raise Problem(422, "Invalid CAP alert", str(exc), errors=exc.errors) from exc
