@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 from pydantic import SecretStr
 
 from broadcaster import control_feed
+from broadcaster.buckets import Buckets
 from broadcaster.config import BroadcasterSettings
 from broadcaster.control import Control, Priority
 from broadcaster.deps import InFlight, SenderDeps, SendOptions, SmsChannel
@@ -130,7 +131,7 @@ def sms_channel(
     provider = make_sms_provider(settings, client)
     if provider is None:
         return None
-    return SmsChannel(provider, GlobalRateLimiter(store, sms_rate_limits(settings)))
+    return SmsChannel(provider, GlobalRateLimiter(Buckets(store.pool), sms_rate_limits(settings)))
 
 
 def quiet_hours(settings: BroadcasterSettings) -> QuietHours:
@@ -246,7 +247,7 @@ async def _senders(
     deps = SenderDeps(
         store=store,
         provider=provider,
-        limiter=GlobalRateLimiter(store, rate_limits(settings)),
+        limiter=GlobalRateLimiter(Buckets(store.pool), rate_limits(settings)),
         publisher=publisher,
         settler=Settler(store, publisher, window=settings.broadcaster_settle_window_seconds),
         control=control,

@@ -109,8 +109,9 @@ class RateLimits:
 
 
 class BucketStore(Protocol):
-    """The `rate_buckets` statements a bucket needs (`Store`). `at` is the time the statement
-    works at, shared by every process: None for the database's own `clock_timestamp()`."""
+    """The `rate_buckets` statements a bucket needs (`buckets.Buckets`). `at` is the time the
+    statement works at, shared by every process: None for the database's own
+    `clock_timestamp()`."""
 
     async def ensure_bucket(
         self, name: str, start: float, ceiling: float | None, burst: float, at: datetime | None

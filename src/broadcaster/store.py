@@ -12,7 +12,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
 
 import asyncpg
 import orjson
@@ -22,7 +21,6 @@ from broadcaster.records import (
     AlertInfo,
     AlertPlan,
     BatchRow,
-    BucketLease,
     Counters,
     PendingShard,
     PlanOutcome,
@@ -449,57 +447,6 @@ class Store:
             *fallback,
         )
         return {r[0] for r in rows}
-
-    # -- rate buckets ---------------------------------------------------------------------
-    # `at` is the time a statement works at, shared by every sender process: None for the
-    # database's own clock_timestamp(), a given time when a test drives the clock
-
-    async def ensure_bucket(
-        self, name: str, start: float, ceiling: float | None, burst: float, at: datetime | None
-    ) -> None:
-        """Create the bucket row full at rate `start`; an existing one takes `burst` and keeps
-        its rate, at most `ceiling` (None: no ceiling)."""
-        await self.pool.execute(statements.ENSURE_BUCKET, name, burst, start, at, ceiling)
-
-    async def lease_bucket(
-        self,
-        name: str,
-        take: float,
-        *,
-        ceiling: float | None,
-        step: float,
-        recover: bool,
-        cooldown: float,
-        burst: float | None,
-        at: datetime | None,
-    ) -> BucketLease | None:
-        """Refill for the time passed, raise the rate when `recover` (at most to `ceiling`),
-        take `take` tokens (into debt if need be; nothing while paused); None when the row
-        does not exist. `burst` replaces the row's when given."""
-        row = await self.pool.fetchrow(
-            statements.LEASE_BUCKET, name, take, ceiling, step, recover, cooldown, at, burst
-        )
-        if row is None:
-            return None
-        return BucketLease(row["rate"], row["wait"], row["paused"], row["probing"])
-
-    async def cut_bucket(
-        self,
-        name: str,
-        *,
-        factor: float,
-        floor: float,
-        pause: float,
-        cooldown: float,
-        at: datetime | None,
-    ) -> None:
-        """Multiply the rate by `factor` (not below `floor`, once per `cooldown`); pause the
-        bucket `pause` seconds when positive, spending none of its saved-up tokens after."""
-        await self.pool.execute(statements.CUT_BUCKET, name, factor, floor, pause, cooldown, at)
-
-    async def follow_bucket(self, name: str, rate: float) -> None:
-        """Set the bucket's rate to `rate` (what the dealer advertised)."""
-        await self.pool.execute(statements.FOLLOW_BUCKET, name, rate)
 
 
 def _alert(row: asyncpg.Record) -> AlertInfo:

@@ -20,6 +20,7 @@ import pytest
 from tests.clocks import ManualClock
 
 from broadcaster.backoff import parse_retry_after
+from broadcaster.buckets import Buckets
 from broadcaster.config import BroadcasterSettings
 from broadcaster.main import rate_limits
 from broadcaster.quotas import Quota
@@ -102,7 +103,7 @@ async def test_three_processes_share_one_messages_budget(
 ) -> None:
     rate, size, seconds = 3000.0, 100, 3.0
     shared = limits(messages_per_second=rate)
-    limiters = [GlobalRateLimiter(store, shared, clock) for store in stores]
+    limiters = [GlobalRateLimiter(Buckets(store.pool), shared, clock) for store in stores]
     grants: list[float] = []
     await run_on(
         clock,
@@ -127,7 +128,7 @@ async def test_requests_budget_holds_for_small_requests(
     stores: list[Store], clock: ManualClock
 ) -> None:
     shared = limits(messages_per_second=1_000_000.0, requests_per_second=40.0)
-    limiters = [GlobalRateLimiter(store, shared, clock) for store in stores]
+    limiters = [GlobalRateLimiter(Buckets(store.pool), shared, clock) for store in stores]
     grants: list[float] = []
     await driven(clock, *(requesting(lim, clock, 1, 2.5, grants) for lim in limiters))
 
@@ -137,7 +138,7 @@ async def test_requests_budget_holds_for_small_requests(
 
 
 async def test_unlimited_does_no_database_work(nowhere: Store, clock: ManualClock) -> None:
-    limiter = GlobalRateLimiter(nowhere, limits(learn=False), clock)
+    limiter = GlobalRateLimiter(Buckets(nowhere.pool), limits(learn=False), clock)
     assert limiter.buckets == ()
     for _ in range(1000):
         await limiter.acquire(1000)
@@ -158,7 +159,7 @@ async def test_429_pauses_every_process_and_halves_the_rate(
     stores: list[Store], clock: ManualClock
 ) -> None:
     shared = limits(messages_per_second=10_000.0)
-    first, second = (GlobalRateLimiter(store, shared, clock) for store in stores[:2])
+    first, second = (GlobalRateLimiter(Buckets(store.pool), shared, clock) for store in stores[:2])
     await driven(clock, first.acquire(100), second.acquire(100))
 
     await first.throttled(0.6)
@@ -181,7 +182,7 @@ async def test_429_with_an_http_date_pauses_until_then(
     stores: list[Store], clock: ManualClock
 ) -> None:
     shared = limits(messages_per_second=10_000.0)
-    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     await limiter.acquire(10)
     header = format_datetime(clock.shared_time() + timedelta(seconds=3), usegmt=True)
     await limiter.throttled(parse_retry_after(header, clock.shared_time()))
@@ -191,7 +192,7 @@ async def test_429_with_an_http_date_pauses_until_then(
 
 async def test_cuts_in_one_cooldown_count_once(stores: list[Store], clock: ManualClock) -> None:
     shared = limits(messages_per_second=1000.0, cooldown_seconds=5.0)
-    limiters = [GlobalRateLimiter(store, shared, clock) for store in stores]
+    limiters = [GlobalRateLimiter(Buckets(store.pool), shared, clock) for store in stores]
     await driven(clock, *(limiter.acquire(10) for limiter in limiters))
     # every process sees the same storm of errors at once
     await asyncio.gather(*(limiter.server_error() for limiter in limiters))
@@ -209,7 +210,7 @@ async def test_cuts_in_one_cooldown_count_once(stores: list[Store], clock: Manua
 
 async def test_rate_never_drops_below_the_floor(stores: list[Store], clock: ManualClock) -> None:
     shared = limits(messages_per_second=1000.0, cooldown_seconds=0.0, floor=0.2)
-    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     await limiter.acquire(10)
     for _ in range(10):
         await limiter.throttled(0)
@@ -221,7 +222,7 @@ async def test_successes_recover_the_rate_additively(
     stores: list[Store], clock: ManualClock
 ) -> None:
     shared = limits(messages_per_second=2000.0, cooldown_seconds=0.2, recovery_per_second=0.5)
-    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     await limiter.acquire(100)
     await limiter.throttled(0)
     await limiter.throttled(0)  # within the cooldown: one cut
@@ -301,7 +302,7 @@ async def test_sends_are_paced_between_leases(stores: list[Store], clock: Manual
     # a lease is half a second of budget (1,000 messages): without local pacing its ten
     # requests of 100 would all go at once
     shared = limits(messages_per_second=2000.0, lease_seconds=0.5)
-    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     grants: list[float] = []
     await run_on(clock, [[requesting(limiter, clock, 100, 1.5, grants) for _ in range(4)]])
     grants.sort()
@@ -314,7 +315,7 @@ async def test_sends_are_paced_between_leases(stores: list[Store], clock: Manual
 async def test_database_away_is_waited_out_not_raised(
     nowhere: Store, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limiter = GlobalRateLimiter(nowhere, limits(messages_per_second=1000.0), clock)
+    limiter = GlobalRateLimiter(Buckets(nowhere.pool), limits(messages_per_second=1000.0), clock)
     acquiring = asyncio.create_task(limiter.acquire(10))
     for attempt in range(3):
         await clock.until_sleeping()
@@ -358,7 +359,7 @@ async def test_a_learned_rate_doubles_until_the_first_429_then_grows_additively(
     stores: list[Store], clock: ManualClock
 ) -> None:
     shared = limits(learn_start=1000.0, cooldown_seconds=1.0)
-    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     (bucket,) = limiter.buckets
     assert bucket.learning and bucket.ceiling is None
     await learn_for(limiter, clock, 3.0)
@@ -387,7 +388,7 @@ async def test_a_learned_rate_doubles_until_the_first_429_then_grows_additively(
 
 async def test_processes_share_one_learned_rate(stores: list[Store], clock: ManualClock) -> None:
     shared = limits(learn_start=1000.0)
-    first = GlobalRateLimiter(stores[0], shared, clock)
+    first = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     await learn_for(first, clock, 2.0)
     await first.throttled(0.0)
     learned = (await row(stores[0], f"{shared.bucket}:messages", clock))["rate"]
@@ -395,7 +396,7 @@ async def test_processes_share_one_learned_rate(stores: list[Store], clock: Manu
 
     # a process that starts now begins at the learned rate, past slow start: it does not
     # probe on its own
-    second = GlobalRateLimiter(stores[1], shared, clock)
+    second = GlobalRateLimiter(Buckets(stores[1].pool), shared, clock)
     await driven(clock, second.acquire(100))
     assert second.messages_rate == pytest.approx(learned)
     assert not second.buckets[0].probing
@@ -415,7 +416,7 @@ async def test_processes_share_one_learned_rate(stores: list[Store], clock: Manu
 async def test_a_learned_rate_nobody_uses_up_does_not_grow(
     stores: list[Store], clock: ManualClock
 ) -> None:
-    limiter = GlobalRateLimiter(stores[0], limits(learn_start=1000.0), clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), limits(learn_start=1000.0), clock)
 
     async def trickle() -> None:
         # 100 messages a second against a budget of 1,000: never held back
@@ -432,7 +433,7 @@ async def test_an_advertised_quota_is_followed_at_once_below_the_configured_rate
     stores: list[Store], clock: ManualClock
 ) -> None:
     shared = limits(messages_per_second=10_000.0)
-    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     await driven(clock, limiter.acquire(100))
     await limiter.succeeded([Quota("messages", "messages", 5000.0)])
     name = f"{shared.bucket}:messages"
@@ -446,7 +447,7 @@ async def test_an_advertised_quota_is_followed_at_once_below_the_configured_rate
     assert 2 * 5000 - 200 <= granted <= 2 * 5000 + 200
 
     # an advertised rate above the configured one leaves the configured ceiling
-    other = GlobalRateLimiter(stores[1], limits(messages_per_second=2000.0), clock)
+    other = GlobalRateLimiter(Buckets(stores[1].pool), limits(messages_per_second=2000.0), clock)
     await other.succeeded([Quota("messages", "messages", 20_000.0)])
     assert other.buckets[0].ceiling == 2000.0
 
@@ -455,7 +456,7 @@ async def test_a_quota_in_a_unit_without_a_bucket_makes_one_even_unlimited(
     stores: list[Store], clock: ManualClock
 ) -> None:
     shared = limits(learn=False)
-    limiter = GlobalRateLimiter(stores[0], shared, clock)
+    limiter = GlobalRateLimiter(Buckets(stores[0].pool), shared, clock)
     assert limiter.buckets == ()
     await limiter.succeeded([Quota("requests", "requests", 10.0)])
     (bucket,) = limiter.buckets

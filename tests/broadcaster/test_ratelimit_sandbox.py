@@ -22,6 +22,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from broadcaster.buckets import Buckets
 from broadcaster.config import BroadcasterSettings
 from broadcaster.errors import ThrottledError
 from broadcaster.main import rate_limits
@@ -79,7 +80,7 @@ class Sender:
     """One 'process': a limiter on its own store, three requests in flight."""
 
     def __init__(self, store: Store, limits: RateLimits, url: str, index: int) -> None:
-        self.limiter = GlobalRateLimiter(store, limits)
+        self.limiter = GlobalRateLimiter(Buckets(store.pool), limits)
         self.url = url
         self.index = index
         self.accepted = 0
