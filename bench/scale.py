@@ -72,6 +72,7 @@ from _stack import (
     vm_kib,
     warm_up,
 )
+from broadcaster.buckets import Buckets
 from broadcaster.store import Store
 from chaos import System, running_system
 from cli.processes import Service
@@ -229,20 +230,22 @@ async def bucket_capacity(bench: Stack, lessees: int, seconds: float) -> dict[st
     """Leases a second one `rate_buckets` row takes from `lessees` processes' worth of
     connections, each leasing again as soon as its last lease returned: the row's ceiling.
 
-    The statement is the senders' own (`Store.lease_bucket`); the lessees do not wait out
+    The statement is the senders' own (`Buckets.lease_bucket`); the lessees do not wait out
     the debt it answers, so the row is leased as fast as PostgreSQL commits it.
     """
     rate = 150_000.0  # about what one machine sends (fanout_recipients_per_s_1m)
     name = f"bench{lessees}:messages"
+    # the pool as a sender's store makes it
     store = await Store.connect(bench.dsn, lessees)
+    buckets = Buckets(store.pool)
     try:
-        await store.ensure_bucket(name, rate, rate, rate * 0.1, None)
+        await buckets.ensure_bucket(name, rate, rate, rate * 0.1, None)
         latencies: list[float] = []
         stop = time.perf_counter() + seconds
 
         async def lessee() -> None:
             while (started := time.perf_counter()) < stop:
-                lease = await store.lease_bucket(
+                lease = await buckets.lease_bucket(
                     name,
                     rate * 0.1,  # one lease of ALLIM_BROADCASTER_RATE_LEASE_SECONDS (0.1)
                     ceiling=rate,
