@@ -1,8 +1,8 @@
 """What a provider's answer to one batch means: settled, failed, or to be sent again.
 
-Pure functions of the answer and the batch: no clock, no store, no provider. The pipe
-(`broadcaster.pipe`) turns the result into a settlement and a delivery event and sends the
-follow-up batch, if there is one.
+Pure functions of the answer and the batch: no clock, no store, no provider. A shard's
+delivery (`broadcaster.delivery`) turns the result into a settlement and a delivery event
+and sends the follow-up batch, if there is one.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
-"""The pipe of one shard: its batches sent, each settled once, until the shard's end.
+"""The pipe of one shard: its batches written, read and handed on, until the shard's end.
 
 Exactly once rests on three steps per batch: the batch's row is written `sending`, with its
 id range, before its request (`broadcaster.batches`), and its page is read from that range
-when it is sent; the request carries the batch id as idempotency key and grouping key
-(`broadcaster.requests`); after the answer (`broadcaster.outcomes`) the delivery event is
-published and then the batch, the shard's checkpoint, the counters and the failures are
-settled in one statement (`broadcaster.settling`, several batches at a time). A shard that
-starts finds every batch whose fate is unknown and looks it up before anything else: found,
-it is settled without sending; not found, the same range goes out again under the same key.
-A batch that could not be settled (Kafka or the database away) ends the shard `unsettled`,
-and the dispatcher runs it again after a pause, to look that batch up.
+when it is sent; the request carries the batch id as idempotency key and grouping key; after
+the answer the delivery event is published and then the batch, the shard's checkpoint, the
+counters and the failures are settled in one statement. The pipe takes the first step, in
+the shard's order and one request slot at a time; each batch then goes its own way as a task
+of the shard (`broadcaster.delivery`). A shard that starts finds every batch whose fate is
+unknown and has it looked up before anything else: found, it is settled without sending;
+not found, the same range goes out again under the same key. A batch that could not be
+settled (Kafka or the database away) ends the shard `unsettled`, and the dispatcher runs it
+again after a pause, to look that batch up.
 """
 
 from __future__ import annotations
@@ -18,22 +19,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 
-from broadcaster import outcomes
 from broadcaster.batches import PLAN_AHEAD, ShardBatches
-from broadcaster.deps import SenderDeps, Slot
-from broadcaster.errors import PermanentProviderError
-from broadcaster.gates import Gate, Held, Verdict, due_later
-from broadcaster.providers.base import UNREACHABLE, BatchResult, Recipients
+from broadcaster.delivery import Delivery
+from broadcaster.deps import SenderDeps
+from broadcaster.gates import Gate, Held, due_later
 from broadcaster.records import AlertInfo, BatchRow, Counters, ShardRow
 from broadcaster.rendering import Renderer
-from broadcaster.requests import Requests
 from common.messages import ShardTask
-from common.sms_text import ad_held_until
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +60,6 @@ class ShardPipe:
         self.alert_id = task.alert_id
         self.shard_no = task.shard_no
         self._tasks: set[asyncio.Task[bool]] = set()
-        self._refused = 0
-        self._failure: str | None = None  # why this pipe gave the alert up
         # when quiet hours end, if they stopped this shard before its end
         self.held_until: datetime | None = None
         self._unsettled = False
@@ -74,9 +69,7 @@ class ShardPipe:
         self._gate: Gate
         self._render: Renderer
         self._batches: ShardBatches
-        self._requests: Requests
-
-    # -- the shard ------------------------------------------------------------------------
+        self._delivery: Delivery
 
     async def run(self) -> Outcome:
         """Send the shard; all but `done`, `cancelled` and `skipped` leave it for later."""
@@ -141,52 +134,24 @@ class ShardPipe:
             shard.next_seq,
             connection,
         )
-        falls_back = deps.sms is not None and info.sms is not None and bool(info.fallback_codes)
-        self._requests = Requests(
-            deps.provider,
-            deps.limiter,
-            deps.metrics,
+        self._delivery = Delivery(
+            deps,
+            info,
+            self.shard_no,
             self._gate,
-            options.retry_base,
-            options.retry_cap,
-            deps.kakao_reachability,
-            options.fallback_unreachable_seconds if falls_back else 0.0,
+            self._batches,
+            self._render,
+            self.stopping,
+            self._spawn,
+            self._hold,
         )
-        # the fallback's requests, when the alert has an SMS text and this process a dealer
-        self._sms_requests = (
-            Requests(
-                deps.sms.provider,
-                deps.sms.limiter,
-                deps.metrics,
-                self._gate,
-                options.retry_base,
-                options.retry_cap,
-            )
-            if deps.sms is not None and info.sms is not None
-            else None
-        )
-        # a batch KakaoTalk could not be reached for (UNREACHABLE) falls back like a refusal
-        self._fallback_codes = (
-            info.fallback_codes | {UNREACHABLE} if self._sms_requests is not None else frozenset()
-        )
-
-    def _requests_of(self, batch: BatchRow) -> Requests:
-        """The requests of the channel `batch` goes by."""
-        if batch.channel == "sms":
-            if self._sms_requests is None:
-                raise RuntimeError(
-                    f"batch {batch.id} goes by SMS, but this sender has no SMS dealer "
-                    "(ALLIM_BROADCASTER_SMS_BASE_URL) or the alert no SMS text"
-                )
-            return self._sms_requests
-        return self._requests
 
     async def _announce_end(self, ended: Counters | None) -> None:
         """Tell the alert's end, completed or cancelled, with its final numbers.
 
         Only the shard that finished last has `ended`, so the alert's end is one event, told
         again under the same id (and with the same data) only when that shard is run again.
-        A failed alert was told by whoever failed it (`_fail`).
+        A failed alert was told by whoever failed it (`Delivery.fail`).
         """
         if ended is None or ended.status not in ("completed", "cancelled"):
             return
@@ -221,7 +186,7 @@ class ShardPipe:
                 # until then, and its held batches are sent when it is run again
                 self._hold(row.not_before)
                 continue
-            self._spawn(self._recover(row))
+            self._spawn(self._delivery.recover(row))
         position, exhausted, pending = shard.position, False, shard.status == "pending"
         planned: deque[BatchRow] = deque()  # written `sending`, not sent yet
         walked = False  # the last planning reached the shard's end
@@ -230,7 +195,7 @@ class ShardPipe:
             while not self._halted() and not self._unsettled:
                 verdict = await self._gate.wait()
                 if verdict == "expired":
-                    self._expire()
+                    self._delivery.expire()
                     break
                 if isinstance(verdict, Held):
                     # the shard gives its slot back and is taken up again when they end
@@ -273,7 +238,7 @@ class ShardPipe:
                         await self._unplan([batch])
                         continue
                     recipients = self._render.recipients(page.rows)
-                    self._spawn(self._deliver(batch, recipients, slot.hand_over()))
+                    self._spawn(self._delivery.deliver(batch, recipients, slot.hand_over()))
                 if pending:
                     # no longer pending (see `Planner.republish_stalled`), once the first
                     # request is on its way: it need not wait for this
@@ -299,8 +264,8 @@ class ShardPipe:
                 extra=self._log,
             )
             return "conflict"
-        if self._failure is not None:
-            await self._fail(self._failure)
+        if self._delivery.failure is not None:
+            await self._delivery.fail()
         if self.deps.control.is_cancelled(self.alert_id):
             return await self._cancel()
         if self.stopping.is_set():
@@ -326,21 +291,6 @@ class ShardPipe:
         """Stop the shard before its end until `until` (the earliest such time counts)."""
         if until is not None and (self.held_until is None or until < self.held_until):
             self.held_until = until
-
-    def _expire(self) -> None:
-        """The alert's `expires_at` passed: stop its unsent batches; it fails once settled."""
-        if self._failure is None:
-            self._failure = (
-                "expired while paused, before every recipient was sent to"
-                if self.deps.control.is_paused(self.alert_id)
-                else "expired before every recipient was sent to"
-            )
-            logger.warning(
-                "alert %s expired while sending; its unsent batches stop",
-                self.alert_id,
-                extra={"alert_id": str(self.alert_id)},
-            )
-        self.deps.control.cancel(self.alert_id)
 
     def _spawn(self, work: Coroutine[Any, Any, bool]) -> None:
         task = asyncio.create_task(work)
@@ -368,166 +318,3 @@ class ShardPipe:
         """Wait for every batch of this shard that is in flight or waiting to be sent."""
         while self._tasks:
             await asyncio.wait(list(self._tasks))
-
-    # -- batches --------------------------------------------------------------------------
-
-    async def _deliver(
-        self, batch: BatchRow, recipients: Recipients, slot: Slot | None = None
-    ) -> bool:
-        """Send a written batch and settle it; False when stopped before its fate was known."""
-        if slot is None:
-            slot = await self.deps.in_flight.take()
-        async with slot:
-            try:
-                outgoing = self._render.outgoing(batch.id, recipients, batch.channel)
-                result = await self._requests_of(batch).send(outgoing)
-            except PermanentProviderError as exc:
-                result = self._refusal(batch.id, recipients, exc)
-        if result is None:
-            return False
-        sent = recipients.subscriber_ids
-        # numbers and links are not needed to settle: freed now rather than once settled
-        del recipients
-        await self._settle(batch, sent, result)
-        return True
-
-    def _refusal(
-        self, batch_id: str, recipients: Recipients, exc: PermanentProviderError
-    ) -> BatchResult:
-        """A refused request: every recipient failed with the HTTP status as their code."""
-        logger.error("batch %s refused: %s", batch_id, exc, extra={"batch_id": batch_id})
-        self._refused += 1
-        if self._refused >= self.deps.options.error_threshold and self._failure is None:
-            # stop the alert's next batches now; it is marked failed once this one is settled
-            self._failure = f"the provider refused {self._refused} requests in a row"
-            self.deps.control.cancel(self.alert_id)
-        return outcomes.refused(batch_id, recipients.subscriber_ids, exc.status, str(exc))
-
-    async def _recover(self, batch: BatchRow) -> bool:
-        """Settle a batch of unknown fate from the provider's records, or send it again."""
-        if batch.status == "held":
-            return await self._send_held(batch)
-        result = await self._requests_of(batch).look_up(batch.id)
-        if result is None and self.stopping.is_set():
-            return False
-        if result is not None:
-            logger.info("batch %s found at the provider; settled without sending", batch.id)
-            await self._settle(batch, result.subscriber_ids, result, last_id=batch.last_id)
-            return True
-        verdict = await self._gate.wait()
-        if verdict != "open":
-            return self._not_now(verdict)  # left `sending`: run again, it is looked up again first
-        logger.info("batch %s unknown to the provider; sending it again", batch.id)
-        recipients = await self._rows_of(batch)
-        if not recipients:
-            # everyone in it opted out meanwhile: nothing to send, nothing was sent
-            await self._settle(batch, [], BatchResult(batch.id, [], []), last_id=batch.last_id)
-            return True
-        return await self._deliver(batch, recipients)
-
-    def _not_now(self, verdict: Verdict) -> bool:
-        """A batch that is not the shard's next (a follow-up, one sent again after a crash)
-        the gate stopped: False when that leaves it unsettled (the sender stops, the alert
-        was cancelled or expired), True when it waits for the quiet hours with its shard."""
-        if verdict == "expired":
-            self._expire()
-            return False
-        if isinstance(verdict, Held):
-            self._hold(verdict.until)
-            return True
-        return False
-
-    async def _rows_of(self, batch: BatchRow) -> Recipients:
-        """A written batch's recipients now; a range split off it goes as a batch of its own."""
-        page = await self._batches.rows_of(batch)
-        if page.split_off is not None:
-            self._spawn(self._recover(page.split_off))
-        return self._render.recipients(page.rows)
-
-    async def _send_held(self, batch: BatchRow) -> bool:
-        """Send a follow-up batch once its `not_before` has come (and no pause holds it)."""
-        if batch.not_before is not None:
-            await self._gate.sleep_until(batch.not_before)
-        verdict = await self._gate.wait()
-        if verdict != "open":
-            return self._not_now(verdict)
-        recipients = await self._rows_of(batch)
-        await self.deps.store.release_held(batch.id)
-        if not recipients:
-            await self._settle(batch, [], BatchResult(batch.id, [], []), last_id=batch.last_id)
-            return True
-        return await self._deliver(batch, recipients)
-
-    async def _settle(
-        self, batch: BatchRow, sent: list[int], result: BatchResult, *, last_id: int | None = None
-    ) -> None:
-        """Publish the batch's delivery event and settle it (see `broadcaster.settling`).
-
-        `sent` are the subscriber ids the batch went to, in id order (pages and follow-ups
-        are read ORDER BY id).
-        """
-        deps, category = self.deps, self._render.info.category
-        # an SMS batch falls back to nothing more: its refusals are failures
-        codes = self._fallback_codes if batch.channel == "kakao" else frozenset()
-        verdict = outcomes.judge(sent, result, codes)
-        then = fallback = None
-        if verdict.again:
-            now = deps.wall_clock()
-            not_before = (
-                deps.brand_resume_at(now)
-                if verdict.quiet_hours and batch.channel == "kakao"
-                else now + timedelta(seconds=self._requests.backoff(1) + deps.options.retry_base)
-            )
-            seq = self._batches.next_seq()
-            then = outcomes.follow_up(
-                verdict, self._batches.batch_id(seq), seq, not_before, batch.channel
-            )
-            cause = "quiet-hours" if verdict.quiet_hours else "recipient"
-            deps.metrics.retries.labels(cause).inc(len(verdict.again))
-        if verdict.fallback:
-            seq = self._batches.next_seq()
-            now = deps.wall_clock()
-            # an advertising text waits for 08:00-21:00 (Korean time), as the law asks
-            held = ad_held_until(now) if category == "promotional" else None
-            fallback = outcomes.fallback_batch(
-                verdict, self._batches.batch_id(seq), seq, held or now
-            )
-            deps.metrics.fallbacks.inc(len(verdict.fallback))
-        await deps.settler.settle(
-            outcomes.settlement(
-                batch, self.alert_id, self.shard_no, sent, verdict, then, last_id, fallback
-            ),
-            outcomes.delivery_event(
-                batch,
-                self.alert_id,
-                self.shard_no,
-                category,
-                sent,
-                verdict,
-                self._render.info.test_of,
-            ),
-        )
-        deps.metrics.delivered.labels(category, batch.channel).inc(verdict.delivered)
-        for reason, count in verdict.failed_by_reason.items():
-            deps.metrics.failed.labels(category, batch.channel, reason).inc(count)
-        if verdict.delivered:
-            self._refused = 0
-        if self._failure is not None:
-            await self._fail(self._failure)
-        for held_batch in (then, fallback):
-            if held_batch is None:
-                continue
-            if due_later(held_batch.not_before, deps.wall_clock()):
-                self._hold(held_batch.not_before)
-            else:
-                self._spawn(self._send_held(held_batch))
-        await deps.progress.progress(self.alert_id)
-
-    async def _fail(self, reason: str) -> None:
-        """Give up the alert: mark it failed and announce it (once, whoever comes first)."""
-        counters = await self.deps.store.fail_alert(self.alert_id, reason)
-        if counters is not None:
-            logger.error("alert %s failed: %s", self.alert_id, reason)
-            await self.deps.publisher.lifecycle(
-                "failed", self.alert_id, counters.category, counters, reason=reason
-            )
