@@ -66,10 +66,13 @@ BENCH_STACK := .local/bench
 BENCH_ENV = set -a && . $(BENCH_STACK)/stack.env && set +a && export ALLIM_BENCH_STATE=$(BENCH_STACK) \
 	&& $(BIN)/allim migrate
 
+# Each stops the stack once done, passed or failed, and exits with the run's status.
+BENCH_DOWN = status=$$?; deploy/local/stack.sh down $(BENCH_STACK); exit $$status
+
 bench: install
 	deploy/local/stack.sh up $(BENCH_STACK)
-	$(BENCH_ENV) && $(BIN)/python bench/run.py $(if $(QUICK),--quick) --command "make bench$(if $(QUICK), QUICK=1)"
+	$(BENCH_ENV) && $(BIN)/python bench/run.py $(if $(QUICK),--quick) --command "make bench$(if $(QUICK), QUICK=1)"; $(BENCH_DOWN)
 
 chaos: install
 	deploy/local/stack.sh up $(BENCH_STACK)
-	$(BENCH_ENV) && $(BIN)/python bench/chaos.py $(if $(QUICK),--quick) --command "make chaos$(if $(QUICK), QUICK=1)"
+	$(BENCH_ENV) && $(BIN)/python bench/chaos.py $(if $(QUICK),--quick) --command "make chaos$(if $(QUICK), QUICK=1)"; $(BENCH_DOWN)
