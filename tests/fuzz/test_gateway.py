@@ -143,6 +143,15 @@ async def test_schemathesis_with_every_check_finds_nothing(gateway: Gateway) -> 
     assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-2000:]
     # every case it generated passed, and it generated some
     assert re.search(r"\b([1-9]\d*) generated, \1 passed", run.stdout), run.stdout[-4000:]
+    # and it left the keys it ran with working: the tests after it use them too
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
+        for key, path in (
+            (gateway.api_key, "/v1/alerts"),
+            (gateway.approver_key, "/v1/audit"),
+            (gateway.admin_key, "/v1/keys"),
+        ):
+            answer = await client.get(path, headers={"X-API-Key": key})
+            assert answer.status_code == 200, f"GET {path}: {answer.status_code} {answer.text}"
 
 
 async def _engagement_end(bootstrap: str) -> int:
