@@ -72,9 +72,9 @@ from _stack import (
     vm_kib,
     warm_up,
 )
+from _system import System, running_system
 from broadcaster.buckets import Buckets
 from broadcaster.store import Store
-from chaos import System, running_system
 from cli.processes import Service
 from common.messages import Audience
 from raw_limit import size_name
