@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 # how long a stopping gateway waits for its taps' events to reach Kafka
 TAP_FLUSH_SECONDS = 10.0
+# how long a stopping gateway lets a Kafka connection attempt under way end (`KafkaLink`)
+KAFKA_CONNECT_GRACE_SECONDS = 5.0
 
 # bodies a route reads by hand (content negotiation) that OpenAPI still documents
 DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
@@ -97,8 +99,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             wake_outbox=relay.wake,
         )
         app.state.gateway = state
+        connecting = asyncio.create_task(kafka.connect_forever(settings.kafka_bootstrap))
         tasks = [
-            asyncio.create_task(kafka.connect_forever(settings.kafka_bootstrap)),
             asyncio.create_task(relay.run()),
             asyncio.create_task(
                 approvals.sweep_forever(sessions, settings.gateway_approval_sweep_seconds)
@@ -108,6 +110,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         try:
             yield
         finally:
+            await kafka.stop_connecting(connecting, KAFKA_CONNECT_GRACE_SECONDS)
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.tokens import TokenSigner
 from common.topics import ensure_topics
+from common.waiting import wait_or_stop
 from gateway.cap import AreaTable
 from gateway.config import GatewaySettings
 from gateway.metrics import GatewayMetrics
@@ -25,25 +27,37 @@ class KafkaLink:
     """The gateway's producer, connected in the background so the gateway starts without Kafka.
 
     `ready` is set once the producer has started; until then intake still works (the
-    outbox holds the records) and taps are counted as dropped.
+    outbox holds the records) and taps are counted as dropped. `stop_connecting` ends the
+    attempts: an attempt cancelled half-way leaves its socket open (aiokafka's bootstrap does
+    not close a connection it is cancelled on), so the one under way may end first.
     """
 
     producer: AIOKafkaProducer
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect_forever(self, bootstrap: str, retry_seconds: float = 1.0) -> None:
-        """Create the missing topics and start the producer, retrying until the broker answers."""
-        while True:
+        """Create the missing topics and start the producer, retrying until the broker answers
+        or `stopping` is set."""
+        while not self.stopping.is_set():
             try:
                 await ensure_topics(bootstrap)
                 await self.producer.start()
             except (KafkaError, OSError):
                 logger.warning("Kafka is not reachable yet; retrying", exc_info=True)
-                await asyncio.sleep(retry_seconds)
+                await wait_or_stop(self.stopping, retry_seconds)
                 continue
             self.ready.set()
             logger.info("Kafka producer connected")
             return
+
+    async def stop_connecting(self, connecting: asyncio.Task[None], grace: float) -> None:
+        """Stop `connecting` (`connect_forever`) after its attempt under way, or `grace`."""
+        self.stopping.set()
+        await asyncio.wait({connecting}, timeout=grace)
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
 
 
 @dataclass
