@@ -101,6 +101,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.gateway = state
         connecting = asyncio.create_task(kafka.connect_forever(settings.kafka_bootstrap))
         tasks = [
+            connecting,
             asyncio.create_task(relay.run()),
             asyncio.create_task(
                 approvals.sweep_forever(sessions, settings.gateway_approval_sweep_seconds)

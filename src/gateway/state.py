@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,12 +51,10 @@ class KafkaLink:
             return
 
     async def stop_connecting(self, connecting: asyncio.Task[None], grace: float) -> None:
-        """Stop `connecting` (`connect_forever`) after its attempt under way, or `grace`."""
+        """Let `connecting` (`connect_forever`) end after its attempt under way, waiting up to
+        `grace` seconds; the caller cancels it then, with its other tasks."""
         self.stopping.set()
         await asyncio.wait({connecting}, timeout=grace)
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await connecting
 
 
 @dataclass

@@ -99,7 +99,7 @@ async def test_openapi_documents_every_alert_route(client: httpx.AsyncClient) ->
 async def test_a_gateway_stopped_while_it_connects_to_kafka_leaves_no_socket_open(
     gateway_settings: GatewaySettings,
 ) -> None:
-    # stopped at ten points of the producer's start, from at once to well after it; a
+    # stopped at sixty points of the producer's start, from at once to well after it; a
     # connection dropped half-way through aiokafka's bootstrap is never closed, and the
     # collection below turns its unclosed socket into this test's failure
     for step in range(60):
