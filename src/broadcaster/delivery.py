@@ -243,8 +243,7 @@ class Delivery:
             deps.metrics.failed.labels(category, batch.channel, reason).inc(count)
         if verdict.delivered:
             self._refused = 0
-        if self.failure is not None:
-            await self.fail()
+        await self.fail_if_given_up()
         for held_batch in (then, fallback):
             if held_batch is None:
                 continue
@@ -269,9 +268,9 @@ class Delivery:
             )
         self.deps.control.cancel(self.alert_id)
 
-    async def fail(self) -> None:
-        """Give the alert up for `failure`, if there is one: mark it failed and announce it
-        (once, whoever comes first)."""
+    async def fail_if_given_up(self) -> None:
+        """Give the alert up when there is a `failure`: mark it failed and announce it (once,
+        whoever comes first)."""
         reason = self.failure
         if reason is None:
             return

@@ -151,7 +151,7 @@ class ShardPipe:
 
         Only the shard that finished last has `ended`, so the alert's end is one event, told
         again under the same id (and with the same data) only when that shard is run again.
-        A failed alert was told by whoever failed it (`Delivery.fail`).
+        A failed alert was told by whoever failed it (`Delivery.fail_if_given_up`).
         """
         if ended is None or ended.status not in ("completed", "cancelled"):
             return
@@ -264,8 +264,7 @@ class ShardPipe:
                 extra=self._log,
             )
             return "conflict"
-        if self._delivery.failure is not None:
-            await self._delivery.fail()
+        await self._delivery.fail_if_given_up()
         if self.deps.control.is_cancelled(self.alert_id):
             return await self._cancel()
         if self.stopping.is_set():

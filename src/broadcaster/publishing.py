@@ -81,7 +81,7 @@ class Publisher:
         Each fact is told with the same data whenever it is told again: `started` carries
         the plan (nothing delivered yet), even when the planner's repair tells it once the
         sending is under way; the ends carry the final numbers (see `ShardPipe._announce_end`
-        and `Delivery.fail`).
+        and `Delivery.fail_if_given_up`).
         """
         targeted = counters.targeted if counters else 0
         delivered = counters.delivered if counters and kind != "started" else 0
