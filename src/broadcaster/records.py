@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
 from common.messages import Audience, Button, Category, Channel
 
 
@@ -129,6 +131,26 @@ def counters_of(row: Mapping[str, Any], category: Category | None = None) -> Cou
         row.get("status_reason"),
         row.get("test_of"),
         bool(row.get("paused")),
+    )
+
+
+def alert_info(row: Mapping[str, Any]) -> AlertInfo:
+    """The `AlertInfo` of an `alerts` row (`buttons` and `audience` read as text)."""
+    buttons = orjson.loads(row["buttons"]) or []
+    return AlertInfo(
+        id=row["id"],
+        title=row["title"],
+        body=row["body"],
+        category=row["category"],
+        buttons=tuple(Button.model_validate(b) for b in buttons),
+        audience=Audience.model_validate(orjson.loads(row["audience"])),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        test_of=row["test_of"],
+        fallback_codes=frozenset(row["fallback_codes"] or ()),
+        sms=SmsText(row["sms_kind"], row["sms_subject"] or "", row["sms_text"])
+        if row["sms_kind"] and row["sms_text"]
+        else None,
     )
 
 

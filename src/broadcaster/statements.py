@@ -1,15 +1,20 @@
 """The broadcaster's larger SQL statements, and the audience filter they share.
 
-Each is one round trip: the settlement of a group of batches, the planning of a shard's next
-batches, the split of a batch that grew, the alerts that will be late. `broadcaster.store`
-runs them; they live here so that the store reads as what it does. The rate buckets'
-statements live with them in `broadcaster.buckets`.
+Each is one round trip: the settlement of a group of batches, a shard and its position, the
+planning of a shard's next batches, a batch's page, the split of a batch that grew, the
+alerts that will be late. `broadcaster.store` runs them (the settlement's parameters come
+from `settle_parameters`); they live here so that the store reads as what it does. The rate
+buckets' statements live with them in `broadcaster.buckets`.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from broadcaster.records import Settlement
+from common import packing
 from common.messages import Audience
 
 
@@ -96,6 +101,70 @@ WITH i AS (
     ON CONFLICT (id) DO NOTHING
 )
 SELECT id FROM b
+"""
+
+
+def settle_parameters(alert_id: uuid.UUID, group: Sequence[Settlement]) -> tuple[Any, ...]:
+    """`SETTLE`'s parameters for a group of batches of one alert: a list per batch column,
+    and the failures, follow-ups and fallbacks flattened to a row per recipient."""
+    failures: tuple[list[str], list[int], list[int], list[str]] = ([], [], [], [])
+    held: tuple[list[str], list[int]] = ([], [])
+    record: tuple[list[str], list[bytes], list[bytes]] = ([], [], [])
+    fallback: tuple[list[str], list[int]] = ([], [])
+    for s in group:
+        if s.fallback is not None:
+            fallback[0].extend([s.fallback.batch_id] * len(s.fallback.subscriber_ids))
+            fallback[1].extend(s.fallback.subscriber_ids)
+        record[0].append(s.batch_id)
+        record[1].append(packing.ids(s.sent_ids))
+        record[2].append(packing.codes(s.codes))
+        failures[0].extend([s.batch_id] * len(s.failed_ids))
+        failures[1].extend(s.failed_ids)
+        failures[2].extend(s.failed_codes)
+        failures[3].extend(s.failed_reasons)
+        if s.follow_up is not None:
+            held[0].extend([s.follow_up.batch_id] * len(s.follow_up.subscriber_ids))
+            held[1].extend(s.follow_up.subscriber_ids)
+    return (
+        alert_id,
+        [s.batch_id for s in group],
+        [s.shard_no for s in group],
+        [s.last_id for s in group],
+        [s.sent for s in group],
+        [s.delivered for s in group],
+        [len(s.failed_ids) for s in group],
+        [s.follow_up.batch_id if s.follow_up else None for s in group],
+        [s.follow_up.seq if s.follow_up else None for s in group],
+        [s.follow_up.not_before if s.follow_up else None for s in group],
+        *failures,
+        *held,
+        *record,
+        [s.fallback.batch_id if s.fallback else None for s in group],
+        [s.fallback.seq if s.fallback else None for s in group],
+        [s.fallback.not_before if s.fallback else None for s in group],
+        *fallback,
+    )
+
+
+# a shard, the number of its next batch and the position its range batches reached (the
+# last id of the furthest; follow-ups, which list their recipients, do not move it)
+SHARD = """
+SELECT s.first_id, s.last_id, s.status, b.next_seq, b.position
+FROM shards s,
+LATERAL (
+    SELECT COALESCE(max(seq) + 1, 0) AS next_seq,
+           max(last_id) FILTER (WHERE subscriber_ids IS NULL) AS position
+    FROM batches WHERE alert_id = s.alert_id AND shard_no = s.shard_no
+) b
+WHERE s.alert_id = $1 AND s.shard_no = $2
+"""
+
+# a batch's page: up to $3 active subscribers of the audience with $1 < id <= $2, read when
+# the batch is sent
+PAGE = """
+SELECT id, recipient_no FROM subscribers
+WHERE id > $1 AND id <= $2 AND status = 'active'{conditions}
+ORDER BY id LIMIT $3
 """
 
 # the shard's next batches, written `sending` before any of them is sent, in one statement:

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import asyncpg
-import orjson
 
 from broadcaster import plans, statements
 from broadcaster.records import (
@@ -27,11 +26,10 @@ from broadcaster.records import (
     PlanState,
     Settlement,
     ShardRow,
-    SmsText,
+    alert_info,
     counters_of,
 )
-from common import packing
-from common.messages import Audience, Button
+from common.messages import Audience
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +68,7 @@ class Store:
             " sms_kind, sms_subject, sms_text FROM alerts WHERE id = $1",
             alert_id,
         )
-        return None if row is None else _alert(row)
+        return None if row is None else alert_info(row)
 
     async def counters(self, alert_id: uuid.UUID) -> Counters | None:
         """The alert's status and counters."""
@@ -185,15 +183,7 @@ class Store:
 
     async def shard(self, alert_id: uuid.UUID, shard_no: int) -> ShardRow | None:
         """The shard, its next batch number and the position its range batches reached."""
-        row = await self.pool.fetchrow(
-            "SELECT s.first_id, s.last_id, s.status, b.next_seq, b.position FROM shards s,"
-            " LATERAL (SELECT COALESCE(max(seq) + 1, 0) AS next_seq,"
-            "  max(last_id) FILTER (WHERE subscriber_ids IS NULL) AS position FROM batches"
-            "  WHERE alert_id = s.alert_id AND shard_no = s.shard_no) b"
-            " WHERE s.alert_id = $1 AND s.shard_no = $2",
-            alert_id,
-            shard_no,
-        )
+        row = await self.pool.fetchrow(statements.SHARD, alert_id, shard_no)
         if row is None:
             return None
         position = row["position"] if row["position"] is not None else row["first_id"] - 1
@@ -302,12 +292,7 @@ class Store:
         """
         conditions, params = statements.audience_filter(audience, 4)
         rows: list[asyncpg.Record] = await (connection or self.pool).fetch(
-            "SELECT id, recipient_no FROM subscribers WHERE id > $1 AND id <= $2"
-            f" AND status = 'active'{conditions} ORDER BY id LIMIT $3",
-            after,
-            last,
-            limit,
-            *params,
+            statements.PAGE.format(conditions=conditions), after, last, limit, *params
         )
         return rows
 
@@ -408,61 +393,7 @@ class Store:
 
     async def settle(self, alert_id: uuid.UUID, group: Sequence[Settlement]) -> set[str]:
         """Settle batches of one alert in one statement; the ids of those not settled before."""
-        failures: tuple[list[str], list[int], list[int], list[str]] = ([], [], [], [])
-        held: tuple[list[str], list[int]] = ([], [])
-        record: tuple[list[str], list[bytes], list[bytes]] = ([], [], [])
-        fallback: tuple[list[str], list[int]] = ([], [])
-        for s in group:
-            if s.fallback is not None:
-                fallback[0].extend([s.fallback.batch_id] * len(s.fallback.subscriber_ids))
-                fallback[1].extend(s.fallback.subscriber_ids)
-            record[0].append(s.batch_id)
-            record[1].append(packing.ids(s.sent_ids))
-            record[2].append(packing.codes(s.codes))
-            failures[0].extend([s.batch_id] * len(s.failed_ids))
-            failures[1].extend(s.failed_ids)
-            failures[2].extend(s.failed_codes)
-            failures[3].extend(s.failed_reasons)
-            if s.follow_up is not None:
-                held[0].extend([s.follow_up.batch_id] * len(s.follow_up.subscriber_ids))
-                held[1].extend(s.follow_up.subscriber_ids)
         rows = await self.pool.fetch(
-            statements.SETTLE,
-            alert_id,
-            [s.batch_id for s in group],
-            [s.shard_no for s in group],
-            [s.last_id for s in group],
-            [s.sent for s in group],
-            [s.delivered for s in group],
-            [len(s.failed_ids) for s in group],
-            [s.follow_up.batch_id if s.follow_up else None for s in group],
-            [s.follow_up.seq if s.follow_up else None for s in group],
-            [s.follow_up.not_before if s.follow_up else None for s in group],
-            *failures,
-            *held,
-            *record,
-            [s.fallback.batch_id if s.fallback else None for s in group],
-            [s.fallback.seq if s.fallback else None for s in group],
-            [s.fallback.not_before if s.fallback else None for s in group],
-            *fallback,
+            statements.SETTLE, *statements.settle_parameters(alert_id, group)
         )
         return {r[0] for r in rows}
-
-
-def _alert(row: asyncpg.Record) -> AlertInfo:
-    buttons = orjson.loads(row["buttons"]) or []
-    return AlertInfo(
-        id=row["id"],
-        title=row["title"],
-        body=row["body"],
-        category=row["category"],
-        buttons=tuple(Button.model_validate(b) for b in buttons),
-        audience=Audience.model_validate(orjson.loads(row["audience"])),
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        test_of=row["test_of"],
-        fallback_codes=frozenset(row["fallback_codes"] or ()),
-        sms=SmsText(row["sms_kind"], row["sms_subject"] or "", row["sms_text"])
-        if row["sms_kind"] and row["sms_text"]
-        else None,
-    )
