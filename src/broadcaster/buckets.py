@@ -1,8 +1,9 @@
 """The global rate limiter's rows in `rate_buckets`, one statement a round trip each.
 
-`Buckets` is the `ratelimit.BucketStore` the wiring gives every limiter: each sender process
-leases from the same rows, so they share one budget. `at` is the time a statement works at:
-None for the database's own `clock_timestamp()`, a given time when a test drives the clock.
+`Buckets` is the `shared_bucket.BucketStore` the wiring gives every limiter: each sender
+process leases from the same rows, so they share one budget. `at` is the time a statement
+works at: None for the database's own `clock_timestamp()`, a given time when a test drives
+the clock.
 """
 
 from __future__ import annotations
