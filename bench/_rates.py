@@ -18,7 +18,8 @@ from typing import Any
 
 import asyncpg
 
-from _stack import Alerts, Sandbox, Stack, log
+from _clients import Alerts, Sandbox
+from _stack import Stack, log
 from cli.processes import Service
 from common.messages import Audience
 

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+import _clients
 import _stack
 from cli.processes import Service, ServiceGroup, free_port
 
@@ -62,7 +63,7 @@ class System:
     stall_seconds: float = 60.0
     api_key: str = ""
     gateway_url: str = ""
-    sandbox: _stack.Sandbox | None = None
+    sandbox: _clients.Sandbox | None = None
     _client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=120))
 
     @property
@@ -113,7 +114,7 @@ class System:
         """Start every process and wait until each answers."""
         self.api_key = await self.bench.operator_key()
         await asyncio.to_thread(self._start)
-        self.sandbox = _stack.Sandbox(self._client, self.bench.sandbox_url)
+        self.sandbox = _clients.Sandbox(self._client, self.bench.sandbox_url)
 
     async def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL)."""
@@ -136,7 +137,7 @@ class System:
                 )
 
     @property
-    def provider(self) -> _stack.Sandbox:
+    def provider(self) -> _clients.Sandbox:
         """The sandbox's ledger, stats and behaviour; the system must have started."""
         if self.sandbox is None:
             raise RuntimeError("The system has not been started.")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _results
 import _stack
 import report
 from _system import System, running_system, stack_script
@@ -577,18 +578,18 @@ def main(argv: list[str] | None = None) -> int:
     chaos = asyncio.run(run_chaos(config))
     chaos["command"] = args.command or " ".join(["python", "bench/chaos.py", *sys.argv[1:]])
     chaos["quick"] = args.quick
-    chaos["finished_at"] = report.utc_now()
+    chaos["finished_at"] = _results.utc_now()
     if args.out:
-        args.out.write_text(report.dumps(chaos), encoding="utf-8")
+        args.out.write_text(_results.dumps(chaos), encoding="utf-8")
     else:
-        results = report.load_results()
+        results = _results.load_results()
         # a short run (make bench, CI's size) never hides the last full one
         results["chaos_short" if args.quick else "chaos"] = chaos
-        results["figures"] = report.flat_figures(results)
-        results.setdefault("machine", report.machine())
-        report.save_results(results)
+        results["figures"] = _results.flat_figures(results)
+        results.setdefault("machine", _results.machine())
+        _results.save_results(results)
         report.write_report(results)
-    print(report.dumps(chaos["figures"]))
+    print(_results.dumps(chaos["figures"]))
     return 0 if chaos["figures"]["chaos_failed_scenarios"] == 0 else 1
 
 

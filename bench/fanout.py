@@ -22,17 +22,8 @@ import statistics
 import httpx
 import uvloop
 
-from _stack import (
-    WARMUP_TAG,
-    GatewayAlerts,
-    load_subscribers,
-    log,
-    parse_args,
-    report,
-    sandbox_client,
-    stack,
-    warm_up,
-)
+from _clients import GatewayAlerts, sandbox_client, warm_up
+from _stack import WARMUP_TAG, load_subscribers, log, parse_args, report, stack
 from common.messages import Audience
 from raw_limit import measure_raw, size_name
 

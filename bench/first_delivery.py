@@ -19,18 +19,16 @@ import asyncio
 
 import httpx
 
+from _clients import GatewayAlerts, sandbox_client, warm_up
 from _stack import (
     SMALL_TAG,
     WARMUP_TAG,
-    GatewayAlerts,
     load_subscribers,
     log,
     parse_args,
     percentile,
     report,
-    sandbox_client,
     stack,
-    warm_up,
 )
 from common.messages import Audience, Category
 

@@ -17,17 +17,8 @@ from __future__ import annotations
 
 import asyncio
 
-from _stack import (
-    WARMUP_TAG,
-    alerts,
-    load_subscribers,
-    log,
-    parse_args,
-    report,
-    sandbox_client,
-    stack,
-    warm_up,
-)
+from _clients import alerts, sandbox_client, warm_up
+from _stack import WARMUP_TAG, load_subscribers, log, parse_args, report, stack
 from common.messages import Audience
 
 RATE = 10_000

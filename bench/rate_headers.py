@@ -16,18 +16,9 @@ from __future__ import annotations
 
 import asyncio
 
+from _clients import alerts, sandbox_client, warm_up
 from _rates import measured_send
-from _stack import (
-    WARMUP_TAG,
-    alerts,
-    load_subscribers,
-    log,
-    parse_args,
-    report,
-    sandbox_client,
-    stack,
-    warm_up,
-)
+from _stack import WARMUP_TAG, load_subscribers, log, parse_args, report, stack
 
 LIMIT = 5_000
 SENDERS = 3

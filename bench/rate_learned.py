@@ -19,19 +19,9 @@ from __future__ import annotations
 
 import asyncio
 
+from _clients import alerts, sandbox_client, warm_up
 from _rates import Send, measured_send
-from _stack import (
-    WARMUP_TAG,
-    Stack,
-    alerts,
-    load_subscribers,
-    log,
-    parse_args,
-    report,
-    sandbox_client,
-    stack,
-    warm_up,
-)
+from _stack import WARMUP_TAG, Stack, load_subscribers, log, parse_args, report, stack
 
 LIMIT = 5_000
 SETTLE_S = 10  # the figures leave out the first seconds, while the rate is being found

@@ -19,17 +19,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import uvloop
 
-from _stack import (
-    WARMUP_TAG,
-    Sandbox,
-    Stack,
-    load_subscribers,
-    log,
-    parse_args,
-    report,
-    sandbox_client,
-    stack,
-)
+from _clients import Sandbox, sandbox_client
+from _stack import WARMUP_TAG, Stack, load_subscribers, log, parse_args, report, stack
 from broadcaster.config import BroadcasterSettings
 from broadcaster.main import http_client, kakao_options
 from broadcaster.providers.base import OutgoingBatch, Recipients

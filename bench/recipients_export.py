@@ -24,15 +24,8 @@ from typing import Any
 import httpx
 import uvloop
 
-from _stack import (
-    load_subscribers,
-    log,
-    parse_args,
-    recipient_no,
-    report,
-    sandbox_client,
-    stack,
-)
+from _clients import sandbox_client
+from _stack import load_subscribers, log, parse_args, recipient_no, report, stack
 from common.messages import Audience
 
 

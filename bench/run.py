@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _results
 import report
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -53,7 +54,7 @@ def last_json_line(stdout: str) -> dict[str, Any]:
     lines = [line for line in stdout.splitlines() if line.strip()]
     if not lines:
         raise ValueError("printed nothing on stdout")
-    value = report.loads(lines[-1])
+    value = _results.loads(lines[-1])
     if not isinstance(value, dict):
         raise ValueError(f"last stdout line is not a JSON object: {lines[-1][:200]!r}")
     return value
@@ -182,12 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         if not os.environ.get(name):
             raise SystemExit(f"Environment variable '{name}' is missing: run `make bench`.")
 
-    results = report.load_results()
+    results = _results.load_results()
     results["benchmarks"] = {} if not args.only else results.get("benchmarks", {})
-    results["machine"] = report.machine()
+    results["machine"] = _results.machine()
     results["command"] = args.command or shlex.join(["python", "bench/run.py", *sys.argv[1:]])
     results["quick"] = args.quick
-    results["started_at"] = report.utc_now()
+    results["started_at"] = _results.utc_now()
     failed: list[str] = []
     for script in benchmark_scripts(args.only):
         result = ScriptResult(script.stem, shlex.join([f"bench/{script.name}", *flags]))
@@ -203,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         summary = result.summary()
         # a run with --only keeps the other benchmarks' entries: each says when, from which
         # commit and by which command it was measured
-        summary["finished_at"] = report.utc_now()
+        summary["finished_at"] = _results.utc_now()
         summary["commit"] = results["machine"].get("commit")
         summary["by"] = results["command"]
         results["benchmarks"][script.stem] = summary
         if summary["errors"]:
             failed.append(script.stem)
-        report.save_results(results)
+        _results.save_results(results)
 
     if not args.no_chaos and not args.only:
         chaos_args = ["--quick"]
@@ -218,18 +219,18 @@ def main(argv: list[str] | None = None) -> int:
         if outcome.error:
             failed.append("chaos")
         # chaos.py wrote its own sections of results.json; keep them
-        written = report.load_results()
-        for key in report.CHAOS_KEYS:
+        written = _results.load_results()
+        for key in _results.CHAOS_KEYS:
             if key in written:
                 results[key] = written[key]
         if outcome.error:
             results.setdefault("chaos_short", {})["error"] = outcome.error
 
-    results["figures"] = report.flat_figures(results)
-    results["finished_at"] = report.utc_now()
-    report.save_results(results)
+    results["figures"] = _results.flat_figures(results)
+    results["finished_at"] = _results.utc_now()
+    _results.save_results(results)
     report.write_report(results)
-    print(report.dumps(results["figures"]))
+    print(_results.dumps(results["figures"]))
     missing = [name for name in report.REQUIRED_FIGURES if name not in results["figures"]]
     if missing:
         print(f"bench: figures missing: {', '.join(missing)}", file=sys.stderr)

@@ -56,21 +56,17 @@ from typing import Any
 
 import asyncpg
 
+from _clients import Alerts, Sandbox, alerts, sandbox_client, warm_up
 from _stack import (
     WARMUP_TAG,
-    Alerts,
-    Sandbox,
     Stack,
-    alerts,
     load_subscribers,
     log,
     parse_args,
     percentile,
     report,
-    sandbox_client,
     stack,
     vm_kib,
-    warm_up,
 )
 from _system import System, running_system
 from broadcaster.buckets import Buckets

@@ -18,19 +18,8 @@ from __future__ import annotations
 
 import asyncio
 
-from _stack import (
-    WARMUP_TAG,
-    Sandbox,
-    alerts,
-    load_subscribers,
-    log,
-    parse_args,
-    report,
-    sandbox_client,
-    stack,
-    vm_kib,
-    warm_up,
-)
+from _clients import Sandbox, alerts, sandbox_client, warm_up
+from _stack import WARMUP_TAG, load_subscribers, log, parse_args, report, stack, vm_kib
 from cli.processes import Service
 from common.messages import Audience
 from raw_limit import size_name
