@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from common.models import Subscriber
-from gateway.text import unstorable
+from gateway.fields import unstorable
 
 RECIPIENT_PATTERN = r"^01[016789][0-9]{7,8}$"
 RECIPIENT_RULE = (

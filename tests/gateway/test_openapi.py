@@ -21,11 +21,12 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from gateway.config import GatewaySettings
+from gateway.fields import FILLED_PATTERN, Storable
 from gateway.main import create_app
 from gateway.routes.accounts import KeyCreate, UserCreate
 from gateway.routes.decisions import Rejection
 from gateway.routes.session import Credentials
-from gateway.schemas import FILLED_PATTERN, AudienceIn, Storable
+from gateway.schemas import AudienceIn
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from common.problems import Problem
 from gateway import audit, users
 from gateway.auth import create_key
 from gateway.deps import AdminDep, SessionDep
+from gateway.fields import Filled, JsonInteger
 from gateway.routes.responses import AUTH_ERRORS, problem_doc
-from gateway.schemas import Filled, JsonInteger
 from gateway.users import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, Role
 
 router = APIRouter(prefix="/v1", tags=["accounts"])

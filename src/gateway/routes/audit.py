@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import audit, cursors
 from gateway.deps import AuditorDep, SessionDep, StateDep
-from gateway.schemas import Storable
+from gateway.fields import Storable
 
 # a filter PostgreSQL can compare: no NUL (asyncpg refuses it, which would be a 500)
 StorableStr = Annotated[str, Storable]

@@ -17,9 +17,10 @@ from common.problems import Problem
 from common.sms_text import SmsKind, measured
 from gateway import alert_views, approvals, audiences, intake, preview, testsends
 from gateway.deps import ApproverDep, OperatorDep, SessionDep, StateDep, ViewerDep
+from gateway.fields import Filled
 from gateway.preview import AlertPreview
 from gateway.routes.responses import AUTH_ERRORS, INVALID, NOT_FOUND, problem_doc
-from gateway.schemas import AlertPublic, AlertStatus, Filled
+from gateway.schemas import AlertPublic, AlertStatus
 
 router = APIRouter(prefix="/v1/alerts", tags=["approval"])
 

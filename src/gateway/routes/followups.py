@@ -13,9 +13,10 @@ from pydantic import Field, StrictBool
 from common.problems import Problem
 from gateway import approvals, audit, followups, intake
 from gateway.deps import OperatorDep, SessionDep, StateDep
+from gateway.fields import JsonInteger, Strict
 from gateway.followups import FollowUpAudience, ResendOutcome
 from gateway.routes.responses import AUTH_ERRORS, INVALID, NOT_FOUND, problem_doc
-from gateway.schemas import AlertStatus, JsonInteger, Strict, Title
+from gateway.schemas import AlertStatus, Title
 from gateway.schemas import Body as BodyText
 
 router = APIRouter(prefix="/v1/alerts", tags=["follow-ups"])

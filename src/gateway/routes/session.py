@@ -18,8 +18,8 @@ from common.models import WebSession
 from common.problems import Problem
 from gateway import signin
 from gateway.deps import FORM_TYPES, IdentityDep, SessionDep, StateDep
+from gateway.fields import Storable
 from gateway.routes.responses import SESSION_ONLY, problem_doc
-from gateway.schemas import Storable
 from gateway.users import MAX_NAME, MAX_PASSWORD, Role
 
 router = APIRouter(prefix="/v1/session", tags=["session"])

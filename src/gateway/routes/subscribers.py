@@ -16,6 +16,7 @@ from common.models import Subscriber
 from common.problems import Problem
 from gateway import audit, subscribers
 from gateway.deps import OperatorDep, SessionDep, StateDep, ViewerDep
+from gateway.fields import STORABLE_PATTERN
 from gateway.importer import (
     FORMATS,
     MAX_ERRORS,
@@ -26,7 +27,6 @@ from gateway.importer import (
     import_subscribers,
 )
 from gateway.routes.responses import Responses, problem_doc
-from gateway.schemas import STORABLE_PATTERN
 
 logger = logging.getLogger(__name__)
 
