@@ -4,7 +4,7 @@
 child processes of one benchmark stack (`_stack.Stack`), kills and restarts them, stops and
 starts the stack's Kafka broker and PostgreSQL server (`stack_script`), and reads what the
 scenarios check: an alert's status, the senders' paused shards, the failures route.
-`bench/chaos.py` holds the scenarios and their verdicts.
+The scenarios are in `_scenarios.py`, their runner and verdicts in `bench/chaos.py`.
 """
 
 from __future__ import annotations
