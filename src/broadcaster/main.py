@@ -34,9 +34,10 @@ from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
 from broadcaster.providers.sms import make_sms_provider
 from broadcaster.publishing import Publisher
 from broadcaster.quiet import next_brand_window
-from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
+from broadcaster.ratelimit import GlobalRateLimiter
 from broadcaster.scheduler import poll_due
 from broadcaster.settling import Settler
+from broadcaster.shared_bucket import RateLimits
 from broadcaster.store import Store
 from common import topics
 from common.collector import tune_collector

@@ -20,56 +20,13 @@ Where the rate comes from:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from broadcaster.clock import Clock, LoopClock
 from broadcaster.quotas import Quota, Unit
-from broadcaster.shared_bucket import BucketStore, SharedBucket
+from broadcaster.shared_bucket import BucketStore, RateLimits, SharedBucket
 
 # seconds everyone waits after a 429 that carried no usable Retry-After
 DEFAULT_PAUSE_SECONDS = 1.0
-# longest bucket name: rows are `<bucket>:messages` and `<bucket>:requests` in a String(64)
-MAX_BUCKET_NAME = 50
-
-
-@dataclass(frozen=True, kw_only=True)
-class RateLimits:
-    """How a `GlobalRateLimiter` behaves; rates of 0 are not configured (see `learn`).
-
-    The configurable ones have no default here: `broadcaster.main` maps them from the settings.
-    """
-
-    messages_per_second: float
-    requests_per_second: float
-    bucket: str
-    lease_seconds: float  # a lease is this many seconds of budget (at least one request)
-    burst_seconds: float  # budget an idle bucket saves up
-    recovery_per_second: float  # fraction of the configured rate regained per second
-    cooldown_seconds: float  # cuts closer together count once; no recovery meanwhile
-    learn: bool  # no messages/s configured: learn the dealer's (False: unlimited)
-    learn_start: float  # messages/s a learned bucket starts from
-    learn_increase: float  # fraction of the learned rate added per second
-    throttle_factor: float = 0.5  # rate multiplier on 429 (and on the first 429 learning)
-    learn_factor: float = 0.75  # learned rate multiplier on each later 429
-    server_error_factor: float = 0.8  # rate multiplier on 5xx
-    floor: float = 0.05  # the rate never drops below this fraction of the configured rate
-
-    def __post_init__(self) -> None:
-        if self.messages_per_second < 0 or self.requests_per_second < 0:
-            raise ValueError("Rate limits must be 0 (not configured) or positive.")
-        factors = (self.throttle_factor, self.learn_factor, self.server_error_factor)
-        if not all(0 < factor <= 1 for factor in factors):
-            raise ValueError("Rate cut factors must be in (0, 1].")
-        if not 0 < self.floor <= 1:
-            raise ValueError("The rate floor must be a fraction in (0, 1].")
-        if not 0 < len(self.bucket) <= MAX_BUCKET_NAME:
-            raise ValueError(
-                f"Rate bucket name '{self.bucket}' must be 1 to {MAX_BUCKET_NAME} characters."
-            )
-        if self.lease_seconds <= 0 or self.burst_seconds < 0 or self.recovery_per_second < 0:
-            raise ValueError("Lease, burst and recovery settings must not be negative.")
-        if self.learn_start <= 0 or self.learn_increase < 0:
-            raise ValueError("A learned rate needs a positive start and an increase of 0 or more.")
 
 
 class GlobalRateLimiter:

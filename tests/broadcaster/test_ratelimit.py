@@ -24,8 +24,8 @@ from broadcaster.buckets import Buckets
 from broadcaster.config import BroadcasterSettings
 from broadcaster.main import rate_limits
 from broadcaster.quotas import Quota
-from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
-from broadcaster.shared_bucket import database_unavailable
+from broadcaster.ratelimit import GlobalRateLimiter
+from broadcaster.shared_bucket import RateLimits, database_unavailable
 from broadcaster.store import Store
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,8 @@ from broadcaster.errors import ThrottledError
 from broadcaster.main import rate_limits
 from broadcaster.providers.base import OutgoingBatch, Recipients
 from broadcaster.providers.kakao import KakaoOptions, KakaoProvider
-from broadcaster.ratelimit import GlobalRateLimiter, RateLimits
+from broadcaster.ratelimit import GlobalRateLimiter
+from broadcaster.shared_bucket import RateLimits
 from broadcaster.store import Store
 from sandbox.config import SandboxSettings
 from sandbox.main import create_app
