@@ -110,7 +110,7 @@ async def answer_send(
     totals = dealer.stats.totals
     if key is not None and dealer.idempotency.seen(key):
         return replay()
-    throttle = dealer.limiter.admit(messages, time.monotonic(), time.time())
+    throttle = dealer.limiter.admit(messages, dealer.pace(), time.time())
     if throttle is not None:
         dealer.stats.throttled(time.time())
         return refusal(

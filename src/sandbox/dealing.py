@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from enum import Enum
 from typing import Generic, TypeVar
 
@@ -49,9 +50,18 @@ class BaseDealer(Generic[B]):
     """Rate limit, latency, faults and records of one dealer, under its current behaviour."""
 
     def __init__(
-        self, behaviour: B, *, clock: Clock, idempotency_seconds: float, stats: Stats
+        self,
+        behaviour: B,
+        *,
+        clock: Clock,
+        idempotency_seconds: float,
+        stats: Stats,
+        pace: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clock = clock
+        # what the rate limit's buckets refill by: monotonic seconds, so that setting the
+        # dealer's clock (`Clock.set_now`) moves no budget; tests give their own
+        self.pace = pace
         self.stats = stats
         self.ledger = Ledger()
         self.results = ResultStore()
@@ -79,13 +89,12 @@ class BaseDealer(Generic[B]):
         self.stats.reset()
         self.limiter = self._limiter(self.behaviour)
 
-    @staticmethod
-    def _limiter(behaviour: DealerBehaviour) -> RateLimiter:
+    def _limiter(self, behaviour: DealerBehaviour) -> RateLimiter:
         return RateLimiter(
             behaviour.messages_per_second,
             behaviour.requests_per_second,
             behaviour.burst_seconds,
-            time.monotonic(),
+            self.pace(),
             http_date=behaviour.retry_after_http_date,
             ratelimit_headers=behaviour.ratelimit_headers,
         )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
+from tests.sandbox.ticks import Ticks
 
 from sandbox.behaviour import Behaviour, SmsBehaviour
 from sandbox.client import SandboxClient
@@ -62,6 +64,19 @@ def sms_dealer(sandbox_app: tuple[FastAPI, str]) -> SmsDealer:
     """The running sandbox's SMS dealer."""
     found: SmsDealer = sandbox_app[0].state.sms_dealer
     return found
+
+
+@pytest.fixture
+def ticks(dealer: Dealer, sms_dealer: SmsDealer) -> Iterator[Ticks]:
+    """Both dealers' rate buckets refill by a clock the test moves (`ticks.advance`), not by
+    the wall: a refill is proven without waiting for it."""
+    clock = Ticks(time.monotonic())
+    dealer.pace = sms_dealer.pace = clock.now
+    yield clock
+    dealer.pace = sms_dealer.pace = time.monotonic
+    # buckets made on the test's clock are made again on the real one
+    dealer.reset()
+    sms_dealer.reset()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.sandbox.ticks import Ticks
 
 from sandbox.client import SandboxClient
 from sandbox.dealer import Dealer
@@ -20,7 +20,7 @@ Numbers = Callable[..., list[str]]
 
 
 async def test_messages_over_the_rate_are_429_with_retry_after_and_ratelimit_headers(
-    sandbox: SandboxClient, make_batch: BatchBuilder, phone_numbers: Numbers
+    sandbox: SandboxClient, make_batch: BatchBuilder, phone_numbers: Numbers, ticks: Ticks
 ) -> None:
     await sandbox.configure(messages_per_second=1000, ratelimit_headers=True)
     first = await sandbox.send(make_batch("rate-a:0:1", phone_numbers(1000)))
@@ -38,10 +38,15 @@ async def test_messages_over_the_rate_are_429_with_retry_after_and_ratelimit_hea
     ledger = await sandbox.ledger("rate-a")
     assert ledger["accepted"] == 1000
     assert (await sandbox.stats())["totals"]["throttled"] == 1
-    # the bucket refills at the configured rate
-    await asyncio.sleep(1.05)
+    # the bucket refills at the configured rate: half a batch after half a second, a whole one
+    # after a second
+    ticks.advance(0.5)
+    early = await sandbox.send(make_batch("rate-a:0:3", phone_numbers(1000, 2000)))
+    assert early.status_code == 429
+    ticks.advance(0.5)
     third = await sandbox.send(make_batch("rate-a:0:3", phone_numbers(1000, 2000)))
     assert third.status_code == 200
+    assert (await sandbox.ledger("rate-a"))["accepted"] == 2000
 
 
 async def test_requests_over_the_rate_are_429_and_retry_after_can_be_an_http_date(

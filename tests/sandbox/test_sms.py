@@ -3,12 +3,12 @@ look-up, its own rate limit, faults and ledger."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from tests.sandbox.ticks import Ticks
 
 from sandbox.client import SandboxClient
 from sandbox.sms_dealer import SmsDealer
@@ -232,6 +232,7 @@ async def test_the_sms_dealer_has_a_rate_limit_of_its_own(
     make_sms: BatchBuilder,
     make_batch: BatchBuilder,
     phone_numbers: Numbers,
+    ticks: Ticks,
 ) -> None:
     await sandbox.configure_sms(messages_per_second=1000, ratelimit_headers=True)
     first = await sandbox.send_sms(make_sms("sms-i:0:1", phone_numbers(1000)))
@@ -249,7 +250,12 @@ async def test_the_sms_dealer_has_a_rate_limit_of_its_own(
     assert (await sandbox.sms_ledger("sms-i"))["accepted"] == 1000
     assert (await sandbox.sms_stats())["totals"]["throttled"] == 1
     assert (await sandbox.stats())["totals"]["throttled"] == 0
-    await asyncio.sleep(1.05)
+    # its bucket refills at its own rate: half a batch after half a second, a whole one after
+    # a second
+    ticks.advance(0.5)
+    early = await sandbox.send_sms(make_sms("sms-i:0:2", phone_numbers(1000, 1000)))
+    assert early.status_code == 429
+    ticks.advance(0.5)
     third = await sandbox.send_sms(make_sms("sms-i:0:2", phone_numbers(1000, 1000)))
     assert third.status_code == 200
 
