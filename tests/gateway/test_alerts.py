@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.gateway.bodies import AlertJson
+from tests.waiting import eventually
 
 from common.db import session_factory
 from common.messages import AlertRequested
@@ -62,14 +62,13 @@ async def test_post_accepts_and_publishes_the_alert(
     assert [b.name for b in message.buttons] == ["대피소", READ_MORE.name]
     assert message.buttons[-1].link == "#{link}"
 
-    rows = await _outbox_rows(engine, alert_id)
-    assert len(rows) == 1
-    for _ in range(100):
-        if rows[0].sent_at is not None:
-            break
-        await asyncio.sleep(0.05)
-        rows = await _outbox_rows(engine, alert_id)
-    assert rows[0].sent_at is not None
+    assert len(await _outbox_rows(engine, alert_id)) == 1
+
+    async def relayed() -> bool:
+        (row,) = await _outbox_rows(engine, alert_id)
+        return row.sent_at is not None
+
+    await eventually(relayed, what="the outbox row marked sent")
 
 
 async def test_get_shows_status_counters_and_read_rate(

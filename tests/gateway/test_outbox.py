@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.gateway.conftest import seed_subscribers
+from tests.waiting import eventually
 
 from cli.databases import scratch_database
 from common.db import create_engine, session_factory
@@ -73,12 +74,11 @@ async def _drain(relays: list[OutboxRelay]) -> None:
         pass
 
 
-async def _wait_until_unsent(engine: AsyncEngine, left: int = 0, seconds: float = 30.0) -> None:
-    async with asyncio.timeout(seconds):
-        while True:
-            if await _unsent(engine) <= left:
-                return
-            await asyncio.sleep(0.05)
+async def _wait_until_unsent(engine: AsyncEngine, left: int = 0) -> None:
+    async def drained() -> bool:
+        return await _unsent(engine) <= left
+
+    await eventually(drained, what=f"at most {left} outbox rows unsent")
 
 
 async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_back(
@@ -111,13 +111,13 @@ async def test_post_succeeds_while_kafka_is_down_and_is_published_when_it_is_bac
         ready = await http.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["down"] == ["kafka"]
+
         # the gauges are refreshed once a second
-        async with asyncio.timeout(10):
-            while True:
-                metrics = (await http.get("/metrics")).text
-                if _gauge(metrics, "allim_gateway_outbox_unsent") == 1.0:
-                    break
-                await asyncio.sleep(0.1)
+        async def gauged() -> bool:
+            metrics = (await http.get("/metrics")).text
+            return _gauge(metrics, "allim_gateway_outbox_unsent") == 1.0
+
+        await eventually(gauged, within=10, what="allim_gateway_outbox_unsent at 1")
         assert await _unsent(own_engine) == 1
 
     # Kafka is back: a gateway that reaches it publishes what the outbox holds
