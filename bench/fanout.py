@@ -11,8 +11,10 @@ ran first). At 1M the broadcast is timed in three rounds (`ROUNDS`).
 
 Beside the times, the CPU seconds (user + system, from /proc) each side spent: the
 broadcaster process from the POST to the last accepted batch, the raw loop's process for its
-loop (this script's own process). Their ratio is the share of the broadcaster's work that is
-the sending itself; it moves less than the times with what else the host runs.
+loop (this script's own process). Both sides are bound by their CPU, so their ratio follows
+the time ratio; it says how much more work the broadcaster does for the same sending, apart
+from waiting. It swings with the host much as the times do: on a shared core the same code
+takes more CPU seconds.
 
     .venv/bin/python bench/fanout.py [--quick]     # 100k, 450k, 1M and 10M (quick: to 1M)
 
