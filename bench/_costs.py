@@ -27,23 +27,24 @@ WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY($1::t
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (0 when it is gone)."""
+def _ticks(pid: int, first: int) -> float:
+    """Seconds of the two clock-tick fields of /proc/<pid>/stat from `first` on, counted
+    after the command (state is [0]); 0 when the process is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
         return 0.0
-    # fields after the command: state is [0], utime [11], stime [12]
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return (int(fields[first]) + int(fields[first + 1])) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (utime + stime; 0 when it is gone)."""
+    return _ticks(pid, 11)
 
 
 def reaped_cpu_seconds(pid: int) -> float:
     """CPU seconds of the children `pid` has waited for (cutime + cstime; 0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+    return _ticks(pid, 13)
 
 
 async def postmaster_pid(dsn: str) -> int | None:
