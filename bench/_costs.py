@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -47,16 +48,19 @@ def reaped_cpu_seconds(pid: int) -> float:
     return _ticks(pid, 13)
 
 
+async def _value(dsn: str, query: str) -> Any:
+    """The one value `query` reads, on a connection of its own."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
 async def postmaster_pid(dsn: str) -> int | None:
     """The PostgreSQL server's process id, read from its data directory (None when the server
     is not on this machine or the role may not read `data_directory`)."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        directory = await connection.fetchval(
-            "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
-        )
-    finally:
-        await connection.close()
+    directory = await _value(dsn, "SELECT setting FROM pg_settings WHERE name = 'data_directory'")
     return pid_in(Path(directory or "") / "postmaster.pid")
 
 
@@ -105,13 +109,9 @@ async def broadcaster_connections(dsn: str) -> int:
     """Connections to the benchmark's database other than this script's own two (`alerts`
     and this one): the planner's and the sender's pools, which keep what they opened for
     five minutes, so after a send this is what the send needed."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        count = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        )
-    finally:
-        await connection.close()
+    count = await _value(
+        dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    )
     return int(count) - 2
 
 
