@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from tests.sandbox.ticks import Ticks
+from tests.clocks import ManualClock
 
 from sandbox.behaviour import Behaviour, SmsBehaviour
 from sandbox.client import SandboxClient
@@ -67,14 +67,16 @@ def sms_dealer(sandbox_app: tuple[FastAPI, str]) -> SmsDealer:
 
 
 @pytest.fixture
-def ticks(dealer: Dealer, sms_dealer: SmsDealer) -> Iterator[Ticks]:
+def ticks(dealer: Dealer, sms_dealer: SmsDealer) -> Iterator[ManualClock]:
     """Both dealers' rate buckets refill by a clock the test moves (`ticks.advance`), not by
     the wall: a refill is proven without waiting for it."""
-    clock = Ticks(time.monotonic())
+    clock = ManualClock()
     dealer.pace = sms_dealer.pace = clock.now
+    # the buckets are made again on each clock they refill by
+    dealer.reset()
+    sms_dealer.reset()
     yield clock
     dealer.pace = sms_dealer.pace = time.monotonic
-    # buckets made on the test's clock are made again on the real one
     dealer.reset()
     sms_dealer.reset()
 

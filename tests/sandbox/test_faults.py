@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.sandbox.ticks import Ticks
+from tests.clocks import ManualClock
 
 from sandbox.client import SandboxClient
 from sandbox.dealer import Dealer
@@ -20,7 +20,7 @@ Numbers = Callable[..., list[str]]
 
 
 async def test_messages_over_the_rate_are_429_with_retry_after_and_ratelimit_headers(
-    sandbox: SandboxClient, make_batch: BatchBuilder, phone_numbers: Numbers, ticks: Ticks
+    sandbox: SandboxClient, make_batch: BatchBuilder, phone_numbers: Numbers, ticks: ManualClock
 ) -> None:
     await sandbox.configure(messages_per_second=1000, ratelimit_headers=True)
     first = await sandbox.send(make_batch("rate-a:0:1", phone_numbers(1000)))

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.sandbox.ticks import Ticks
+from tests.clocks import ManualClock
 
 from sandbox.client import SandboxClient
 from sandbox.sms_dealer import SmsDealer
@@ -232,7 +232,7 @@ async def test_the_sms_dealer_has_a_rate_limit_of_its_own(
     make_sms: BatchBuilder,
     make_batch: BatchBuilder,
     phone_numbers: Numbers,
-    ticks: Ticks,
+    ticks: ManualClock,
 ) -> None:
     await sandbox.configure_sms(messages_per_second=1000, ratelimit_headers=True)
     first = await sandbox.send_sms(make_sms("sms-i:0:1", phone_numbers(1000)))
